@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+// BatchNormKit — batch normalization and the small networks around it, for Swift on Linux.
+import PackageDescription
+
+/// Kernels are compiled with bounds checks off in release builds only through
+/// unsafe-pointer hot loops; no unsafe flags here, so the package stays usable
+/// as a dependency. `make bench` adds `-target-cpu native` from the command line.
+let package = Package(
+    name: "BatchNormKit",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "BatchNormKit", targets: ["BatchNormKit"]),
+        .library(name: "BatchNormReference", targets: ["BatchNormReference"]),
+        .executable(name: "bnkit", targets: ["bnkit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: - C shims (implementation details, never products)
+        .systemLibrary(
+            name: "CBatchNormKitBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .systemLibrary(
+            name: "CBatchNormKitZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+
+        // MARK: - Numerics
+        .target(name: "BatchNormKernels"),
+        .target(name: "BatchNormReference"),
+
+        // MARK: - Library
+        .target(
+            name: "BatchNormKit",
+            dependencies: ["BatchNormKernels", "CBatchNormKitBLAS", "CBatchNormKitZlib"]
+        ),
+
+        // MARK: - Tools
+        .executableTarget(
+            name: "bnkit",
+            dependencies: [
+                "BatchNormKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "bnkbench",
+            dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "CBatchNormKitBLAS"],
+            path: "Benchmarks/bnkbench"
+        ),
+
+        // MARK: - Tests
+        .testTarget(
+            name: "BatchNormKernelsTests",
+            dependencies: ["BatchNormKernels", "BatchNormReference"]
+        ),
+        .testTarget(
+            name: "BatchNormKitTests",
+            dependencies: ["BatchNormKit", "BatchNormReference"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,46 @@
+// Small SIMD helpers shared by every kernel in this module.
+//
+// The kernels work on SIMD8<Float>: one AVX register on x86-64 with AVX2,
+// two SSE registers in a portable build. Loads and stores are unaligned
+// because rows of an (N, C) batch start at arbitrary offsets.
+
+/// The vector type every kernel in this module is written for.
+public typealias _Vector = SIMD8<Float>
+
+/// Lanes per vector.
+@usableFromInline let _lanes = 8
+
+/// Rows per Float32 accumulation block before partial sums are folded into
+/// Double. 64 terms keep the Float32 rounding error of a block sum below
+/// about 64·2⁻²⁴ relative, so the Double totals stay accurate for any N.
+@usableFromInline let _rowsPerBlock = 64
+
+@inlinable @inline(__always)
+func _load(_ p: UnsafePointer<Float>) -> _Vector {
+    UnsafeRawPointer(p).loadUnaligned(as: _Vector.self)
+}
+
+@inlinable @inline(__always)
+func _store(_ v: _Vector, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: _Vector.self)
+}
+
+/// a·b + c. Fused only in builds with `-D BATCHNORMKIT_FMA` (the Makefile's
+/// native build): in a portable x86-64 build `addingProduct` lowers to one
+/// libm `fmaf` call per lane, about 10× slower than a multiply and an add.
+@inlinable @inline(__always)
+func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
+    #if BATCHNORMKIT_FMA
+    return c.addingProduct(a, b)
+    #else
+    return a * b + c
+    #endif
+}
+
+/// Horizontal sum of a vector's lanes, in Double.
+@inlinable @inline(__always)
+func _sumLanes(_ v: _Vector) -> Double {
+    let lo = v.lowHalf + v.highHalf
+    let pair = lo.lowHalf + lo.highHalf
+    return Double(pair[0]) + Double(pair[1])
+}
