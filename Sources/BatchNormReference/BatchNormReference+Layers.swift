@@ -5,8 +5,8 @@
 
 extension BatchNormReference {
     /// Y = X·Wᵀ + b. x: `(N, in)`, weight: `(out, in)`, bias: `[out]` or nil → `(N, out)`.
-    public static func linearForward(
-        _ x: [Float], n: Int, inFeatures: Int, weight: [Float], bias: [Float]?, outFeatures: Int
+    public static func linearForward<T: BinaryFloatingPoint>(
+        _ x: [T], n: Int, inFeatures: Int, weight: [T], bias: [T]?, outFeatures: Int
     ) -> [Double] {
         var y = [Double](repeating: 0, count: n * outFeatures)
         for s in 0..<n {
@@ -20,8 +20,8 @@ extension BatchNormReference {
     }
 
     /// dW = dYᵀ·X `(out, in)`, db = Σ_rows dY `[out]`, dX = dY·W `(N, in)`.
-    public static func linearBackward(
-        gradOutput: [Float], x: [Float], n: Int, inFeatures: Int, weight: [Float], outFeatures: Int
+    public static func linearBackward<T: BinaryFloatingPoint>(
+        gradOutput: [T], x: [T], n: Int, inFeatures: Int, weight: [T], outFeatures: Int
     ) -> (input: [Double], weight: [Double], bias: [Double]) {
         var dx = [Double](repeating: 0, count: n * inFeatures)
         var dw = [Double](repeating: 0, count: outFeatures * inFeatures)
@@ -40,10 +40,10 @@ extension BatchNormReference {
     }
 
     /// max(0, x) elementwise.
-    public static func relu(_ x: [Float]) -> [Double] { x.map { max(0, Double($0)) } }
+    public static func relu<T: BinaryFloatingPoint>(_ x: [T]) -> [Double] { x.map { max(0, Double($0)) } }
 
     /// Row-wise softmax of `(N, K)` logits, exp(x − max) / Σ exp(x − max).
-    public static func softmax(_ logits: [Float], n: Int, classes: Int) -> [Double] {
+    public static func softmax<T: BinaryFloatingPoint>(_ logits: [T], n: Int, classes: Int) -> [Double] {
         var out = [Double](repeating: 0, count: logits.count)
         for s in 0..<n {
             let row = (0..<classes).map { Double(logits[s * classes + $0]) }
@@ -56,7 +56,7 @@ extension BatchNormReference {
     }
 
     /// Row-wise log-softmax: x − max − log Σ exp(x − max).
-    public static func logSoftmax(_ logits: [Float], n: Int, classes: Int) -> [Double] {
+    public static func logSoftmax<T: BinaryFloatingPoint>(_ logits: [T], n: Int, classes: Int) -> [Double] {
         var out = [Double](repeating: 0, count: logits.count)
         for s in 0..<n {
             let row = (0..<classes).map { Double(logits[s * classes + $0]) }
@@ -69,8 +69,8 @@ extension BatchNormReference {
 
     /// Mean cross-entropy of `(N, K)` logits against class labels, and its
     /// gradient (softmax − onehot)/N.
-    public static func crossEntropy(
-        logits: [Float], labels: [Int], n: Int, classes: Int
+    public static func crossEntropy<T: BinaryFloatingPoint>(
+        logits: [T], labels: [Int], n: Int, classes: Int
     ) -> (loss: Double, gradient: [Double]) {
         let logp = logSoftmax(logits, n: n, classes: classes)
         var loss = 0.0

@@ -31,7 +31,7 @@ extension BatchNormReference {
     }
 
     /// Mean, then Σ(x − mean)², per feature. input: `(N, C, L)`.
-    public static func moments(_ input: [Float], n: Int, c: Int, l: Int = 1) -> Moments {
+    public static func moments<T: BinaryFloatingPoint>(_ input: [T], n: Int, c: Int, l: Int = 1) -> Moments {
         var mean = [Double](repeating: 0, count: c)
         var m2 = [Double](repeating: 0, count: c)
         let count = n * l
@@ -72,8 +72,8 @@ extension BatchNormReference {
 
 extension BatchNormReference {
     /// y = (x − shift)·scale + bias per feature. input: `(N, C, L)`; the rest `[C]`.
-    public static func normalizeAffine(
-        _ input: [Float], n: Int, c: Int, l: Int = 1,
+    public static func normalizeAffine<T: BinaryFloatingPoint>(
+        _ input: [T], n: Int, c: Int, l: Int = 1,
         shift: [Double], scale: [Double], bias: [Double]
     ) -> [Double] {
         var out = [Double](repeating: 0, count: input.count)
@@ -90,8 +90,8 @@ extension BatchNormReference {
 
     /// Training-mode BatchNorm straight from the definition:
     /// y = γ·(x − μ_B)/√(σ²_B + ε) + β with the batch's biased variance.
-    public static func forwardTrain(
-        _ input: [Float], n: Int, c: Int, l: Int = 1,
+    public static func forwardTrain<T: BinaryFloatingPoint>(
+        _ input: [T], n: Int, c: Int, l: Int = 1,
         gamma: [Double], beta: [Double], eps: Double
     ) -> [Double] {
         let m = moments(input, n: n, c: c, l: l)
@@ -101,8 +101,8 @@ extension BatchNormReference {
     }
 
     /// Eval-mode BatchNorm: y = γ·(x − running_mean)/√(running_var + ε) + β.
-    public static func forwardEval(
-        _ input: [Float], n: Int, c: Int, l: Int = 1,
+    public static func forwardEval<T: BinaryFloatingPoint>(
+        _ input: [T], n: Int, c: Int, l: Int = 1,
         runningMean: [Double], runningVar: [Double], gamma: [Double], beta: [Double], eps: Double
     ) -> [Double] {
         let scale = (0..<c).map { gamma[$0] / (runningVar[$0] + eps).squareRoot() }
@@ -124,8 +124,8 @@ extension BatchNormReference {
     }
 
     /// Σdy and Σdy·(x − shift) per feature. gradOutput, input: `(N, C, L)`.
-    public static func backwardReduce(
-        gradOutput: [Float], input: [Float], n: Int, c: Int, l: Int = 1, shift: [Double]
+    public static func backwardReduce<T: BinaryFloatingPoint>(
+        gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1, shift: [Double]
     ) -> (sumGrad: [Double], sumGradShifted: [Double]) {
         var s1 = [Double](repeating: 0, count: c), s2 = [Double](repeating: 0, count: c)
         for s in 0..<n {
@@ -141,8 +141,8 @@ extension BatchNormReference {
     }
 
     /// dx = gradScale·dy + inputScale·(x − shift) + constant per feature.
-    public static func backwardInput(
-        gradOutput: [Float], input: [Float], n: Int, c: Int, l: Int = 1,
+    public static func backwardInput<T: BinaryFloatingPoint>(
+        gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1,
         shift: [Double], gradScale: [Double], inputScale: [Double], constant: [Double]
     ) -> [Double] {
         var dx = [Double](repeating: 0, count: input.count)
@@ -160,8 +160,8 @@ extension BatchNormReference {
 
     /// Training-mode backward from the textbook formula (Ioffe & Szegedy 2015):
     /// dx = γ/(m·σ̂)·(m·dy − Σdy − x̂·Σ(dy·x̂)), dγ = Σdy·x̂, dβ = Σdy, m = N·L.
-    public static func backwardTrain(
-        gradOutput: [Float], input: [Float], n: Int, c: Int, l: Int = 1,
+    public static func backwardTrain<T: BinaryFloatingPoint>(
+        gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1,
         gamma: [Double], eps: Double
     ) -> Gradients {
         let mo = moments(input, n: n, c: c, l: l)
@@ -192,8 +192,8 @@ extension BatchNormReference {
     }
 
     /// Eval-mode backward: dx = γ·dy/√(running_var + ε), dγ = Σdy·x̂, dβ = Σdy.
-    public static func backwardEval(
-        gradOutput: [Float], input: [Float], n: Int, c: Int, l: Int = 1,
+    public static func backwardEval<T: BinaryFloatingPoint>(
+        gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1,
         runningMean: [Double], runningVar: [Double], gamma: [Double], eps: Double
     ) -> Gradients {
         var g = Gradients(input: [Double](repeating: 0, count: input.count),

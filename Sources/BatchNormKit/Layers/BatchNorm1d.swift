@@ -1,0 +1,138 @@
+import BatchNormKernels
+
+/// Batch normalization over a 2-D or 3-D input, `torch.nn.BatchNorm1d`
+/// (Ioffe & Szegedy, 2015, arXiv:1502.03167).
+///
+///     y = (x − E[x]) / √(Var[x] + ε) · γ + β
+///
+/// - Input `(N, C)` or `(N, C, L)`; statistics per feature `c` over N·L values.
+/// - Training mode (or `trackRunningStats: false`): normalizes with the
+///   batch mean and *biased* variance, and updates the running buffers
+///   with the *unbiased* variance (PyTorch's convention):
+///   `running = (1 − momentum)·running + momentum·batch`.
+///   `momentum` 0.1 weighs the new batch; the seed lesson's (Keras's) 0.9
+///   weighs the old value — the same update written the other way round.
+///   `momentum: nil` averages all batches cumulatively.
+/// - Evaluation mode: normalizes with `running_mean` and `running_var`, so a
+///   sample's output does not depend on the rest of its batch.
+/// - Parameters γ (`weight`, init 1) and β (`bias`, init 0), `[C]`.
+///   Buffers `running_mean` (0), `running_var` (1), `num_batches_tracked` (0):
+///   saved with the model, never touched by an optimizer.
+public final class BatchNorm1d: Layer {
+    public let numFeatures: Int
+    public let eps: Float
+    /// Weight of the new batch in the running statistics; nil = cumulative.
+    public let momentum: Float?
+    public let affine: Bool
+    public let trackRunningStats: Bool
+    /// γ `[C]` (nil unless `affine`).
+    public let weight: Parameter?
+    /// β `[C]` (nil unless `affine`).
+    public let bias: Parameter?
+    /// `[C]` (nil unless `trackRunningStats`).
+    public let runningMean: Tensor?
+    /// `[C]` (nil unless `trackRunningStats`).
+    public let runningVar: Tensor?
+    /// Training batches seen (PyTorch's `num_batches_tracked`, saved as Int64).
+    public var numBatchesTracked: Int64 = 0
+    public private(set) var isTraining = true
+
+    // Per-feature workspace, allocated once: a step allocates nothing.
+    var moments: FeatureMoments
+    let shift, scale, shiftedBias: UnsafeMutablePointer<Float>      // forward constants [C]
+    let gradScale, inputScale, gradConstant: UnsafeMutablePointer<Float> // backward constants [C]
+    let invStd, meanOffset, sumGrad, sumGradShifted: UnsafeMutablePointer<Double> // [C]
+    let reduceScratch: UnsafeMutablePointer<Float>                  // [2C]
+
+    // What backward needs from the last forward.
+    var input: Tensor?
+    var output: Tensor?
+    var gradInput: Tensor?
+    var usedBatchStatistics = true
+    var lastShape = BatchNormShape(n: 0, c: 0)
+
+    /// - Parameters:
+    ///   - numFeatures: C, the size of axis 1 of the input.
+    ///   - eps: added to the variance for stability; must be > 0. Default 1e-5.
+    ///   - momentum: in [0, 1], or nil for a cumulative average. Default 0.1.
+    ///   - affine: learn γ and β. Default true.
+    ///   - trackRunningStats: keep running buffers for eval mode. Default true.
+    public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float? = 0.1,
+                affine: Bool = true, trackRunningStats: Bool = true) throws {
+        guard numFeatures > 0 else {
+            throw BatchNormKitError.invalidArgument(name: "numFeatures", value: "\(numFeatures)", requirement: "must be ≥ 1")
+        }
+        guard eps > 0, eps.isFinite else {
+            throw BatchNormKitError.invalidArgument(name: "eps", value: "\(eps)", requirement: "must be a finite number > 0")
+        }
+        if let m = momentum, !(m >= 0 && m <= 1) {
+            throw BatchNormKitError.invalidArgument(name: "momentum", value: "\(m)", requirement: "must be in [0, 1] (or nil for a cumulative average)")
+        }
+        let c = numFeatures
+        self.numFeatures = c
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.trackRunningStats = trackRunningStats
+        if affine {
+            let g = Tensor(_validShape: [c]); g.fill(1)
+            weight = Parameter(g)
+            bias = Parameter(Tensor(_validShape: [c]))
+        } else {
+            weight = nil; bias = nil
+        }
+        if trackRunningStats {
+            runningMean = Tensor(_validShape: [c])
+            let v = Tensor(_validShape: [c]); v.fill(1)
+            runningVar = v
+        } else {
+            runningMean = nil; runningVar = nil
+        }
+        moments = FeatureMoments(featureCount: c)
+        func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: n); p.initialize(repeating: 0, count: n); return p
+        }
+        func doubles() -> UnsafeMutablePointer<Double> {
+            let p = UnsafeMutablePointer<Double>.allocate(capacity: c); p.initialize(repeating: 0, count: c); return p
+        }
+        shift = floats(c); scale = floats(c); shiftedBias = floats(c)
+        gradScale = floats(c); inputScale = floats(c); gradConstant = floats(c)
+        invStd = doubles(); meanOffset = doubles(); sumGrad = doubles(); sumGradShifted = doubles()
+        reduceScratch = floats(2 * c)
+    }
+
+    deinit {
+        for p in [shift, scale, shiftedBias, gradScale, inputScale, gradConstant, reduceScratch] { p.deallocate() }
+        for p in [invStd, meanOffset, sumGrad, sumGradShifted] { p.deallocate() }
+    }
+
+    public func setTraining(_ training: Bool) { isTraining = training }
+
+    /// Resets the running buffers to mean 0, variance 1 and the counter to 0.
+    public func resetRunningStats() {
+        runningMean?.fill(0); runningVar?.fill(1); numBatchesTracked = 0
+    }
+
+    public func namedStateEntries(prefix: String) -> [(name: String, entry: StateEntry)] {
+        var e: [(name: String, entry: StateEntry)] = []
+        if let weight, let bias { e += [(prefix + "weight", .parameter(weight)), (prefix + "bias", .parameter(bias))] }
+        if let runningMean, let runningVar {
+            e += [(prefix + "running_mean", .buffer(runningMean)), (prefix + "running_var", .buffer(runningVar)),
+                  (prefix + "num_batches_tracked", .batchCounter(self))]
+        }
+        return e
+    }
+
+    /// The kernels' view of an input, after checking it.
+    func layout(of x: Tensor) throws -> BatchNormShape {
+        let context = "BatchNorm1d(\(numFeatures))"
+        guard x.shape.count == 2 || x.shape.count == 3 else {
+            throw BatchNormKitError.shapeMismatch(context: context, expected: "(N, \(numFeatures)) or (N, \(numFeatures), L)", got: x.shape)
+        }
+        guard x.shape[1] == numFeatures else {
+            throw BatchNormKitError.featureCountMismatch(context: context, expected: numFeatures, got: x.shape[1])
+        }
+        guard x.count > 0 else { throw BatchNormKitError.emptyBatch(context: context) }
+        return BatchNormShape(n: x.shape[0], c: numFeatures, l: x.shape.count == 3 ? x.shape[2] : 1)
+    }
+}

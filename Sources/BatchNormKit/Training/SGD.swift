@@ -1,0 +1,69 @@
+/// Stochastic gradient descent with momentum, `torch.optim.SGD`:
+///
+///     g ← grad + weightDecay·p
+///     b ← g (first step),  b ← momentum·b + (1 − dampening)·g (later)
+///     g ← g + momentum·b (nesterov)  or  g ← b
+///     p ← p − lr·g
+///
+/// Updates parameters only; BatchNorm's running buffers are never touched.
+/// Momentum buffers are allocated on the first step and reused after it.
+public final class SGD {
+    public let parameters: [Parameter]
+    public var learningRate: Float
+    public let momentum: Float
+    public let dampening: Float
+    public let weightDecay: Float
+    public let nesterov: Bool
+    private var momentumBuffers: [UnsafeMutablePointer<Float>] = []
+
+    /// PyTorch's defaults: momentum 0, dampening 0, weightDecay 0, nesterov false.
+    public init(parameters: [Parameter], learningRate: Float, momentum: Float = 0, dampening: Float = 0,
+                weightDecay: Float = 0, nesterov: Bool = false) throws {
+        guard learningRate >= 0, learningRate.isFinite else {
+            throw BatchNormKitError.invalidArgument(name: "learning rate", value: "\(learningRate)", requirement: "must be finite and ≥ 0")
+        }
+        guard momentum >= 0, momentum.isFinite else {
+            throw BatchNormKitError.invalidArgument(name: "momentum", value: "\(momentum)", requirement: "must be finite and ≥ 0")
+        }
+        guard weightDecay >= 0, weightDecay.isFinite else {
+            throw BatchNormKitError.invalidArgument(name: "weight decay", value: "\(weightDecay)", requirement: "must be finite and ≥ 0")
+        }
+        if nesterov && (momentum <= 0 || dampening != 0) {
+            throw BatchNormKitError.invalidArgument(name: "nesterov", value: "true", requirement: "requires momentum > 0 and dampening 0")
+        }
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.dampening = dampening
+        self.weightDecay = weightDecay
+        self.nesterov = nesterov
+    }
+
+    deinit { for b in momentumBuffers { b.deallocate() } }
+
+    /// Sets every parameter's gradient to zero (PyTorch's `zero_grad`).
+    public func zeroGrad() { for p in parameters { p.grad.fill(0) } }
+
+    /// One update of every parameter from its accumulated gradient.
+    public func step() {
+        let firstStep = momentum != 0 && momentumBuffers.isEmpty
+        if firstStep {
+            momentumBuffers = parameters.map { UnsafeMutablePointer<Float>.allocate(capacity: max($0.value.count, 1)) }
+        }
+        let lr = learningRate, mu = momentum, keep = 1 - dampening, wd = weightDecay
+        for (index, p) in parameters.enumerated() {
+            let w = p.value._pointer, grad = p.grad._pointer, n = p.value.count
+            if mu == 0 {
+                for i in 0..<n { w[i] -= lr * (grad[i] + wd * w[i]) }
+                continue
+            }
+            let b = momentumBuffers[index]
+            for i in 0..<n {
+                let g = grad[i] + wd * w[i]
+                let buf = firstStep ? g : mu * b[i] + keep * g
+                b[i] = buf
+                w[i] -= lr * (nesterov ? g + mu * buf : buf)
+            }
+        }
+    }
+}
