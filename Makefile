@@ -1,0 +1,68 @@
+# BatchNormKit — every entry point a user types. `make train` and `make test`
+# work on a fresh Debian 12 machine: both install what is missing first.
+
+SWIFT       ?= swift
+APT_PACKAGES = libopenblas-dev liblapacke-dev pkg-config zlib1g-dev dataset-fashion-mnist
+# The CPU-specific build: vector FMA instead of libm calls (see README, "Speed").
+NATIVE      = -c release --scratch-path .build-native -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA
+PORTABLE    = -c release --scratch-path .build-portable
+BNKIT       = .build-native/release/bnkit
+BENCH_NATIVE   = .build-native/release/bnkbench
+BENCH_PORTABLE = .build-portable/release/bnkbench
+
+.PHONY: deps build test train compare-lr bench bench-native bench-portable bench-smoke bench-compare fixtures clean
+
+## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+## test: build, run the benchmark smoke test, then every unit test
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) run bnkbench --smoke
+	$(SWIFT) test
+
+## train: the main job — the seed network on Fashion-MNIST, 10 epochs
+train: deps
+	$(SWIFT) build $(NATIVE) --product bnkit
+	$(BNKIT) train $(TRAIN_ARGS)
+
+## compare-lr: BatchNorm vs none at lr 1.0 (the seed's claim)
+compare-lr: deps
+	$(SWIFT) build $(NATIVE) --product bnkit
+	$(BNKIT) compare-lr
+
+bench: bench-native bench-portable
+
+bench-native: deps
+	$(SWIFT) build $(NATIVE) --product bnkbench
+	$(BENCH_NATIVE) --build native $(BENCH_ARGS)
+
+bench-portable: deps
+	$(SWIFT) build $(PORTABLE) --product bnkbench
+	$(BENCH_PORTABLE) --build portable $(BENCH_ARGS)
+
+bench-smoke: deps
+	$(SWIFT) run bnkbench --smoke
+
+## bench-compare: the same cases in PyTorch, when torch is importable (never installs it)
+bench-compare: bench-native
+	@if python3 -c "import torch" 2>/dev/null; then python3 Scripts/bench_torch.py; \
+	else echo "bench-compare: PyTorch not importable (pip install torch), skipping the PyTorch side"; fi
+
+## fixtures: rewrite the golden files from PyTorch (needs torch and safetensors)
+fixtures:
+	python3 Scripts/make_fixtures.py
+
+clean:
+	rm -rf .build .build-native .build-portable
