@@ -1,0 +1,90 @@
+import ArgumentParser
+import BatchNormKit
+import Foundation
+
+/// `bnkit compare-lr`: the seed's claim that BatchNorm tolerates a learning
+/// rate at which the plain network diverges.
+struct CompareLRCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare-lr",
+        abstract: "Train with and without BatchNorm at several learning rates and compare.",
+        discussion: "A run diverges when its loss is NaN or infinite or its test accuracy is at most 20%."
+    )
+
+    @Option(help: "Passes over the training set per run.")
+    var epochs: Int = 10
+    @Option(name: .customLong("lrs"), parsing: .upToNextOption, help: "Learning rates to compare.")
+    var learningRates: [Float] = [0.1, 1.0]
+    @Option(help: "Samples per SGD step.")
+    var batchSize: Int = 128
+    @Option(help: "SGD momentum.")
+    var momentum: Float = 0.9
+    @Option(help: "Seed of the initial weights and of the shuffling.")
+    var seed: UInt64 = 0
+    @Option(help: "BatchNorm before or after each ReLU.")
+    var placement: PlacementChoice = .before
+    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var data: DataOptions
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2, got \(batchSize)") }
+        guard !learningRates.isEmpty, learningRates.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw ValidationError("--lrs needs one or more finite learning rates > 0")
+        }
+    }
+
+    /// One finished run.
+    struct Outcome {
+        let norm: NormChoice
+        let learningRate: Float
+        let last: EpochMetrics
+        var diverged: Bool {
+            !last.trainLoss.isFinite || !last.testLoss.isFinite || last.testAccuracy <= 0.20
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try threads.apply()
+            let (dataset, _) = try data.load()
+            let train = LabeledSamples(dataset.train), test = LabeledSamples(dataset.test)
+            print("compare-lr: \(epochs) epochs, batch \(batchSize), momentum \(momentum), seed \(seed), BatchNorm \(placement.rawValue) ReLU")
+
+            var outcomes: [Outcome] = []
+            for lr in learningRates {
+                for norm in NormChoice.allCases {
+                    let model = try SeedNetwork(inputSize: train.featureCount, batchNorm: norm == .batchnorm,
+                                                placement: placement.placement, seed: seed)
+                    let configuration = TrainingConfiguration(epochs: epochs, batchSize: batchSize, learningRate: lr,
+                                                              momentum: momentum, seed: seed)
+                    let progress = ProgressReporter(totalEpochs: epochs)
+                    progress.prefix = "\(norm.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) lr \(lr)  "
+                    let history = try Trainer(model: model, configuration: configuration)
+                        .fit(train: train, test: test, onBatch: progress.batchDone, onEpoch: progress.epochDone)
+                    outcomes.append(Outcome(norm: norm, learningRate: lr, last: history.last!))
+                }
+            }
+
+            print("")
+            print("norm       lr      train loss  test loss  test acc  verdict")
+            for o in outcomes {
+                let row = [o.norm.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0),
+                           "\(o.learningRate)".padding(toLength: 6, withPad: " ", startingAt: 0),
+                           decimal(o.last.trainLoss).padding(toLength: 10, withPad: " ", startingAt: 0),
+                           decimal(o.last.testLoss).padding(toLength: 9, withPad: " ", startingAt: 0),
+                           percent(o.last.testAccuracy).padding(toLength: 8, withPad: " ", startingAt: 0),
+                           o.diverged ? "diverges" : "trains"]
+                print(row.joined(separator: "  "))
+            }
+            // The issue's claim at lr 1.0: BatchNorm trains (> 80%), the plain network diverges.
+            if let bn = outcomes.first(where: { $0.norm == .batchnorm && $0.learningRate == 1 }),
+               let plain = outcomes.first(where: { $0.norm == NormChoice.none && $0.learningRate == 1 }) {
+                let holds = bn.last.testAccuracy > 0.80 && !bn.diverged && plain.diverged
+                print("")
+                print("lr 1.0: BatchNorm \(percent(bn.last.testAccuracy)), without \(plain.diverged ? "diverges" : percent(plain.last.testAccuracy))"
+                      + " — claim \(holds ? "holds" : "does NOT hold") (BatchNorm > 80% while the plain network diverges)")
+            }
+        }
+    }
+}

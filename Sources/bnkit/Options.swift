@@ -1,0 +1,128 @@
+import ArgumentParser
+import BatchNormKit
+import Foundation
+
+// MARK: - Options shared by the subcommands
+
+/// Where the data comes from.
+struct DataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Directory with the four MNIST-layout IDX files (.gz or raw).", valueName: "DIR"))
+    var data: String = MNISTDataset.defaultDirectory
+
+    /// Loads both splits, timing the read for the report.
+    func load() throws -> (dataset: MNISTDataset, seconds: Double) {
+        let start = ContinuousClock.now
+        let dataset = try MNISTDataset(directory: data)
+        return (dataset, seconds(since: start))
+    }
+}
+
+/// How many threads the matrix products use.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "OpenBLAS threads for the matrix products.")
+    var threads: Int = 1
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    func apply() throws { try setThreadCount(threads) }
+}
+
+/// The optimization recipe; defaults are the seed lesson's (10 epochs, batch
+/// 128, SGD lr 0.1 momentum 0.9, no weight decay, seed 0).
+struct RecipeOptions: ParsableArguments {
+    @Option(help: "Passes over the training set.")
+    var epochs: Int = 10
+    @Option(help: "Samples per SGD step (≥ 2: BatchNorm needs two).")
+    var batchSize: Int = 128
+    @Option(name: .customLong("lr"), help: "SGD learning rate.")
+    var learningRate: Float = 0.1
+    @Option(help: "SGD momentum.")
+    var momentum: Float = 0.9
+    @Option(help: "L2 penalty added to the gradients (PyTorch's weight_decay).")
+    var weightDecay: Float = 0
+    @Option(help: "Seed of the initial weights and of the shuffling.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (BatchNorm needs two samples per step), got \(batchSize)") }
+        guard learningRate.isFinite, learningRate > 0 else { throw ValidationError("--lr must be a finite number > 0") }
+        guard momentum.isFinite, momentum >= 0 else { throw ValidationError("--momentum must be finite and ≥ 0") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be finite and ≥ 0") }
+    }
+
+    func configuration(learningRate lr: Float? = nil) -> TrainingConfiguration {
+        TrainingConfiguration(epochs: epochs, batchSize: batchSize, learningRate: lr ?? learningRate,
+                              momentum: momentum, weightDecay: weightDecay, seed: seed)
+    }
+}
+
+/// `--norm batchnorm|none`.
+enum NormChoice: String, ExpressibleByArgument, CaseIterable {
+    case batchnorm, none
+}
+
+/// `--placement before|after`.
+enum PlacementChoice: String, ExpressibleByArgument, CaseIterable {
+    case before, after
+    var placement: NormPlacement { self == .before ? .before : .after }
+}
+
+// MARK: - Output helpers
+
+/// Writes to standard error (diagnostics never mix with results on stdout).
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Runs a subcommand's body; a library error becomes one line on stderr and
+/// exit status 1 instead of a trace.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as BatchNormKitError {
+        printError("bnkit: error: \(error)")
+        throw ExitCode.failure
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        printError("bnkit: error: \(error)")
+        throw ExitCode.failure
+    }
+}
+
+/// Seconds elapsed since `start`.
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let parts = (ContinuousClock.now - start).components
+    return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
+}
+
+/// `88.91%`; `nan%` stays visible.
+func percent(_ fraction: Double) -> String { String(format: "%.2f%%", fraction * 100) }
+
+/// A loss with 4 decimals, or `nan`/`inf`.
+func decimal(_ value: Double, _ digits: Int = 4) -> String {
+    value.isFinite ? String(format: "%.\(digits)f", value) : "\(value)"
+}
+
+/// Display names for K classes (Fashion-MNIST's for K = 10).
+func classNames(_ count: Int) -> [String] {
+    count == MNISTDataset.classCount ? MNISTDataset.classNames : (0..<count).map { "class \($0)" }
+}
+
+/// A checkpoint's architecture and where it came from, e.g.
+/// `784 → 256 → 64 → 10, BatchNorm before ReLU (inferred from tensor names and shapes)`.
+func describeArchitecture(of file: SafeTensorsFile, path: String) -> String {
+    do {
+        let stored = try NetworkArchitecture(metadata: file.metadata, path: path)
+        let architecture = try stored ?? NetworkArchitecture(inferringFrom: file, path: path)
+        let folded = file.metadata["folded"] == "true" ? ", folded from \(file.metadata["folded_from"] ?? "?")" : ""
+        return "\(architecture)\(folded) (" + (stored == nil ? "no metadata: inferred from tensor names and shapes" : "from metadata") + ")"
+    } catch {
+        return "unknown (\(error))"
+    }
+}

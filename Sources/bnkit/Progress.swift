@@ -1,0 +1,96 @@
+import BatchNormKit
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Progress on the terminal
+
+/// Per-epoch progress: a redrawn bar when stdout is a terminal, otherwise
+/// (pipes, logs, CI) only the plain summary line of each epoch.
+final class ProgressReporter {
+    /// Whether stdout is a terminal.
+    let interactive = isatty(STDOUT_FILENO) != 0
+    let totalEpochs: Int
+    /// Printed before every line, e.g. "batchnorm lr 1.0  ".
+    var prefix = ""
+    private var lastDraw = -Double.infinity
+
+    init(totalEpochs: Int) { self.totalEpochs = totalEpochs }
+
+    /// Redraws the bar at most 20 times a second (the callback runs inside
+    /// the timed loop, so it must stay cheap) and always at the last step.
+    func batchDone(_ p: BatchProgress) {
+        guard interactive else { return }
+        let last = p.batch == p.batchCount
+        guard last || p.elapsedSeconds - lastDraw >= 0.05 else { return }
+        lastDraw = p.elapsedSeconds
+        let width = 24
+        let filled = width * p.batch / max(p.batchCount, 1)
+        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" + String(repeating: " ", count: width - filled - 1) : "")
+        let rate = Double(p.samplesDone) / max(p.elapsedSeconds, 1e-9)
+        let eta = Double(p.sampleCount - p.samplesDone) / max(rate, 1e-9)
+        let line = "\(prefix)\(epochLabel(p.epoch)) [\(bar)] \(p.batch)/\(p.batchCount)  loss \(decimal(p.runningLoss))"
+            + "  acc \(percent(p.runningAccuracy))  \(Int(rate)) samples/s  ETA \(String(format: "%.1f", eta)) s"
+        fputs("\r\u{1B}[2K" + line, stdout)
+        fflush(stdout)
+    }
+
+    /// Replaces the bar by the epoch's summary line.
+    func epochDone(_ m: EpochMetrics) {
+        if interactive { fputs("\r\u{1B}[2K", stdout) }
+        lastDraw = -Double.infinity
+        print("\(prefix)\(epochLabel(m.epoch))  train loss \(decimal(m.trainLoss)) acc \(percent(m.trainAccuracy))"
+              + "  test loss \(decimal(m.testLoss)) acc \(percent(m.testAccuracy))"
+              + "  \(String(format: "%.2f", m.seconds)) s  \(Int(m.samplesPerSecond.isFinite ? m.samplesPerSecond : 0)) samples/s")
+        fflush(stdout)
+    }
+
+    private func epochLabel(_ epoch: Int) -> String {
+        let digits = String(totalEpochs).count
+        let number = String(epoch)
+        return "epoch " + String(repeating: " ", count: max(0, digits - number.count)) + number + "/\(totalEpochs)"
+    }
+}
+
+// MARK: - Metrics file
+
+/// `--metrics FILE`: one record per epoch, CSV (default) or JSON lines
+/// (`.jsonl`, `.ndjson`, `.json`). Each record is flushed as it is written,
+/// so an interrupted run keeps the epochs it finished.
+final class MetricsFile {
+    private let handle: UnsafeMutablePointer<FILE>
+    private let json: Bool
+    private static let columns = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                                  "seconds", "samples_per_second", "evaluation_seconds"]
+
+    init(path: String) throws {
+        guard let handle = fopen(path, "w") else {
+            throw BatchNormKitError.fileUnreadable(path: path, reason: "cannot create the metrics file: \(String(cString: strerror(errno)))")
+        }
+        self.handle = handle
+        json = ["jsonl", "ndjson", "json"].contains((path as NSString).pathExtension.lowercased())
+        if !json { emit(Self.columns.joined(separator: ",")) }
+    }
+
+    deinit { fclose(handle) }
+
+    func append(_ m: EpochMetrics) {
+        let values: [Double] = [Double(m.epoch), m.trainLoss, m.trainAccuracy, m.testLoss, m.testAccuracy,
+                                m.seconds, m.samplesPerSecond, m.evaluationSeconds]
+        if json {
+            // JSON has no NaN or infinity: a diverged run records null.
+            let fields = zip(Self.columns, values).map { name, value in
+                "\"\(name)\":" + (name == "epoch" ? "\(m.epoch)" : value.isFinite ? "\(value)" : "null")
+            }
+            emit("{" + fields.joined(separator: ",") + "}")
+        } else {
+            emit(values.enumerated().map { $0.offset == 0 ? "\(m.epoch)" : "\($0.element)" }.joined(separator: ","))
+        }
+    }
+
+    private func emit(_ line: String) {
+        fputs(line + "\n", handle)
+        fflush(handle)
+    }
+}

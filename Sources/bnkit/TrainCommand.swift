@@ -1,0 +1,69 @@
+import ArgumentParser
+import BatchNormKit
+import Foundation
+
+/// `bnkit train`: the seed network on Fashion-MNIST with the lesson's recipe.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the seed network and report loss and accuracy after every epoch.",
+        discussion: "The same seed gives the same numbers on the same machine and thread count."
+    )
+
+    @OptionGroup var recipe: RecipeOptions
+    @Option(help: "Normalization in the hidden blocks.")
+    var norm: NormChoice = .batchnorm
+    @Option(help: "BatchNorm before or after each ReLU.")
+    var placement: PlacementChoice = .before
+    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var data: DataOptions
+    @Option(help: ArgumentHelp("Save the trained model here (safetensors, PyTorch state_dict names).", valueName: "FILE"))
+    var checkpoint: String?
+    @Option(help: ArgumentHelp("Write per-epoch metrics here: CSV, or JSON lines for .jsonl/.json.", valueName: "FILE"))
+    var metrics: String?
+
+    func run() throws {
+        try reportingErrors {
+            try threads.apply()
+            let (dataset, loadSeconds) = try data.load()
+            let train = LabeledSamples(dataset.train), test = LabeledSamples(dataset.test)
+            let model = try SeedNetwork(inputSize: train.featureCount, classes: MNISTDataset.classCount,
+                                        batchNorm: norm == .batchnorm, placement: placement.placement, seed: recipe.seed)
+            let configuration = recipe.configuration()
+            let trainer = try Trainer(model: model, configuration: configuration)
+            let metricsFile = try metrics.map { try MetricsFile(path: $0) }
+
+            print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
+            print("model  \(model.architecture)")
+            print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
+                  + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
+                  + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")")
+
+            let progress = ProgressReporter(totalEpochs: configuration.epochs)
+            let history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
+                progress.epochDone(epoch)
+                metricsFile?.append(epoch)
+            }
+            guard let last = history.last else { return }
+            let trainingSeconds = history.reduce(0) { $0 + $1.seconds }
+            print("final  test accuracy \(percent(last.testAccuracy)), test loss \(decimal(last.testLoss));"
+                  + " training \(String(format: "%.2f", trainingSeconds)) s"
+                  + " (\(String(format: "%.3f", trainingSeconds / Double(history.count))) s/epoch)")
+
+            if let checkpoint {
+                try model.saveCheckpoint(to: checkpoint, metadata: [
+                    "created_by": "bnkit train",
+                    "epochs": "\(configuration.epochs)",
+                    "batch_size": "\(configuration.batchSize)",
+                    "learning_rate": "\(configuration.learningRate)",
+                    "momentum": "\(configuration.momentum)",
+                    "weight_decay": "\(configuration.weightDecay)",
+                    "seed": "\(configuration.seed)",
+                    "test_accuracy": "\(last.testAccuracy)",
+                    "test_loss": "\(last.testLoss)",
+                ])
+                print("saved  \(checkpoint)")
+            }
+        }
+    }
+}
