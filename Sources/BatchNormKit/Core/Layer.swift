@@ -69,26 +69,27 @@ extension Layer {
     public func namedStateEntries(prefix: String) -> [(name: String, entry: StateEntry)] { [] }
 }
 
-/// Checks that `input` is `(N, features)` with N ≥ 1.
+/// Checks that `input` is `(N, features)` with N ≥ 1. `context` is an
+/// autoclosure so the happy path builds no string (no allocation per step).
 @inline(__always)
-func _checkMatrix(_ input: Tensor, features: Int, context: String) throws {
+func _checkMatrix(_ input: Tensor, features: Int, context: @autoclosure () -> String) throws {
     guard input.shape.count == 2 else {
-        throw BatchNormKitError.shapeMismatch(context: context, expected: "(N, \(features))", got: input.shape)
+        throw BatchNormKitError.shapeMismatch(context: context(), expected: "(N, \(features))", got: input.shape)
     }
     guard input.shape[1] == features else {
-        throw BatchNormKitError.featureCountMismatch(context: context, expected: features, got: input.shape[1])
+        throw BatchNormKitError.featureCountMismatch(context: context(), expected: features, got: input.shape[1])
     }
-    guard input.shape[0] > 0 else { throw BatchNormKitError.emptyBatch(context: context) }
+    guard input.shape[0] > 0 else { throw BatchNormKitError.emptyBatch(context: context()) }
 }
 
 /// Checks that a gradient has the shape of the output it belongs to.
 @inline(__always)
-func _checkGradient(_ grad: Tensor, like output: Tensor?, context: String) throws -> Tensor {
+func _checkGradient(_ grad: Tensor, like output: Tensor?, context: @autoclosure () -> String) throws -> Tensor {
     guard let output else {
-        throw BatchNormKitError.invalidArgument(name: "backward", value: "before forward", requirement: "\(context): call forward first")
+        throw BatchNormKitError.invalidArgument(name: "backward", value: "before forward", requirement: "\(context()): call forward first")
     }
     guard grad.shape == output.shape else {
-        throw BatchNormKitError.shapeMismatch(context: "\(context) backward", expected: "\(output.shape)", got: grad.shape)
+        throw BatchNormKitError.shapeMismatch(context: "\(context()) backward", expected: "\(output.shape)", got: grad.shape)
     }
     return output
 }

@@ -57,7 +57,7 @@ extension BatchNorm1d {
     /// dx = g·(dy − Σdy/m − x̂·Σ(dy·x̂)/m). With running statistics
     /// (eval mode) μ and σ are constants and dx = g·dy.
     public func backward(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
-        _ = try _checkGradient(dy, like: output, context: "BatchNorm1d(\(numFeatures))")
+        _ = try _checkGradient(dy, like: output, context: context)
         guard let x = input else { return nil }
         let shape = lastShape, c = numFeatures
         // one pass over dy and x: Σdy and Σdy·(x − shift)

@@ -124,8 +124,9 @@ public final class BatchNorm1d: Layer {
     }
 
     /// The kernels' view of an input, after checking it.
+    var context: String { "BatchNorm1d(\(numFeatures))" }
+
     func layout(of x: Tensor) throws -> BatchNormShape {
-        let context = "BatchNorm1d(\(numFeatures))"
         guard x.shape.count == 2 || x.shape.count == 3 else {
             throw BatchNormKitError.shapeMismatch(context: context, expected: "(N, \(numFeatures)) or (N, \(numFeatures), L)", got: x.shape)
         }

@@ -50,20 +50,37 @@ public final class SGD {
         if firstStep {
             momentumBuffers = parameters.map { UnsafeMutablePointer<Float>.allocate(capacity: max($0.value.count, 1)) }
         }
-        let lr = learningRate, mu = momentum, keep = 1 - dampening, wd = weightDecay
         for (index, p) in parameters.enumerated() {
             let w = p.value._pointer, grad = p.grad._pointer, n = p.value.count
-            if mu == 0 {
-                for i in 0..<n { w[i] -= lr * (grad[i] + wd * w[i]) }
-                continue
+            if momentum == 0 {
+                _plainStep(w, grad, n)
+            } else {
+                _momentumStep(w, grad, momentumBuffers[index], n, first: firstStep)
             }
-            let b = momentumBuffers[index]
-            for i in 0..<n {
-                let g = grad[i] + wd * w[i]
-                let buf = firstStep ? g : mu * b[i] + keep * g
-                b[i] = buf
-                w[i] -= lr * (nesterov ? g + mu * buf : buf)
-            }
+        }
+    }
+
+    // Each mode is its own branch-free loop, so the compiler vectorizes it.
+
+    /// p ← p − lr·(g + wd·p)
+    private func _plainStep(_ w: UnsafeMutablePointer<Float>, _ grad: UnsafeMutablePointer<Float>, _ n: Int) {
+        let lr = learningRate, wd = weightDecay
+        for i in 0..<n { w[i] -= lr * (grad[i] + wd * w[i]) }
+    }
+
+    /// b ← g on the first step, else μ·b + (1 − dampening)·g; p ← p − lr·(nesterov ? g + μ·b : b)
+    private func _momentumStep(_ w: UnsafeMutablePointer<Float>, _ grad: UnsafeMutablePointer<Float>,
+                               _ b: UnsafeMutablePointer<Float>, _ n: Int, first: Bool) {
+        let lr = learningRate, mu = momentum, keep = 1 - dampening, wd = weightDecay
+        if first {
+            for i in 0..<n { b[i] = grad[i] + wd * w[i] }
+        } else {
+            for i in 0..<n { b[i] = mu * b[i] + keep * (grad[i] + wd * w[i]) }
+        }
+        if nesterov {
+            for i in 0..<n { w[i] -= lr * ((grad[i] + wd * w[i]) + mu * b[i]) }
+        } else {
+            for i in 0..<n { w[i] -= lr * b[i] }
         }
     }
 }
