@@ -46,71 +46,67 @@ public final class ReLU: Layer {
 }
 
 /// Softmax over the last axis of `(N, K)`, `torch.nn.Softmax(dim: 1)`:
-/// yᵢ = exp(xᵢ − max x) / Σⱼ exp(xⱼ − max x).
+/// yᵢ = exp(xᵢ − max x) / Σⱼ exp(xⱼ − max x); backward dx = y ⊙ (dy − Σ dy⊙y).
 /// For training, prefer ``CrossEntropyLoss`` on logits (fused, stable).
 public final class Softmax: Layer {
-    public private(set) var isTraining = true
-    private var output: Tensor?
-    private var gradInput: Tensor?
-
+    private let rows = _RowwiseSoftmax(log: false, name: "Softmax")
     public init() {}
-    public func setTraining(_ training: Bool) { isTraining = training }
-
-    public func forward(_ x: Tensor) throws -> Tensor {
-        guard x.shape.count == 2, x.shape[1] > 0 else {
-            throw BatchNormKitError.shapeMismatch(context: "Softmax", expected: "(N, K) with K ≥ 1", got: x.shape)
-        }
-        let y = output._reuse(sameShapeAs: x)
-        _rowSoftmax(x._pointer, rows: x.shape[0], columns: x.shape[1], log: false, into: y._pointer)
-        return y
-    }
-
-    /// dx = y ⊙ (dy − Σ dy⊙y), per row.
+    public var isTraining: Bool { rows.isTraining }
+    public func setTraining(_ training: Bool) { rows.isTraining = training }
+    public func forward(_ x: Tensor) throws -> Tensor { try rows.forward(x) }
     public func backward(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
-        let y = try _checkGradient(dy, like: output, context: "Softmax")
-        guard needsInputGradient else { return nil }
-        let dx = gradInput._reuse(sameShapeAs: dy)
-        let k = dy.shape[1]
-        for row in 0..<dy.shape[0] {
-            let g = dy._pointer + row * k, p = y._pointer + row * k, d = dx._pointer + row * k
-            var dot: Float = 0
-            for j in 0..<k { dot += g[j] * p[j] }
-            for j in 0..<k { d[j] = p[j] * (g[j] - dot) }
-        }
-        return dx
+        try rows.backward(dy, needsInputGradient: needsInputGradient)
     }
 }
 
 /// Log-softmax over the last axis of `(N, K)`, `torch.nn.LogSoftmax(dim: 1)`:
-/// yᵢ = xᵢ − max x − log Σⱼ exp(xⱼ − max x).
+/// yᵢ = xᵢ − max x − log Σⱼ exp(xⱼ − max x); backward dx = dy − exp(y)·Σ dy.
 public final class LogSoftmax: Layer {
-    public private(set) var isTraining = true
+    private let rows = _RowwiseSoftmax(log: true, name: "LogSoftmax")
+    public init() {}
+    public var isTraining: Bool { rows.isTraining }
+    public func setTraining(_ training: Bool) { rows.isTraining = training }
+    public func forward(_ x: Tensor) throws -> Tensor { try rows.forward(x) }
+    public func backward(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
+        try rows.backward(dy, needsInputGradient: needsInputGradient)
+    }
+}
+
+/// The shared forward/backward pair of ``Softmax`` and ``LogSoftmax``.
+final class _RowwiseSoftmax {
+    let log: Bool
+    let name: String
+    var isTraining = true
     private var output: Tensor?
     private var gradInput: Tensor?
 
-    public init() {}
-    public func setTraining(_ training: Bool) { isTraining = training }
+    init(log: Bool, name: String) { self.log = log; self.name = name }
 
-    public func forward(_ x: Tensor) throws -> Tensor {
+    func forward(_ x: Tensor) throws -> Tensor {
         guard x.shape.count == 2, x.shape[1] > 0 else {
-            throw BatchNormKitError.shapeMismatch(context: "LogSoftmax", expected: "(N, K) with K ≥ 1", got: x.shape)
+            throw BatchNormKitError.shapeMismatch(context: name, expected: "(N, K) with K ≥ 1", got: x.shape)
         }
         let y = output._reuse(sameShapeAs: x)
-        _rowSoftmax(x._pointer, rows: x.shape[0], columns: x.shape[1], log: true, into: y._pointer)
+        _rowSoftmax(x._pointer, rows: x.shape[0], columns: x.shape[1], log: log, into: y._pointer)
         return y
     }
 
-    /// dx = dy − exp(y)·Σ dy, per row.
-    public func backward(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
-        let y = try _checkGradient(dy, like: output, context: "LogSoftmax")
+    func backward(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
+        let y = try _checkGradient(dy, like: output, context: name)
         guard needsInputGradient else { return nil }
         let dx = gradInput._reuse(sameShapeAs: dy)
         let k = dy.shape[1]
         for row in 0..<dy.shape[0] {
-            let g = dy._pointer + row * k, ly = y._pointer + row * k, d = dx._pointer + row * k
-            var total: Float = 0
-            for j in 0..<k { total += g[j] }
-            for j in 0..<k { d[j] = g[j] - expf(ly[j]) * total }
+            let g = dy._pointer + row * k, out = y._pointer + row * k, d = dx._pointer + row * k
+            if log {
+                var total: Float = 0                       // Σ dy
+                for j in 0..<k { total += g[j] }
+                for j in 0..<k { d[j] = g[j] - expf(out[j]) * total }
+            } else {
+                var dot: Float = 0                         // Σ dy⊙y
+                for j in 0..<k { dot += g[j] * out[j] }
+                for j in 0..<k { d[j] = out[j] * (g[j] - dot) }
+            }
         }
         return dx
     }
