@@ -25,6 +25,7 @@ struct CompareLRCommand: ParsableCommand {
     var placement: PlacementChoice = .before
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var input: InputOptions
 
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
@@ -48,7 +49,7 @@ struct CompareLRCommand: ParsableCommand {
         try reportingErrors {
             try threads.apply()
             let (dataset, _) = try data.load()
-            let train = LabeledSamples(dataset.train), test = LabeledSamples(dataset.test)
+            let (train, test, _) = try input.prepare(dataset)
             print("compare-lr: \(epochs) epochs, batch \(batchSize), momentum \(momentum), seed \(seed), BatchNorm \(placement.rawValue) ReLU")
 
             var outcomes: [Outcome] = []

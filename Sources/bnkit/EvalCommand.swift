@@ -35,7 +35,11 @@ struct EvalCommand: ParsableCommand {
 
             let (dataset, _) = try data.load()
             let start = ContinuousClock.now
-            let result = try model.evaluate(on: LabeledSamples(dataset.test), batchSize: batchSize)
+            // apply the training run's input standardization, if it recorded one
+            let standardization = InputStandardization(metadata: file.metadata)
+            let test = try standardization.map { try $0.apply(to: LabeledSamples(dataset.test)) } ?? LabeledSamples(dataset.test)
+            print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), from the checkpoint" } ?? "raw pixels in [0, 1]"))
+            let result = try model.evaluate(on: test, batchSize: batchSize)
             let elapsed = seconds(since: start)
             print("test   accuracy \(percent(result.accuracy)), loss \(decimal(result.loss))"
                   + " (\(result.sampleCount) samples, \(String(format: "%.3f", elapsed)) s)")

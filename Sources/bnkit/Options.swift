@@ -17,6 +17,25 @@ struct DataOptions: ParsableArguments {
     }
 }
 
+/// Whether training inputs are standardized (train-set mean and std).
+enum InputNormChoice: String, ExpressibleByArgument, CaseIterable {
+    case standardize, none
+}
+
+/// Input preprocessing for the commands that train.
+struct InputOptions: ParsableArguments {
+    @Option(help: "Input preprocessing: standardize with the training set's mean and std (as transforms.Normalize), or none.")
+    var inputNorm: InputNormChoice = .standardize
+
+    /// Train and test samples after the chosen preprocessing, and the map used (nil for none).
+    func prepare(_ dataset: MNISTDataset) throws -> (train: LabeledSamples, test: LabeledSamples, map: InputStandardization?) {
+        let train = LabeledSamples(dataset.train), test = LabeledSamples(dataset.test)
+        guard inputNorm == .standardize else { return (train, test, nil) }
+        let map = try InputStandardization(fittedTo: train)
+        return (try map.apply(to: train), try map.apply(to: test), map)
+    }
+}
+
 /// How many threads the matrix products use.
 struct ThreadOptions: ParsableArguments {
     @Option(help: "OpenBLAS threads for the matrix products.")

@@ -17,6 +17,7 @@ struct TrainCommand: ParsableCommand {
     var placement: PlacementChoice = .before
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var input: InputOptions
     @Option(help: ArgumentHelp("Save the trained model here (safetensors, PyTorch state_dict names).", valueName: "FILE"))
     var checkpoint: String?
     @Option(help: ArgumentHelp("Write per-epoch metrics here: CSV, or JSON lines for .jsonl/.json.", valueName: "FILE"))
@@ -26,7 +27,7 @@ struct TrainCommand: ParsableCommand {
         try reportingErrors {
             try threads.apply()
             let (dataset, loadSeconds) = try data.load()
-            let train = LabeledSamples(dataset.train), test = LabeledSamples(dataset.test)
+            let (train, test, standardization) = try input.prepare(dataset)
             let model = try SeedNetwork(inputSize: train.featureCount, classes: MNISTDataset.classCount,
                                         batchNorm: norm == .batchnorm, placement: placement.placement, seed: recipe.seed)
             let configuration = recipe.configuration()
@@ -34,6 +35,7 @@ struct TrainCommand: ParsableCommand {
             let metricsFile = try metrics.map { try MetricsFile(path: $0) }
 
             print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
+            print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
             print("model  \(model.architecture)")
             print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
                   + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
@@ -51,7 +53,7 @@ struct TrainCommand: ParsableCommand {
                   + " (\(String(format: "%.3f", trainingSeconds / Double(history.count))) s/epoch)")
 
             if let checkpoint {
-                try model.saveCheckpoint(to: checkpoint, metadata: [
+                try model.saveCheckpoint(to: checkpoint, metadata: (standardization?.metadata ?? [:]).merging([
                     "created_by": "bnkit train",
                     "epochs": "\(configuration.epochs)",
                     "batch_size": "\(configuration.batchSize)",
@@ -61,7 +63,7 @@ struct TrainCommand: ParsableCommand {
                     "seed": "\(configuration.seed)",
                     "test_accuracy": "\(last.testAccuracy)",
                     "test_loss": "\(last.testLoss)",
-                ])
+                ]) { _, new in new })
                 print("saved  \(checkpoint)")
             }
         }
