@@ -48,8 +48,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "bnkbench",
-            dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "CBatchNormKitBLAS"],
+            dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "CBatchNormKitBLAS",
+                           "CBatchNormKitMallocCounter"],
             path: "Benchmarks/bnkbench"
+        ),
+        // Counts heap allocations by interposing malloc & co.; linked into bnkbench only.
+        .target(
+            name: "CBatchNormKitMallocCounter",
+            path: "Benchmarks/CMallocCounter"
         ),
 
         // MARK: - Tests

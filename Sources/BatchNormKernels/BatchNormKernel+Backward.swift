@@ -34,38 +34,99 @@ extension BatchNormKernel {
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>
     ) {
-        let n = shape.n, c = shape.c, l = shape.l
-        if l == 1 {
-            let vectorEnd = c - c % _lanes
-            for row in 0..<n {
-                let dy = gradOutput + row * c, x = input + row * c, dx = gradInput + row * c
-                var j = 0
-                while j < vectorEnd {
-                    let centred = _mulAdd(_load(x + j) - _load(shift + j), _load(inputScale + j), _load(constant + j))
-                    _store(_mulAdd(_load(dy + j), _load(gradScale + j), centred), dx + j)
-                    j += _lanes
-                }
-                while j < c {
-                    dx[j] = dy[j] * gradScale[j] + ((x[j] - shift[j]) * inputScale[j] + constant[j])
-                    j += 1
-                }
-            }
+        let parts = _threadParts(shape)
+        if parts > 1 {
+            _backwardInputParallel(gradOutput: gradOutput, input: input, shape: shape, shift: shift,
+                                   gradScale: gradScale, inputScale: inputScale, constant: constant,
+                                   gradInput: gradInput, parts: parts)
+        } else if shape.l == 1 {
+            _backwardInputRows(gradOutput: gradOutput, input: input, rows: 0..<shape.n, batchRows: shape.n,
+                               c: shape.c, shift: shift,
+                               gradScale: gradScale, inputScale: inputScale, constant: constant, gradInput: gradInput)
         } else {
-            for sample in 0..<n {
-                for feature in 0..<c {
-                    let run = (sample * c + feature) * l
-                    let dy = gradOutput + run, x = input + run, dx = gradInput + run
-                    let k = _Vector(repeating: shift[feature]), g = _Vector(repeating: gradScale[feature])
-                    let a = _Vector(repeating: inputScale[feature]), b = _Vector(repeating: constant[feature])
-                    var i = 0
-                    while i + _lanes <= l {
-                        _store(_mulAdd(_load(dy + i), g, _mulAdd(_load(x + i) - k, a, b)), dx + i)
-                        i += _lanes
-                    }
-                    while i < l {
-                        dx[i] = dy[i] * gradScale[feature] + ((x[i] - shift[feature]) * inputScale[feature] + constant[feature])
-                        i += 1
-                    }
+            _backwardInputRuns(gradOutput: gradOutput, input: input, samples: 0..<shape.n, c: shape.c, l: shape.l,
+                               shift: shift, gradScale: gradScale, inputScale: inputScale, constant: constant,
+                               gradInput: gradInput)
+        }
+    }
+
+    /// `(N, C)`, rows `rows` of a batch of `batchRows`: up to four rows per
+    /// load of the per-feature constants (``_rowGroup(c:rows:streams:maximum:)``
+    /// picks how many).
+    @inlinable
+    static func _backwardInputRows(
+        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int,
+        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
+        gradInput: UnsafeMutablePointer<Float>
+    ) {
+        var row = rows.lowerBound
+        @inline(__always) func group(_ r: Int, _ count: Int) {
+            _backwardInputGroup(gradOutput: gradOutput + r * c, input: input + r * c, c: c, rows: count, shift: shift,
+                                gradScale: gradScale, inputScale: inputScale, constant: constant,
+                                gradInput: gradInput + r * c)
+        }
+        switch _rowGroup(c: c, rows: batchRows, streams: 3, maximum: 4) {
+        case 4:
+            while row + 4 <= rows.upperBound { group(row, 4); row += 4 }
+        case 2:
+            while row + 2 <= rows.upperBound { group(row, 2); row += 2 }
+        default:
+            break
+        }
+        while row < rows.upperBound { group(row, 1); row += 1 }
+    }
+
+    /// `rows` consecutive rows (a constant after inlining).
+    @inlinable @inline(__always)
+    static func _backwardInputGroup(
+        gradOutput dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, c: Int, rows: Int,
+        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
+        gradInput dx: UnsafeMutablePointer<Float>
+    ) {
+        let vectorEnd = c - c % _lanes
+        var j = 0
+        while j < vectorEnd {
+            let k = _load(shift + j), g = _load(gradScale + j)
+            let a = _load(inputScale + j), b = _load(constant + j)
+            for r in 0..<rows {
+                let o = r * c + j
+                _store(_mulAdd(_load(dy + o), g, _mulAdd(_load(x + o) - k, a, b)), dx + o)
+            }
+            j += _lanes
+        }
+        while j < c {
+            for r in 0..<rows {
+                let o = r * c + j
+                dx[o] = dy[o] * gradScale[j] + ((x[o] - shift[j]) * inputScale[j] + constant[j])
+            }
+            j += 1
+        }
+    }
+
+    /// `(N, C, L)`, L > 1, samples `samples`.
+    @inlinable
+    static func _backwardInputRuns(
+        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int,
+        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
+        gradInput: UnsafeMutablePointer<Float>
+    ) {
+        for sample in samples {
+            for feature in 0..<c {
+                let run = (sample * c + feature) * l
+                let dy = gradOutput + run, x = input + run, dx = gradInput + run
+                let k = _Vector(repeating: shift[feature]), g = _Vector(repeating: gradScale[feature])
+                let a = _Vector(repeating: inputScale[feature]), b = _Vector(repeating: constant[feature])
+                var i = 0
+                while i + _lanes <= l {
+                    _store(_mulAdd(_load(dy + i), g, _mulAdd(_load(x + i) - k, a, b)), dx + i)
+                    i += _lanes
+                }
+                while i < l {
+                    dx[i] = dy[i] * gradScale[feature] + ((x[i] - shift[feature]) * inputScale[feature] + constant[feature])
+                    i += 1
                 }
             }
         }

@@ -17,29 +17,93 @@ extension BatchNormKernel {
         shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
-        let n = shape.n, c = shape.c, l = shape.l
-        if l == 1 {
-            let vectorEnd = c - c % _lanes
-            for row in 0..<n {
-                let x = input + row * c, y = output + row * c
-                var j = 0
-                while j < vectorEnd {
-                    _store(_mulAdd(_load(x + j) - _load(shift + j), _load(scale + j), _load(bias + j)), y + j)
-                    j += _lanes
-                }
-                while j < c { y[j] = (x[j] - shift[j]) * scale[j] + bias[j]; j += 1 }
-            }
+        let parts = _threadParts(shape)
+        if parts > 1 {
+            _normalizeParallel(input, shape: shape, shift: shift, scale: scale, bias: bias, output: output, parts: parts)
+        } else if shape.l == 1 {
+            _normalizeRows(input, rows: 0..<shape.n, batchRows: shape.n, c: shape.c,
+                           shift: shift, scale: scale, bias: bias, output: output)
         } else {
-            for sample in 0..<n {
-                for feature in 0..<c {
-                    let run = (sample * c + feature) * l
-                    let x = input + run, y = output + run
-                    let k = _Vector(repeating: shift[feature])
-                    let a = _Vector(repeating: scale[feature]), b = _Vector(repeating: bias[feature])
-                    var i = 0
-                    while i + _lanes <= l { _store(_mulAdd(_load(x + i) - k, a, b), y + i); i += _lanes }
-                    while i < l { y[i] = (x[i] - shift[feature]) * scale[feature] + bias[feature]; i += 1 }
+            _normalizeRuns(input, samples: 0..<shape.n, c: shape.c, l: shape.l,
+                           shift: shift, scale: scale, bias: bias, output: output)
+        }
+    }
+
+    /// `(N, C)`, rows `rows` of a batch of `batchRows`: up to four rows per
+    /// load of the per-feature constants (``_rowGroup(c:rows:streams:maximum:)``
+    /// picks how many).
+    @inlinable
+    static func _normalizeRows(
+        _ input: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int,
+        shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        var row = rows.lowerBound
+        switch _rowGroup(c: c, rows: batchRows, streams: 2, maximum: 4) {
+        case 4:
+            while row + 4 <= rows.upperBound {
+                _normalizeGroup(input + row * c, c: c, rows: 4, shift: shift, scale: scale, bias: bias, output: output + row * c)
+                row += 4
+            }
+        case 2:
+            while row + 2 <= rows.upperBound {
+                _normalizeGroup(input + row * c, c: c, rows: 2, shift: shift, scale: scale, bias: bias, output: output + row * c)
+                row += 2
+            }
+        default:
+            break
+        }
+        while row < rows.upperBound {
+            _normalizeGroup(input + row * c, c: c, rows: 1, shift: shift, scale: scale, bias: bias, output: output + row * c)
+            row += 1
+        }
+    }
+
+    /// `rows` consecutive rows (a constant after inlining) with one load of
+    /// the constants per vector of features.
+    @inlinable @inline(__always)
+    static func _normalizeGroup(
+        _ x: UnsafePointer<Float>, c: Int, rows: Int,
+        shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        output y: UnsafeMutablePointer<Float>
+    ) {
+        let vectorEnd = c - c % _lanes
+        var j = 0
+        while j < vectorEnd {
+            let k = _load(shift + j), a = _load(scale + j), b = _load(bias + j)
+            for r in 0..<rows {
+                _store(_mulAdd(_load(x + r * c + j) - k, a, b), y + r * c + j)
+            }
+            j += _lanes
+        }
+        while j < c {
+            for r in 0..<rows { y[r * c + j] = (x[r * c + j] - shift[j]) * scale[j] + bias[j] }
+            j += 1
+        }
+    }
+
+    /// `(N, C, L)`, L > 1, samples `samples`: each feature's run of L values.
+    @inlinable
+    static func _normalizeRuns(
+        _ input: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int,
+        shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        for sample in samples {
+            for feature in 0..<c {
+                let run = (sample * c + feature) * l
+                let x = input + run, y = output + run
+                let k = _Vector(repeating: shift[feature])
+                let a = _Vector(repeating: scale[feature]), b = _Vector(repeating: bias[feature])
+                var i = 0
+                while i + 2 * _lanes <= l {
+                    let v0 = _load(x + i), v1 = _load(x + i + _lanes)
+                    _store(_mulAdd(v0 - k, a, b), y + i)
+                    _store(_mulAdd(v1 - k, a, b), y + i + _lanes)
+                    i += 2 * _lanes
                 }
+                while i + _lanes <= l { _store(_mulAdd(_load(x + i) - k, a, b), y + i); i += _lanes }
+                while i < l { y[i] = (x[i] - shift[feature]) * scale[feature] + bias[feature]; i += 1 }
             }
         }
     }

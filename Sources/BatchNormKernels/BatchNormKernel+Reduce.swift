@@ -5,17 +5,29 @@
 //   statistics: Σd and Σd²        backward: Σdy and Σdy·d
 // Rows are summed in Float32 blocks of `_rowsPerBlock`, vectorised across
 // features, and each block is folded into Double.
+//
+// Speed (see Benchmarks/README.md, "Kernel layout"): up to eight rows per
+// pass over the Float32 block sums, so the sums are loaded and stored once
+// per group of rows (``_rowGroup(c:rows:streams:maximum:)`` picks the group
+// from the row length and the batch size); two independent accumulator
+// chains per pass; and the blocks are visited from the last row to the first. A reduction usually reads data that was just
+// written front to back (by the previous layer, or by the last elementwise
+// pass), so starting at the end reads the most recently touched — still
+// cached — rows first, and the elementwise pass that follows (front to back)
+// again starts with the rows this pass touched last.
 
 @usableFromInline protocol _PairTerms {
-    /// The two terms one element adds to the sums, `d = x − shift`.
-    static func terms(d: _Vector, dy: _Vector) -> (_Vector, _Vector)
+    /// Adds one element's two terms to the sums, `d = x − shift`.
+    static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector)
     static func terms(d: Float, dy: Float) -> (Float, Float)
 }
 
 /// Σd and Σd² (the statistics pass; `dy` is ignored).
 @usableFromInline enum _MomentTerms: _PairTerms {
     @inlinable @inline(__always)
-    static func terms(d: _Vector, dy: _Vector) -> (_Vector, _Vector) { (d, d * d) }
+    static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
+        s1 += d; s2 = _mulAdd(d, d, s2)
+    }
     @inlinable @inline(__always)
     static func terms(d: Float, dy: Float) -> (Float, Float) { (d, d * d) }
 }
@@ -23,7 +35,9 @@
 /// Σdy and Σdy·d (the backward pass).
 @usableFromInline enum _GradTerms: _PairTerms {
     @inlinable @inline(__always)
-    static func terms(d: _Vector, dy: _Vector) -> (_Vector, _Vector) { (dy, dy * d) }
+    static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
+        s1 += dy; s2 = _mulAdd(dy, d, s2)
+    }
     @inlinable @inline(__always)
     static func terms(d: Float, dy: Float) -> (Float, Float) { (dy, dy * d) }
 }
@@ -45,93 +59,253 @@ extension BatchNormKernel {
         let n = shape.n, c = shape.c, l = shape.l
         sum1.update(repeating: 0, count: c)
         sum2.update(repeating: 0, count: c)
-        if l == 1 {
-            _reduceRows(T.self, x: x, dy: dy, n: n, c: c, shift: shift,
+        let parts = _threadParts(shape)
+        if parts > 1 {
+            // concrete entry points: a generic one called across modules would
+            // run unspecialised
+            if T.self == _MomentTerms.self {
+                _reduceMomentsParallel(x: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                                       scratch: scratch, parts: parts)
+            } else {
+                _reduceGradParallel(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                                    scratch: scratch, parts: parts)
+            }
+        } else if l == 1 {
+            _reduceRows(T.self, x: x, dy: dy, rows: 0..<n, batchRows: n, c: c, shift: shift,
                         sum1: sum1, sum2: sum2, scratch: scratch)
         } else {
-            _reduceRuns(T.self, x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2)
+            _reduceRuns(T.self, x: x, dy: dy, samples: 0..<n, c: c, l: l, shift: shift, sum1: sum1, sum2: sum2)
         }
     }
 
-    /// `(N, C)`: vectorised across features, four rows per accumulator
-    /// load/store so the Float32 block sums stay in L1.
+    /// `(N, C)`: vectorised across features; up to eight rows per load/store
+    /// of the Float32 block sums, which stay in L1 (`2·C` floats).
+    /// Adds the sums of `rows` into sum1, sum2; `batchRows` (the whole
+    /// batch, of which `rows` may be one thread's share) sets the row grouping.
     @inlinable
     static func _reduceRows<T: _PairTerms>(
         _: T.Type,
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, n: Int, c: Int,
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int,
         shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
     ) {
         let s1 = scratch, s2 = scratch + c
         let vectorEnd = c - c % _lanes
-        var blockStart = 0
-        while blockStart < n {
-            let blockEnd = min(n, blockStart + _rowsPerBlock)
+        let group = _rowGroup(c: c, rows: batchRows, streams: T.self == _MomentTerms.self ? 1 : 2, maximum: 8)
+        // blocks from the last to the first (see the top of this file)
+        var blockEnd = rows.upperBound
+        while blockEnd > rows.lowerBound {
+            let blockStart = max(rows.lowerBound, blockEnd - _rowsPerBlock)
             s1.update(repeating: 0, count: c)
             s2.update(repeating: 0, count: c)
             var row = blockStart
+            switch group {
+            case 8:
+                while row + 8 <= blockEnd {
+                    _reduceEightRows(T.self, x: x + row * c, dy: dy + row * c, c: c, vectorEnd: vectorEnd,
+                                     shift: shift, s1: s1, s2: s2)
+                    row += 8
+                }
+            case 4:
+                while row + 4 <= blockEnd {
+                    _reduceFourRows(T.self, x: x + row * c, dy: dy + row * c, c: c, vectorEnd: vectorEnd,
+                                    shift: shift, s1: s1, s2: s2)
+                    row += 4
+                }
+            case 2:
+                while row + 2 <= blockEnd {
+                    _reduceTwoRows(T.self, x: x + row * c, dy: dy + row * c, c: c, vectorEnd: vectorEnd,
+                                   shift: shift, s1: s1, s2: s2)
+                    row += 2
+                }
+            default:
+                break
+            }
             while row < blockEnd {
-                let rows = min(4, blockEnd - row)   // 4 rows per pass, fewer at the end
-                let base = row * c
-                var j = 0
-                while j < vectorEnd {
-                    let k = _load(shift + j)
-                    var a1 = _load(s1 + j), a2 = _load(s2 + j)
-                    for r in 0..<rows {
-                        let o = base + r * c + j
-                        let (t1, t2) = T.terms(d: _load(x + o) - k, dy: _load(dy + o))
-                        a1 += t1; a2 += t2
-                    }
-                    _store(a1, s1 + j); _store(a2, s2 + j)
-                    j += _lanes
-                }
-                while j < c {   // feature tail (C not a multiple of 8)
-                    for r in 0..<rows {
-                        let o = base + r * c + j
-                        let (t1, t2) = T.terms(d: x[o] - shift[j], dy: dy[o])
-                        s1[j] += t1; s2[j] += t2
-                    }
-                    j += 1
-                }
-                row += rows
+                _reduceOneRow(T.self, x: x + row * c, dy: dy + row * c, c: c, vectorEnd: vectorEnd,
+                              shift: shift, s1: s1, s2: s2)
+                row += 1
             }
             // fold the Float32 block into the Double totals
             for j in 0..<c {
                 sum1[j] += Double(s1[j]); sum2[j] += Double(s2[j])
             }
-            blockStart = blockEnd
+            blockEnd = blockStart
+        }
+    }
+
+    /// How many rows of an `(N, C)` batch a pass should read together:
+    /// `streams` arrays (x, or x and dy; plus the output for elementwise
+    /// passes) are read row by row, and reading several rows at once lets one
+    /// load of the per-feature sums or constants serve all of them. Measured
+    /// on Zen 3 (Benchmarks/README.md, "Kernel layout"):
+    /// - cache-resident batches: as many rows as allowed;
+    /// - rows a multiple of 4 KB apart map to the same L1 set: at most six
+    ///   such lines at once (8 ways, two left for the sums/constants);
+    /// - batches streamed from memory with short rows (< 4 KB): one row at a
+    ///   time, so the hardware prefetcher sees one sequential stream — several
+    ///   interleaved 1 KB streams halve the bandwidth.
+    @inlinable
+    static func _rowGroup(c: Int, rows: Int, streams: Int, maximum: Int) -> Int {
+        let rowBytes = c * 4
+        let batchBytes = rowBytes * rows * streams
+        var group = maximum
+        if batchBytes > _cacheResidentBytes && rowBytes < 4096 { return 1 }
+        if rowBytes % 4096 == 0 {
+            while group > 1 && group * streams > 6 { group /= 2 }
+        }
+        return group
+    }
+
+    /// s1, s2 += the terms of eight consecutive rows starting at x, dy.
+    @inlinable @inline(__always)
+    static func _reduceEightRows<T: _PairTerms>(
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, vectorEnd: Int,
+        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
+    ) {
+        var j = 0
+        while j < vectorEnd {
+            let k = _load(shift + j)
+            let p = x + j, q = dy + j
+            // two independent chains (even and odd rows) for the adders' latency
+            var e1 = _load(s1 + j), e2 = _load(s2 + j)
+            var o1 = _Vector(), o2 = _Vector()
+            T.accumulate(d: _load(p) - k, dy: _load(q), &e1, &e2)
+            T.accumulate(d: _load(p + c) - k, dy: _load(q + c), &o1, &o2)
+            T.accumulate(d: _load(p + 2 * c) - k, dy: _load(q + 2 * c), &e1, &e2)
+            T.accumulate(d: _load(p + 3 * c) - k, dy: _load(q + 3 * c), &o1, &o2)
+            T.accumulate(d: _load(p + 4 * c) - k, dy: _load(q + 4 * c), &e1, &e2)
+            T.accumulate(d: _load(p + 5 * c) - k, dy: _load(q + 5 * c), &o1, &o2)
+            T.accumulate(d: _load(p + 6 * c) - k, dy: _load(q + 6 * c), &e1, &e2)
+            T.accumulate(d: _load(p + 7 * c) - k, dy: _load(q + 7 * c), &o1, &o2)
+            _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
+            j += _lanes
+        }
+        while j < c {   // feature tail (C not a multiple of 8)
+            var a1 = s1[j], a2 = s2[j]
+            for r in 0..<8 {
+                let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j])
+                a1 += t1; a2 += t2
+            }
+            s1[j] = a1; s2[j] = a2
+            j += 1
+        }
+    }
+
+    /// s1, s2 += the terms of four consecutive rows.
+    @inlinable @inline(__always)
+    static func _reduceFourRows<T: _PairTerms>(
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, vectorEnd: Int,
+        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
+    ) {
+        var j = 0
+        while j < vectorEnd {
+            let k = _load(shift + j)
+            let p = x + j, q = dy + j
+            var e1 = _load(s1 + j), e2 = _load(s2 + j)
+            var o1 = _Vector(), o2 = _Vector()
+            T.accumulate(d: _load(p) - k, dy: _load(q), &e1, &e2)
+            T.accumulate(d: _load(p + c) - k, dy: _load(q + c), &o1, &o2)
+            T.accumulate(d: _load(p + 2 * c) - k, dy: _load(q + 2 * c), &e1, &e2)
+            T.accumulate(d: _load(p + 3 * c) - k, dy: _load(q + 3 * c), &o1, &o2)
+            _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
+            j += _lanes
+        }
+        while j < c {
+            var a1 = s1[j], a2 = s2[j]
+            for r in 0..<4 {
+                let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j])
+                a1 += t1; a2 += t2
+            }
+            s1[j] = a1; s2[j] = a2
+            j += 1
+        }
+    }
+    /// s1, s2 += the terms of two consecutive rows.
+    @inlinable @inline(__always)
+    static func _reduceTwoRows<T: _PairTerms>(
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, vectorEnd: Int,
+        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
+    ) {
+        var j = 0
+        while j < vectorEnd {
+            let k = _load(shift + j)
+            let p = x + j, q = dy + j
+            var e1 = _load(s1 + j), e2 = _load(s2 + j)
+            var o1 = _Vector(), o2 = _Vector()
+            T.accumulate(d: _load(p) - k, dy: _load(q), &e1, &e2)
+            T.accumulate(d: _load(p + c) - k, dy: _load(q + c), &o1, &o2)
+            _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
+            j += _lanes
+        }
+        while j < c {
+            var a1 = s1[j], a2 = s2[j]
+            for r in 0..<2 {
+                let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j])
+                a1 += t1; a2 += t2
+            }
+            s1[j] = a1; s2[j] = a2
+            j += 1
+        }
+    }
+
+    /// s1, s2 += the terms of one row.
+    @inlinable @inline(__always)
+    static func _reduceOneRow<T: _PairTerms>(
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, vectorEnd: Int,
+        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
+    ) {
+        var j = 0
+        while j < vectorEnd {
+            var a1 = _load(s1 + j), a2 = _load(s2 + j)
+            T.accumulate(d: _load(x + j) - _load(shift + j), dy: _load(dy + j), &a1, &a2)
+            _store(a1, s1 + j); _store(a2, s2 + j)
+            j += _lanes
+        }
+        while j < c {
+            let (t1, t2) = T.terms(d: x[j] - shift[j], dy: dy[j])
+            s1[j] += t1; s2[j] += t2
+            j += 1
         }
     }
 
     /// `(N, C, L)`, L > 1: each (sample, feature) is a contiguous run of L
-    /// values, vectorised along the run and folded into Double per run block.
+    /// values, vectorised along the run (four accumulator pairs) and folded
+    /// into Double per run block. Adds the sums of `samples` into sum1, sum2.
     @inlinable
     static func _reduceRuns<T: _PairTerms>(
         _: T.Type,
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape,
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int,
         shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>
     ) {
-        let n = shape.n, c = shape.c, l = shape.l
         let blockLength = _rowsPerBlock * _lanes
-        for sample in 0..<n {
+        for sample in samples.reversed() {
             for feature in 0..<c {
                 let run = (sample * c + feature) * l
+                let xr = x + run, dr = dy + run
                 let k = _Vector(repeating: shift[feature])
                 var start = 0
                 while start < l {
                     let end = min(l, start + blockLength)
-                    var a1 = _Vector(), a2 = _Vector()
+                    var a1 = _Vector(), a2 = _Vector(), b1 = _Vector(), b2 = _Vector()
+                    var c1 = _Vector(), c2 = _Vector(), d1 = _Vector(), d2 = _Vector()
                     var i = start
+                    while i + 4 * _lanes <= end {
+                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), &a1, &a2)
+                        T.accumulate(d: _load(xr + i + 8) - k, dy: _load(dr + i + 8), &b1, &b2)
+                        T.accumulate(d: _load(xr + i + 16) - k, dy: _load(dr + i + 16), &c1, &c2)
+                        T.accumulate(d: _load(xr + i + 24) - k, dy: _load(dr + i + 24), &d1, &d2)
+                        i += 4 * _lanes
+                    }
                     while i + _lanes <= end {
-                        let (t1, t2) = T.terms(d: _load(x + run + i) - k, dy: _load(dy + run + i))
-                        a1 += t1; a2 += t2
+                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), &a1, &a2)
                         i += _lanes
                     }
-                    var r1 = _sumLanes(a1), r2 = _sumLanes(a2)
+                    var r1 = _sumLanes((a1 + b1) + (c1 + d1)), r2 = _sumLanes((a2 + b2) + (c2 + d2))
                     while i < end {
-                        let (t1, t2) = T.terms(d: x[run + i] - shift[feature], dy: dy[run + i])
+                        let (t1, t2) = T.terms(d: xr[i] - shift[feature], dy: dr[i])
                         r1 += Double(t1); r2 += Double(t2)
                         i += 1
                     }

@@ -19,9 +19,15 @@ extension BatchNormKernel {
         numBatchesTracked += 1
         let factor = momentum.map(Double.init) ?? 1 / Double(numBatchesTracked)
         let keep = 1 - factor
-        for c in 0..<moments.featureCount {
-            runningMean[c] = Float(keep * Double(runningMean[c]) + factor * moments.mean[c])
-            runningVar[c] = Float(keep * Double(runningVar[c]) + factor * moments.unbiasedVariance(c))
+        // unbiasedVariance(c) = M2/(n − 1), NaN for n ≤ 1; pointer loop (vectorises)
+        let denominator = moments.count > 1 ? Double(moments.count - 1) : .nan
+        moments.mean.withUnsafeBufferPointer { mean in
+            moments.m2.withUnsafeBufferPointer { m2 in
+                for c in 0..<moments.featureCount {
+                    runningMean[c] = Float(keep * Double(runningMean[c]) + factor * mean[c])
+                    runningVar[c] = Float(keep * Double(runningVar[c]) + factor * (m2[c] / denominator))
+                }
+            }
         }
     }
 }

@@ -15,6 +15,12 @@ public typealias _Vector = SIMD8<Float>
 /// about 64·2⁻²⁴ relative, so the Double totals stay accurate for any N.
 @usableFromInline let _rowsPerBlock = 64
 
+/// Bytes a pass may read (all its input arrays together) and still count as
+/// cache-resident for the row-grouping heuristic (``BatchNormKernel/_rowGroup``);
+/// larger batches are treated as streamed from L3 or memory. Zen 3: 512 KB
+/// of L2 per core, so 1 MB already leans on L3 — measured, see Benchmarks/README.md.
+@usableFromInline let _cacheResidentBytes = 1 << 20
+
 @inlinable @inline(__always)
 func _load(_ p: UnsafePointer<Float>) -> _Vector {
     UnsafeRawPointer(p).loadUnaligned(as: _Vector.self)

@@ -1,9 +1,12 @@
+import BatchNormKernels
 import CBatchNormKitBLAS
 
 // MARK: - Thread count of the matrix products
 
-/// Sets how many threads OpenBLAS uses for every matrix product in the
-/// library (Linear's forward and backward), like `torch.set_num_threads`.
+/// Sets how many threads the library uses, like `torch.set_num_threads`:
+/// OpenBLAS's pool for every matrix product (Linear's forward and backward)
+/// and the BatchNorm kernels' own pool, which splits only batches large
+/// enough to gain from it (`BatchNormKernel.parallelThreshold` values).
 ///
 /// The count is process-wide: OpenBLAS keeps a single pool. Setting it
 /// explicitly keeps timings and results independent of `OPENBLAS_NUM_THREADS`
@@ -17,6 +20,7 @@ public func setThreadCount(_ count: Int) throws {
         throw BatchNormKitError.invalidArgument(name: "thread count", value: "\(count)", requirement: "must be ≥ 1")
     }
     bnk_blas_set_num_threads(Int32(count))
+    BatchNormKernel.threadCount = count
 }
 
 /// The number of threads OpenBLAS currently uses for matrix products.

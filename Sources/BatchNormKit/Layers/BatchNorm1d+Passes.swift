@@ -22,25 +22,15 @@ extension BatchNorm1d {
                     moments: moments, momentum: momentum, numBatchesTracked: &numBatchesTracked)
             }
             // fold normalization and affine into y = (x − shift)·scale + shiftedBias
-            for f in 0..<c {
-                let s = 1 / (moments.biasedVariance(f) + Double(eps)).squareRoot()
-                let g = gamma.map { Double($0[f]) } ?? 1
-                let offset = moments.mean[f] - Double(moments.shift[f])
-                invStd[f] = s; meanOffset[f] = offset
-                shift[f] = moments.shift[f]
-                scale[f] = Float(g * s)
-                shiftedBias[f] = Float((beta.map { Double($0[f]) } ?? 0) - offset * g * s)
-            }
+            BatchNormKernel.forwardConstants(moments: moments, gamma: gamma, beta: beta, eps: eps,
+                                             shift: shift, scale: scale, bias: shiftedBias,
+                                             invStd: invStd, meanOffset: meanOffset)
         } else {
             // eval: running statistics, y = (x − running_mean)·scale + β
-            let rm = runningMean!._pointer, rv = runningVar!._pointer
-            for f in 0..<c {
-                let s = 1 / (Double(rv[f]) + Double(eps)).squareRoot()
-                invStd[f] = s; meanOffset[f] = 0
-                shift[f] = rm[f]
-                scale[f] = Float((gamma.map { Double($0[f]) } ?? 1) * s)
-                shiftedBias[f] = beta?[f] ?? 0
-            }
+            BatchNormKernel.forwardConstants(runningMean: runningMean!._pointer, runningVar: runningVar!._pointer,
+                                             featureCount: c, gamma: gamma, beta: beta, eps: eps,
+                                             shift: shift, scale: scale, bias: shiftedBias,
+                                             invStd: invStd, meanOffset: meanOffset)
         }
         // pass 2: one read of x, one write of y
         BatchNormKernel.normalizeAffine(x._pointer, shape: shape, shift: shift, scale: scale,
@@ -63,28 +53,13 @@ extension BatchNorm1d {
         // one pass over dy and x: Σdy and Σdy·(x − shift)
         BatchNormKernel.backwardReduce(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: shift,
                                        sumGrad: sumGrad, sumGradShifted: sumGradShifted, scratch: reduceScratch)
-        let m = Double(shape.valuesPerFeature)
-        let gamma = weight?.value._pointer
-        for f in 0..<c {
-            let s = invStd[f], delta = meanOffset[f]
-            let sumDy = sumGrad[f]
-            let sumDyCentred = sumGradShifted[f] - delta * sumDy      // Σdy·(x − μ)
-            if let weight, let bias {
-                weight.grad._pointer[f] += Float(s * sumDyCentred)    // Σdy·x̂
-                bias.grad._pointer[f] += Float(sumDy)
-            }
-            let g = (gamma.map { Double($0[f]) } ?? 1) * s
-            gradScale[f] = Float(g)
-            if usedBatchStatistics {
-                // dx = g·dy + k·(x − shift − δ) − g·Σdy/m, k = −g·s²·Σdy(x − μ)/m
-                let k = -g * s * s * sumDyCentred / m
-                inputScale[f] = Float(k)
-                gradConstant[f] = Float(-g * sumDy / m - k * delta)
-            } else {
-                inputScale[f] = 0
-                gradConstant[f] = 0
-            }
-        }
+        // dγ, dβ and the constants of dx = gradScale·dy + inputScale·(x − shift) + constant
+        BatchNormKernel.backwardConstants(
+            sumGrad: sumGrad, sumGradShifted: sumGradShifted, invStd: invStd, meanOffset: meanOffset,
+            featureCount: c, gamma: weight?.value._pointer, valuesPerFeature: shape.valuesPerFeature,
+            usedBatchStatistics: usedBatchStatistics,
+            gammaGrad: bias == nil ? nil : weight?.grad._pointer, betaGrad: weight == nil ? nil : bias?.grad._pointer,
+            gradScale: gradScale, inputScale: inputScale, constant: gradConstant)
         guard needsInputGradient else { return nil }
         let dx = gradInput._reuse(sameShapeAs: x)
         BatchNormKernel.backwardInput(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: shift,

@@ -1,0 +1,389 @@
+// The cases of issue 4: BatchNorm1d forward-train / forward-eval / backward,
+// Linear forward / backward on the seed network's shapes, the seed network's
+// training step and eval-mode inference, and heap allocations per step.
+
+import BatchNormKit
+import BatchNormKernels
+import BatchNormReference
+import CBatchNormKitBLAS
+import CBatchNormKitMallocCounter
+
+/// Sizes of every case; --smoke swaps in tiny ones.
+struct CaseSizes {
+    var batchNorm: [BatchNormShape]
+    /// Seed network: input, hidden widths, classes.
+    var input: Int
+    var hidden: [Int]
+    var classes: Int
+    var linearBatch: Int
+    var stepBatches: [Int]
+    var inferenceBatches: [Int]
+
+    static let full = CaseSizes(
+        batchNorm: [.init(n: 256, c: 256), .init(n: 256, c: 64), .init(n: 1024, c: 1024), .init(n: 4096, c: 1024),
+                    .init(n: 64, c: 4096), .init(n: 16384, c: 256), .init(n: 64, c: 128, l: 256)],
+        input: 784, hidden: [256, 64], classes: 10, linearBatch: 256,
+        stepBatches: [64, 256, 1024], inferenceBatches: [64, 256, 1024])
+
+    /// Tiny, except two that reach the kernels' other row groupings
+    /// (``BatchNormKernel._rowGroup``): rows 4 KB apart (2 and 4 rows at a
+    /// time) and a batch over 1 MB with short rows (one row at a time).
+    static let smoke = CaseSizes(
+        batchNorm: [.init(n: 8, c: 12), .init(n: 5, c: 17), .init(n: 70, c: 9), .init(n: 4, c: 3, l: 9),
+                    .init(n: 22, c: 1024), .init(n: 2051, c: 131)],
+        input: 20, hidden: [12, 6], classes: 3, linearBatch: 8,
+        stepBatches: [8], inferenceBatches: [8])
+
+    /// Linear layers of the seed network, (in, out).
+    var linearShapes: [(Int, Int)] {
+        let widths = [input] + hidden + [classes]
+        return (0..<(widths.count - 1)).map { (widths[$0], widths[$0 + 1]) }
+    }
+}
+
+let eps = 1e-5
+
+func tensorShape(_ s: BatchNormShape) -> [Int] { s.l == 1 ? [s.n, s.c] : [s.n, s.c, s.l] }
+
+func doubles(_ t: Tensor) -> [Double] { t.scalars.map(Double.init) }
+
+// MARK: - BatchNorm1d
+
+func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
+    let names = ["forward-train", "forward-eval", "backward"].map { "bn.\($0) \(shape)" }
+    guard names.contains(where: bench.wants) else { return }
+    let n = shape.n, c = shape.c, l = shape.l
+    var rng = ReferenceRandom(seed: UInt64(shape.elementCount + c))
+    let x = rng.batch(n: n, c: c, l: l)
+    let dy = rng.normals(x.count)
+    let gamma = (0..<c).map { _ in 0.5 + rng.unit() }, beta = (0..<c).map { _ in rng.normal() }
+    let runMean = (0..<c).map { _ in 0.5 * rng.normal() }, runVar = (0..<c).map { _ in 0.5 + rng.unit() }
+
+    let xt = try Tensor(shape: tensorShape(shape), scalars: x)
+    let dyt = try Tensor(shape: tensorShape(shape), scalars: dy)
+    let bn = try BatchNorm1d(numFeatures: c)
+    bn.weight!.value.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(gamma[i]) } }
+    bn.bias!.value.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(beta[i]) } }
+    func setRunning() {
+        bn.runningMean!.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(runMean[i]) } }
+        bn.runningVar!.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(runVar[i]) } }
+    }
+    let tensorBytes = x.count * 4
+    // the bound uses as many streaming threads as the kernels split this batch into
+    let kernelParts = BatchNormKernel.threadCount > 1 && shape.elementCount >= BatchNormKernel.parallelThreshold
+        ? min(BatchNormKernel.threadCount, n) : 1
+    bench.roofline.streamThreads = kernelParts
+    defer { bench.roofline.streamThreads = 1 }
+    // the naive reference on at most 2¹⁸ values (scaled up, see Bench.run)
+    let refN = min(n, max(2, (1 << 18) / (c * l)))
+    let xr = Array(x[..<(refN * c * l)]), dyr = Array(dy[..<(refN * c * l)])
+    let rows = (measured: refN, scaledTo: n)
+    // Float32 against Double: outputs of O(1) agree to a few ulps of the data;
+    // gradients are sums over N·L terms, so their atol grows with √(N·L).
+    let fwdTol = (rtol: 1e-4, atol: 1e-4)
+    let sumTol = 1e-4 * Double(shape.valuesPerFeature).squareRoot()
+
+    bn.train()
+    try bench.run(names[0], group: "bn", metric: .bytes(Double(3 * tensorBytes)),
+                  reference: { blackHole(BatchNormReference.forwardTrain(xr, n: refN, c: c, l: l, gamma: gamma, beta: beta, eps: eps)) },
+                  referenceRows: rows,
+                  fast: { blackHole(try bn.forward(xt)) },
+                  limit: { bench.roofline.forwardTrainBound(tensorBytes: tensorBytes) },
+                  check: {
+                      setRunning()
+                      let tracked = bn.numBatchesTracked
+                      let y = try bn.forward(xt)
+                      let want = BatchNormReference.forwardTrain(x, n: n, c: c, l: l, gamma: gamma, beta: beta, eps: eps)
+                      var rm = runMean, rv = runVar, count = Int(tracked)
+                      BatchNormReference.updateRunningStatistics(
+                          runningMean: &rm, runningVar: &rv, moments: BatchNormReference.moments(x, n: n, c: c, l: l),
+                          momentum: 0.1, numBatchesTracked: &count)
+                      return Check.all([
+                          ("y", compareToReference(y.scalars, want, rtol: fwdTol.rtol, atol: fwdTol.atol)),
+                          ("running_mean", compareToReference(bn.runningMean!.scalars, rm, rtol: 1e-5, atol: 1e-5)),
+                          ("running_var", compareToReference(bn.runningVar!.scalars, rv, rtol: 1e-5, atol: 1e-5)),
+                      ])
+                  })
+
+    bn.eval()
+    setRunning()
+    try bench.run(names[1], group: "bn", metric: .bytes(Double(2 * tensorBytes)),
+                  reference: { blackHole(BatchNormReference.forwardEval(xr, n: refN, c: c, l: l, runningMean: runMean, runningVar: runVar,
+                                                                         gamma: gamma, beta: beta, eps: eps)) },
+                  referenceRows: rows,
+                  fast: { blackHole(try bn.forward(xt)) },
+                  limit: { bench.roofline.forwardEvalBound(tensorBytes: tensorBytes) },
+                  check: {
+                      let y = try bn.forward(xt)
+                      let want = BatchNormReference.forwardEval(x, n: n, c: c, l: l, runningMean: runMean, runningVar: runVar,
+                                                                gamma: gamma, beta: beta, eps: eps)
+                      return Check.all([("y", compareToReference(y.scalars, want, rtol: fwdTol.rtol, atol: fwdTol.atol))])
+                  })
+
+    bn.train()
+    _ = try bn.forward(xt)
+    try bench.run(names[2], group: "bn", metric: .bytes(Double(5 * tensorBytes)),
+                  reference: { blackHole(BatchNormReference.backwardTrain(gradOutput: dyr, input: xr, n: refN, c: c, l: l,
+                                                                          gamma: gamma, eps: eps).input) },
+                  referenceRows: rows,
+                  fast: { blackHole(try bn.backward(dyt, needsInputGradient: true)) },
+                  limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) },
+                  check: {
+                      bn.weight!.grad.fill(0); bn.bias!.grad.fill(0)
+                      let dx = try bn.backward(dyt, needsInputGradient: true)!
+                      let want = BatchNormReference.backwardTrain(gradOutput: dy, input: x, n: n, c: c, l: l, gamma: gamma, eps: eps)
+                      return Check.all([
+                          ("dx", compareToReference(dx.scalars, want.input, rtol: 1e-3, atol: 1e-4)),
+                          ("dgamma", compareToReference(bn.weight!.grad.scalars, want.gamma, rtol: 1e-4, atol: sumTol)),
+                          ("dbeta", compareToReference(bn.bias!.grad.scalars, want.beta, rtol: 1e-4, atol: sumTol)),
+                      ])
+                  })
+}
+
+// MARK: - Linear
+
+func linearCases(_ bench: Bench, inFeatures i: Int, outFeatures o: Int, batch n: Int) throws {
+    let names = ["linear.forward \(i)→\(o) N=\(n)", "linear.backward \(i)→\(o) N=\(n)"]
+    guard names.contains(where: bench.wants) else { return }
+    let lin = try Linear(inFeatures: i, outFeatures: o, seed: UInt64(i * 1000 + o))
+    var rng = ReferenceRandom(seed: UInt64(i + o))
+    let x = rng.normals(n * i), dy = rng.normals(n * o)
+    let xt = try Tensor(shape: [n, i], scalars: x), dyt = try Tensor(shape: [n, o], scalars: dy)
+    let w = lin.weight.value.scalars, b = lin.bias!.value.scalars
+    let macs = Double(n * i * o)
+    // the naive reference on at most 2²¹ multiply-adds (scaled up, see Bench.run)
+    let refN = min(n, max(1, (1 << 21) / (i * o)))
+    let xr = Array(x[..<(refN * i)]), dyr = Array(dy[..<(refN * o)])
+    let rows = (measured: refN, scaledTo: n)
+    let tol = (rtol: 1e-4, atol: 1e-5 * Double(max(i, n)).squareRoot())
+
+    try bench.run(names[0], group: "linear", metric: .flops(2 * macs),
+                  reference: { blackHole(BatchNormReference.linearForward(xr, n: refN, inFeatures: i, weight: w, bias: b, outFeatures: o)) },
+                  referenceRows: rows,
+                  fast: { blackHole(try lin.forward(xt)) },
+                  limit: {
+                      let t = bench.roofline.sgemmTime(transA: false, transB: true, m: n, n: o, k: i, beta: 1)
+                      return Limit(kind: "sgemm NT", boundTime: t, details: [("sgemm_GFLOPs", 2 * macs / t / 1e9)])
+                  },
+                  check: {
+                      let y = try lin.forward(xt)
+                      let want = BatchNormReference.linearForward(x, n: n, inFeatures: i, weight: w, bias: b, outFeatures: o)
+                      return Check.all([("y", compareToReference(y.scalars, want, rtol: tol.rtol, atol: tol.atol))])
+                  })
+
+    _ = try lin.forward(xt)
+    try bench.run(names[1], group: "linear", metric: .flops(4 * macs),
+                  reference: { blackHole(BatchNormReference.linearBackward(gradOutput: dyr, x: xr, n: refN, inFeatures: i,
+                                                                           weight: w, outFeatures: o).input) },
+                  referenceRows: rows,
+                  fast: { blackHole(try lin.backward(dyt, needsInputGradient: true)) },
+                  limit: {
+                      let tw = bench.roofline.sgemmTime(transA: true, transB: false, m: o, n: i, k: n, beta: 1)
+                      let tx = bench.roofline.sgemmTime(transA: false, transB: false, m: n, n: i, k: o, beta: 0)
+                      return Limit(kind: "sgemm TN+NN", boundTime: tw + tx,
+                                   details: [("sgemm_dW_GFLOPs", 2 * macs / tw / 1e9), ("sgemm_dX_GFLOPs", 2 * macs / tx / 1e9)])
+                  },
+                  check: {
+                      lin.weight.grad.fill(0); lin.bias!.grad.fill(0)
+                      let dx = try lin.backward(dyt, needsInputGradient: true)!
+                      let want = BatchNormReference.linearBackward(gradOutput: dy, x: x, n: n, inFeatures: i, weight: w, outFeatures: o)
+                      let sumTol = 1e-5 * Double(n).squareRoot()
+                      return Check.all([
+                          ("dx", compareToReference(dx.scalars, want.input, rtol: tol.rtol, atol: tol.atol)),
+                          ("dW", compareToReference(lin.weight.grad.scalars, want.weight, rtol: 1e-4, atol: sumTol)),
+                          ("db", compareToReference(lin.bias!.grad.scalars, want.bias, rtol: 1e-4, atol: sumTol)),
+                      ])
+                  })
+}
+
+// MARK: - Seed network: training step and inference
+
+/// The seed network with its optimizer, loss and one fixed batch.
+final class SeedSetup {
+    let net: SeedNetwork
+    let sgd: SGD
+    let loss = CrossEntropyLoss()
+    let x: Tensor
+    let xs: [Float]
+    let labels: [Int32]
+    let n: Int
+    let learningRate: Float = 0.01
+
+    init(sizes: CaseSizes, batch n: Int) throws {
+        self.n = n
+        net = try SeedNetwork(inputSize: sizes.input, hiddenSizes: sizes.hidden, classes: sizes.classes, seed: 42)
+        sgd = try SGD(parameters: net.parameters(), learningRate: learningRate)
+        var rng = ReferenceRandom(seed: UInt64(n))
+        xs = rng.normals(n * sizes.input)
+        x = try Tensor(shape: [n, sizes.input], scalars: xs)
+        labels = (0..<n).map { _ in Int32(rng.next() % UInt64(sizes.classes)) }
+    }
+
+    /// zero_grad, forward, cross-entropy, backward, SGD step.
+    @inline(__always)
+    func step() throws {
+        sgd.zeroGrad()
+        let logits = try net.forward(x)
+        blackHole(try loss.forward(logits: logits, labels: labels))
+        _ = try net.backward(try loss.backward(), needsInputGradient: false)
+        sgd.step()
+    }
+
+    /// The flops of the step's matrix products and their plain-sgemm time.
+    func gemmBound(_ roofline: Roofline, training: Bool) -> Limit {
+        var t = 0.0
+        var flops = 0.0
+        let linears = net.layers.layers.compactMap { $0 as? Linear }
+        for (index, l) in linears.enumerated() {
+            let i = l.inFeatures, o = l.outFeatures
+            t += roofline.sgemmTime(transA: false, transB: true, m: n, n: o, k: i, beta: 1); flops += Double(2 * n * i * o)
+            guard training else { continue }
+            t += roofline.sgemmTime(transA: true, transB: false, m: o, n: i, k: n, beta: 1); flops += Double(2 * n * i * o)
+            if index > 0 {   // the first layer's input needs no gradient
+                t += roofline.sgemmTime(transA: false, transB: false, m: n, n: i, k: o, beta: 0); flops += Double(2 * n * i * o)
+            }
+        }
+        return Limit(kind: training ? "sgemm (8 GEMMs)" : "sgemm (3 GEMMs)", boundTime: t,
+                     details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
+    }
+}
+
+func stepCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws {
+    let name = "step N=\(n)"
+    guard bench.wants(name) else { return }
+    let s = try SeedSetup(sizes: sizes, batch: n)
+    var reference = ReferenceNetwork(s.net)
+    let xd = s.xs.map(Double.init), labels = s.labels.map(Int.init)
+    let lr = Double(s.learningRate)
+    // the naive step takes 4 s at N = 64: run it on the first 16 samples (scaled up, see Bench.run)
+    let refN = min(n, 16)
+    let xdr = Array(xd[..<(refN * sizes.input)]), labelsr = Array(labels[..<refN])
+    try bench.run(name, group: "step", metric: .samples(n),
+                  reference: { var r = reference; blackHole(r.step(xdr, labels: labelsr, n: refN, learningRate: lr).loss) },
+                  referenceRows: (refN, n),
+                  fast: { try s.step() },
+                  limit: { s.gemmBound(bench.roofline, training: true) },
+                  check: {
+                      // from identical weights: the loss, every gradient, and the updated weights
+                      let fresh = try SeedSetup(sizes: sizes, batch: n)
+                      reference = ReferenceNetwork(fresh.net)
+                      let want = reference.step(xd, labels: labels, n: n, learningRate: lr)
+                      fresh.sgd.zeroGrad()
+                      let loss = try fresh.loss.forward(logits: try fresh.net.forward(fresh.x), labels: fresh.labels)
+                      _ = try fresh.net.backward(try fresh.loss.backward(), needsInputGradient: false)
+                      let params = fresh.net.parameters()
+                      var parts: [(String, (ok: Bool, worst: String))] = [
+                          ("loss", compareToReference([loss], [want.loss], rtol: 1e-5, atol: 1e-5)),
+                      ]
+                      for (k, p) in params.enumerated() {
+                          parts.append(("grad[\(k)]", compareToReference(p.grad.scalars, want.gradients[k], rtol: 1e-3, atol: 1e-5)))
+                      }
+                      fresh.sgd.step()
+                      let updated = ReferenceNetwork(fresh.net)
+                      for (k, (a, b)) in zip(updated.ops, reference.ops).enumerated() {
+                          switch (a, b) {
+                          case let (.linear(_, _, w1, b1), .linear(_, _, w2, b2)),
+                               let (.batchNorm(_, w1, b1, _, _, _), .batchNorm(_, w2, b2, _, _, _)):
+                              parts.append(("layer \(k) weight", compareToReference(w1, w2, rtol: 1e-5, atol: 1e-6)))
+                              parts.append(("layer \(k) bias", compareToReference(b1, b2, rtol: 1e-5, atol: 1e-6)))
+                          default: break
+                          }
+                      }
+                      return Check.all(parts)
+                  })
+}
+
+func inferenceCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws {
+    let name = "inference N=\(n)"
+    guard bench.wants(name) else { return }
+    let s = try SeedSetup(sizes: sizes, batch: n)
+    // a few training steps first, so the running statistics are not the initial 0 / 1
+    for _ in 0..<3 { try s.step() }
+    s.net.eval()
+    let reference = ReferenceNetwork(s.net)
+    let xd = s.xs.map(Double.init)
+    let refN = min(n, 32)
+    let xdr = Array(xd[..<(refN * sizes.input)])
+    try bench.run(name, group: "inference", metric: .samples(n),
+                  reference: { blackHole(reference.inference(xdr, n: refN)) },
+                  referenceRows: (refN, n),
+                  fast: { blackHole(try s.net.forward(s.x)) },
+                  limit: { s.gemmBound(bench.roofline, training: false) },
+                  check: {
+                      let y = try s.net.forward(s.x)
+                      let want = reference.inference(xd, n: n)
+                      return Check.all([("logits", compareToReference(y.scalars, want, rtol: 1e-4, atol: 1e-4))])
+                  })
+}
+
+// MARK: - Heap allocations per steady-state step
+
+/// Allocation counts of one steady-state step, in total and per layer call.
+struct AllocationReport {
+    var perStep: Double
+    var perInference: Double
+    var breakdown: [(String, Int)]
+    /// (threads, allocations per threaded forward-train + backward)
+    var threaded: (Int, Double)? = nil
+}
+
+func countAllocations(sizes: CaseSizes, batch n: Int, steps: Int = 20) throws -> AllocationReport {
+    let s = try SeedSetup(sizes: sizes, batch: n)
+    for _ in 0..<5 { try s.step() }   // warm: every buffer exists
+    let before = bnk_malloc_count()
+    for _ in 0..<steps { try s.step() }
+    let perStep = Double(bnk_malloc_count() - before) / Double(steps)
+
+    // the same step, one call at a time, to name the allocating layer
+    var breakdown: [(String, Int)] = []
+    func counted<R>(_ label: String, _ body: () throws -> R) rethrows -> R {
+        let b = bnk_malloc_count()
+        let r = try body()
+        breakdown.append((label, Int(bnk_malloc_count() - b)))
+        return r
+    }
+    let layers = s.net.layers.layers
+    counted("SGD.zeroGrad") { s.sgd.zeroGrad() }
+    var a = s.x
+    for (i, l) in layers.enumerated() { a = try counted("layers.\(i) \(type(of: l)).forward") { try l.forward(a) } }
+    let logits = a
+    _ = try counted("CrossEntropyLoss.forward") { try s.loss.forward(logits: logits, labels: s.labels) }
+    var g = try counted("CrossEntropyLoss.backward") { try s.loss.backward() }
+    for i in layers.indices.reversed() {
+        let l = layers[i]
+        let next = try counted("layers.\(i) \(type(of: l)).backward") { try l.backward(g, needsInputGradient: i > 0) }
+        if let next { g = next }
+    }
+    counted("SGD.step") { s.sgd.step() }
+    // and through the containers the step uses
+    counted("SGD.zeroGrad") { s.sgd.zeroGrad() }
+    let logits2 = try counted("SeedNetwork.forward (Sequential)") { try s.net.forward(s.x) }
+    _ = try s.loss.forward(logits: logits2, labels: s.labels)
+    _ = try counted("SeedNetwork.backward (Sequential)") { try s.net.backward(try s.loss.backward(), needsInputGradient: false) }
+
+    s.net.eval()
+    for _ in 0..<3 { blackHole(try s.net.forward(s.x)) }
+    let b2 = bnk_malloc_count()
+    for _ in 0..<steps { blackHole(try s.net.forward(s.x)) }
+    let perInference = Double(bnk_malloc_count() - b2) / Double(steps)
+    return AllocationReport(perStep: perStep, perInference: perInference, breakdown: breakdown)
+}
+
+/// Heap allocations of one BatchNorm1d forward-train + backward on a batch
+/// big enough for the kernels to split it across `threads` threads.
+func countThreadedAllocations(threads: Int, smoke: Bool) throws -> Double {
+    let saved = BatchNormKernel.threadCount, savedThreshold = BatchNormKernel.parallelThreshold
+    defer { BatchNormKernel.threadCount = saved; BatchNormKernel.parallelThreshold = savedThreshold }
+    BatchNormKernel.threadCount = threads
+    let shape = smoke ? BatchNormShape(n: 64, c: 40) : BatchNormShape(n: 2048, c: 256)
+    if smoke { BatchNormKernel.parallelThreshold = shape.elementCount }
+    var rng = ReferenceRandom(seed: 3)
+    let x = try Tensor(shape: [shape.n, shape.c], scalars: rng.batch(n: shape.n, c: shape.c))
+    let dy = try Tensor(shape: [shape.n, shape.c], scalars: rng.normals(shape.elementCount))
+    let bn = try BatchNorm1d(numFeatures: shape.c)
+    for _ in 0..<5 { _ = try bn.forward(x); _ = try bn.backward(dy, needsInputGradient: true) }
+    let before = bnk_malloc_count()
+    let calls = 20
+    for _ in 0..<calls { blackHole(try bn.forward(x)); blackHole(try bn.backward(dy, needsInputGradient: true)) }
+    return Double(bnk_malloc_count() - before) / Double(calls)
+}

@@ -1,0 +1,285 @@
+// This machine's limits, measured in the same run as the cases: streaming
+// bandwidth with simple SIMD loops at a case's working-set size, and plain
+// cblas_sgemm on a case's matrix shapes.
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+import CBatchNormKitBLAS
+
+/// What a case is compared with: the fastest it could possibly run.
+struct Limit {
+    /// Short name for the table, e.g. "R+RW 2.0MB" or "sgemm".
+    var kind: String
+    /// The lower bound on the case's time, seconds.
+    var boundTime: Double
+    /// Measured figures behind the bound, for the JSON (GB/s, GFLOP/s, seconds).
+    var details: [(String, Double)]
+}
+
+/// The memory loops a bound is built from.
+enum StreamKind: String {
+    /// Σ over one buffer of `bytes` bytes (4 independent SIMD accumulators).
+    case read
+    /// y = a·x + b: reads bytes/2, writes bytes/2 (normal stores: the write
+    /// includes the read-for-ownership a kernel's stores also pay).
+    case readWrite = "read+write"
+    /// y = a·x + z: reads 2·bytes/3, writes bytes/3 (backwardInput's pattern).
+    case read2Write = "2read+write"
+}
+
+/// Streaming-bandwidth probes, cached per (kind, working set, threads).
+final class Roofline {
+    private var cache: [String: Double] = [:]
+    /// Keys measured in the current round (see ``newRound()``).
+    private var fresh: Set<String> = []
+    var policy: RepeatPolicy
+
+    /// With --rounds: measure every limit again once per round and keep the
+    /// best figure, as the cases keep their best median.
+    func newRound() { fresh.removeAll() }
+
+    /// The cached figure when measured this round; else measures it and keeps
+    /// the better of the new and any earlier figure.
+    private func cached(_ key: String, higherIsBetter: Bool, _ measureIt: () -> Double) -> Double {
+        if let v = cache[key], fresh.contains(key) { return v }
+        let v = measureIt()
+        let best = cache[key].map { higherIsBetter ? max($0, v) : min($0, v) } ?? v
+        cache[key] = best
+        fresh.insert(key)
+        return best
+    }
+
+    init(policy: RepeatPolicy) { self.policy = policy }
+
+    /// Threads the streaming probes use (set per case: the kernels' thread
+    /// count when they split that case's batch, else 1).
+    var streamThreads = 1
+
+    /// GB/s (bytes moved per second, reads plus writes) of `kind` over a
+    /// working set of `bytes` bytes, warm: the same buffers every run, so a
+    /// working set that fits a cache level is measured in that level. With
+    /// ``streamThreads`` > 1 each thread streams its own contiguous share.
+    func bandwidth(_ kind: StreamKind, bytes: Int) -> Double {
+        let threads = streamThreads
+        let key = "\(kind.rawValue)/\(bytes)/\(threads)"
+        return cached(key, higherIsBetter: true) { measureBandwidth(kind, bytes: bytes, threads: threads) }
+    }
+
+    private func measureBandwidth(_ kind: StreamKind, bytes: Int, threads: Int) -> Double {
+        let floats = max(64, bytes / 4) & ~31
+        @inline(__always) func share(_ n: Int, _ part: Int) -> Range<Int> {
+            (n * part / threads & ~31)..<(part == threads - 1 ? n : n * (part + 1) / threads & ~31)
+        }
+        let t: Timing
+        switch kind {
+        case .read:
+            let a = FloatBuffer(count: floats, fill: 1)
+            t = measure(policy) {
+                ProbePool.shared.run(parts: threads) { part in
+                    let r = share(floats, part)
+                    blackHole(_streamRead(a.pointer + r.lowerBound, r.count))
+                }
+            }
+        case .readWrite:
+            let half = floats / 2 & ~31
+            let a = FloatBuffer(count: half, fill: 1), b = FloatBuffer(count: half)
+            t = measure(policy) {
+                ProbePool.shared.run(parts: threads) { part in
+                    let r = share(half, part)
+                    _streamScale(a.pointer + r.lowerBound, b.pointer + r.lowerBound, r.count)
+                }
+                blackHole(b.pointer, half)
+            }
+        case .read2Write:
+            let third = floats / 3 & ~31
+            let a = FloatBuffer(count: third, fill: 1), b = FloatBuffer(count: third, fill: 2)
+            let c = FloatBuffer(count: third)
+            t = measure(policy) {
+                ProbePool.shared.run(parts: threads) { part in
+                    let r = share(third, part)
+                    _streamTriad(a.pointer + r.lowerBound, b.pointer + r.lowerBound, c.pointer + r.lowerBound, r.count)
+                }
+                blackHole(c.pointer, third)
+            }
+        }
+        let moved: Double
+        switch kind {
+        case .read: moved = Double(floats * 4)
+        case .readWrite: moved = Double((floats / 2 & ~31) * 8)
+        case .read2Write: moved = Double((floats / 3 & ~31) * 12)
+        }
+        return moved / t.median / 1e9
+    }
+
+    /// Median seconds of one plain sgemm, C = αop(A)op(B) + βC, row-major.
+    func sgemmTime(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float) -> Double {
+        let key = "sgemm/\(transA)/\(transB)/\(m)/\(n)/\(k)/\(beta)/\(bnk_blas_get_num_threads())"
+        return cached(key, higherIsBetter: false) { measureSgemm(transA: transA, transB: transB, m: m, n: n, k: k, beta: beta) }
+    }
+
+    private func measureSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float) -> Double {
+        let a = FloatBuffer(count: m * k, fill: 0.5), b = FloatBuffer(count: k * n, fill: 0.25)
+        let c = FloatBuffer(count: m * n)
+        let lda = transA ? m : k, ldb = transB ? k : n
+        let t = measure(policy) {
+            bnk_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k),
+                      1, a.pointer, Int32(lda), b.pointer, Int32(ldb), beta, c.pointer, Int32(n))
+            blackHole(c.pointer, m * n)
+        }
+        return t.median
+    }
+
+    // MARK: Bounds for the BatchNorm cases (S = bytes of one (N, C, L) tensor)
+
+    private var threadTag: String { streamThreads > 1 ? " ×\(streamThreads)T" : "" }
+
+    /// Training forward: statistics read x (S), normalize reads x and writes y (2S).
+    func forwardTrainBound(tensorBytes s: Int) -> Limit {
+        let ws = 2 * s
+        let r = bandwidth(.read, bytes: ws), rw = bandwidth(.readWrite, bytes: ws)
+        let bound = Double(s) / (r * 1e9) + Double(2 * s) / (rw * 1e9)
+        return Limit(kind: "R+RW \(formatBytes(ws))\(threadTag)", boundTime: bound,
+                     details: [("working_set_bytes", Double(ws)), ("read_GBps", r), ("read_write_GBps", rw)])
+    }
+
+    /// Eval forward: read x, write y (2S).
+    func forwardEvalBound(tensorBytes s: Int) -> Limit {
+        let ws = 2 * s
+        let rw = bandwidth(.readWrite, bytes: ws)
+        return Limit(kind: "RW \(formatBytes(ws))\(threadTag)", boundTime: Double(ws) / (rw * 1e9),
+                     details: [("working_set_bytes", Double(ws)), ("read_write_GBps", rw)])
+    }
+
+    /// Backward: the reduction reads dy and x (2S); dx reads both again and writes dx (3S).
+    func backwardBound(tensorBytes s: Int) -> Limit {
+        let ws = 3 * s
+        let r = bandwidth(.read, bytes: ws), rw = bandwidth(.read2Write, bytes: ws)
+        let bound = Double(2 * s) / (r * 1e9) + Double(3 * s) / (rw * 1e9)
+        return Limit(kind: "R+2RW \(formatBytes(ws))\(threadTag)", boundTime: bound,
+                     details: [("working_set_bytes", Double(ws)), ("read_GBps", r), ("read2_write_GBps", rw)])
+    }
+}
+
+// MARK: - Stream loops (the same SIMD8 width as the kernels)
+
+@inline(never)
+func _streamRead(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var i = 0
+    while i + 32 <= n {
+        let r = UnsafeRawPointer(p + i)
+        a0 += r.load(as: SIMD8<Float>.self)
+        a1 += r.load(fromByteOffset: 32, as: SIMD8<Float>.self)
+        a2 += r.load(fromByteOffset: 64, as: SIMD8<Float>.self)
+        a3 += r.load(fromByteOffset: 96, as: SIMD8<Float>.self)
+        i += 32
+    }
+    return ((a0 + a1) + (a2 + a3)).sum()
+}
+
+@inline(never)
+func _streamScale(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    let a = SIMD8<Float>(repeating: 1.0001), b = SIMD8<Float>(repeating: 0.5)
+    var i = 0
+    while i + 8 <= n {
+        let v = UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: v * a + b, as: SIMD8<Float>.self)
+        i += 8
+    }
+}
+
+@inline(never)
+func _streamTriad(_ x: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    let a = SIMD8<Float>(repeating: 1.0001)
+    var i = 0
+    while i + 8 <= n {
+        let v = UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self)
+        let w = UnsafeRawPointer(z + i).load(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: v * a + w, as: SIMD8<Float>.self)
+        i += 8
+    }
+}
+
+func formatBytes(_ b: Int) -> String {
+    if b >= 1 << 20 { return String(format1: Double(b) / Double(1 << 20)) + "MB" }
+    return "\(b >> 10)KB"
+}
+
+extension String {
+    /// One decimal, no Foundation.
+    init(format1 v: Double) {
+        let r = (v * 10).rounded() / 10
+        self = r == r.rounded() ? "\(Int(r))" : "\(r)"
+    }
+}
+
+// MARK: - Probe threads
+
+/// Persistent helper threads for the multi-threaded streaming probes (so a
+/// probe times the streaming, not thread creation). Benchmark-only code.
+final class ProbePool: @unchecked Sendable {
+    static let shared = ProbePool()
+    private var mutex = pthread_mutex_t()
+    private var ready = pthread_cond_t()
+    private var done = pthread_cond_t()
+    private var workers = 0
+    private var generation = 0
+    private var parts = 0
+    private var remaining = 0
+    private var body: ((Int) -> Void)? = nil
+
+    private init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&ready, nil)
+        pthread_cond_init(&done, nil)
+    }
+
+    /// body(0) here, body(1…parts−1) on helpers; returns when all are done.
+    func run(parts: Int, _ body: @escaping (Int) -> Void) {
+        if parts <= 1 { body(0); return }
+        while workers < parts - 1 {
+            let index = workers + 1
+            let box = UnsafeMutablePointer<(ProbePool, Int)>.allocate(capacity: 1)
+            box.initialize(to: (self, index))
+            var thread = pthread_t()
+            pthread_create(&thread, nil, { raw in
+                let box = raw!.assumingMemoryBound(to: (ProbePool, Int).self)
+                let (pool, index) = box.move()
+                box.deallocate()
+                pool.loop(index)
+            }, box)
+            pthread_detach(thread)
+            workers += 1
+        }
+        pthread_mutex_lock(&mutex)
+        self.body = body
+        self.parts = parts
+        remaining = parts - 1
+        generation += 1
+        pthread_cond_broadcast(&ready)
+        pthread_mutex_unlock(&mutex)
+        body(0)
+        pthread_mutex_lock(&mutex)
+        while remaining > 0 { pthread_cond_wait(&done, &mutex) }
+        self.body = nil
+        pthread_mutex_unlock(&mutex)
+    }
+
+    private func loop(_ index: Int) -> Never {
+        var seen = 0
+        pthread_mutex_lock(&mutex)
+        while true {
+            while generation == seen { pthread_cond_wait(&ready, &mutex) }
+            seen = generation
+            guard index < parts, let body else { continue }
+            pthread_mutex_unlock(&mutex)
+            body(index)
+            pthread_mutex_lock(&mutex)
+            remaining -= 1
+            if remaining == 0 { pthread_cond_signal(&done) }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+// The run's header (build, CPU, OpenBLAS core and threads), the allocation
+// report, and the JSON file for tools.
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+import BatchNormKernels
+import CBatchNormKitBLAS
+import CBatchNormKitMallocCounter
+
+struct SystemInfo {
+    var build: String
+    var configuration: String
+    var fma: Bool
+    var cpu: String
+    var cores: Int
+    var date: String
+    var corename: String
+    var environment: [(String, String)]
+    var mallocCounterActive: Bool
+    var fmaPeakGFLOPs: Double
+
+    static func collect(options: Options) -> SystemInfo {
+        #if DEBUG
+        let configuration = "debug"
+        #else
+        let configuration = "release"
+        #endif
+        #if BATCHNORMKIT_FMA
+        let fma = true
+        #else
+        let fma = false
+        #endif
+        var env: [(String, String)] = []
+        for key in ["OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"] {
+            if let v = getenv(key) { env.append((key, String(cString: v))) }
+        }
+        return SystemInfo(build: options.build, configuration: configuration, fma: fma, cpu: cpuModel(),
+                          cores: max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), date: dateString(),
+                          corename: String(cString: bnk_blas_get_corename()), environment: env,
+                          mallocCounterActive: bnk_malloc_counter_active() != 0,
+                          fmaPeakGFLOPs: options.smoke ? 0 : fmaPeak())
+    }
+
+    func printHeader() {
+        let kind = build == "native" ? "CPU-specific (-target-cpu native)" : build == "portable" ? "portable (generic x86-64)" : build
+        print("bnkbench — BatchNormKit benchmarks (issue 4)")
+        print("  build:    \(build), \(kind), \(configuration), vector FMA \(fma ? "on (-DBATCHNORMKIT_FMA)" : "off (multiply + add)")")
+        print("  machine:  \(cpu), \(cores) cores, \(date)")
+        if fmaPeakGFLOPs > 0 {
+            print("  peak:     \(fixed(fmaPeakGFLOPs, 1)) GFLOP/s single-core vector \(fma ? "FMA" : "multiply+add") (12 SIMD8 chains)")
+        }
+        print("  OpenBLAS: core \(corename), threads set per section (bnk_blas_set_num_threads)")
+        if environment.isEmpty {
+            print("  env:      no OPENBLAS_* overrides (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset)")
+        } else {
+            print("  env:      " + environment.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + "  (set by the caller)")
+        }
+        print("  columns:  median/min over repeated runs after a warm-up; rate = bytes that must move (GB/s),")
+        print("            flops (GFLOP/s) or samples (k samples/s) per median time; speed-up = reference median /")
+        print("            BNKit median; limit = the same rate at this machine's measured bound; % lim = bound time /")
+        print("            BNKit median; bound = what the limit is (R read / RW read+write / 2RW 2 reads+write")
+        print("            streaming at the working set named, or plain cblas_sgemm on the same shapes).")
+        print("            ~ = the naive reference ran on the first rows of the batch only (it takes seconds per")
+        print("            run on big shapes); its time is scaled by the batch ratio (it is linear in N).")
+        fflush(stdout)
+    }
+}
+
+func cpuModel() -> String {
+    guard let f = fopen("/proc/cpuinfo", "r") else { return "unknown CPU" }
+    defer { fclose(f) }
+    var line: UnsafeMutablePointer<CChar>? = nil
+    var cap = 0
+    defer { free(line) }
+    while getline(&line, &cap, f) > 0 {
+        let s = String(cString: line!)
+        if s.hasPrefix("model name"), let colon = s.firstIndex(of: ":") {
+            return String(s[s.index(after: colon)...]).trimmingWhitespace()
+        }
+    }
+    return "unknown CPU"
+}
+
+func dateString() -> String {
+    var t = time(nil)
+    var tmv = tm()
+    localtime_r(&t, &tmv)
+    var buf = [CChar](repeating: 0, count: 64)
+    let n = strftime(&buf, buf.count, "%Y-%m-%d %H:%M:%S %Z", &tmv)
+    return String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(scalars[first...last])
+    }
+}
+
+// MARK: - Kernel threads
+
+/// Thread count for the BatchNorm kernels (they split batches of at least
+/// `BatchNormKernel.parallelThreshold` values; smaller ones stay on one thread).
+func setKernelThreads(_ n: Int) { BatchNormKernel.threadCount = n }
+
+func kernelThreadsDescription() -> String {
+    let t = BatchNormKernel.threadCount
+    return t == 1 ? "1" : "\(t) from \(BatchNormKernel.parallelThreshold >> 10)K values"
+}
+
+// MARK: - Allocations
+
+func printAllocations(_ r: AllocationReport, batch n: Int, active: Bool, configuration: String) {
+    print("")
+    print("── heap allocations, steady state (seed network, batch \(n)) " + String(repeating: "─", count: 50))
+    if configuration == "debug" {
+        print("  (debug build: unoptimised code allocates where release code does not; the release figure counts)")
+    }
+    guard active else {
+        print("  malloc counter NOT active (the interposed malloc is not the one the process calls): no figure")
+        return
+    }
+    print("  per training step (zero_grad, forward, loss, backward, SGD): \(fixed(r.perStep, r.perStep == r.perStep.rounded() ? 0 : 2))")
+    print("  per inference forward (eval mode):                          \(fixed(r.perInference, r.perInference == r.perInference.rounded() ? 0 : 2))")
+    if let (threads, count) = r.threaded {
+        print("  per BatchNorm1d forward-train + backward split over \(threads) threads:     \(fixed(count, count == count.rounded() ? 0 : 2))")
+    }
+    let allocating = r.breakdown.filter { $0.1 != 0 }
+    if allocating.isEmpty {
+        print("  per call: none of the step's calls allocates")
+    } else {
+        print("  calls that allocate (one steady-state step, call by call):")
+        for (label, count) in allocating { print("    \(pad(label, 40)) \(count)") }
+    }
+}
+
+// MARK: - JSON
+
+private func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 { out += "\\u" + lpad(String(u.value, radix: 16), 4).replacingSpaces() } else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}
+
+private extension String {
+    func replacingSpaces() -> String { String(map { $0 == " " ? "0" : $0 }) }
+}
+
+private func jsonNumber(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
+
+private func jsonTiming(_ t: Timing) -> String {
+    "{\"median_s\": \(jsonNumber(t.median)), \"min_s\": \(jsonNumber(t.min)), \"reps\": \(t.reps)}"
+}
+
+func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: AllocationReport?) {
+    var s = "{\n"
+    s += "  \"tool\": \"bnkbench\",\n"
+    s += "  \"build\": \(jsonString(info.build)),\n"
+    s += "  \"configuration\": \(jsonString(info.configuration)),\n"
+    s += "  \"vector_fma\": \(info.fma),\n"
+    s += "  \"cpu\": \(jsonString(info.cpu)),\n"
+    s += "  \"cores\": \(info.cores),\n"
+    s += "  \"fma_peak_GFLOPs\": \(jsonNumber(info.fmaPeakGFLOPs)),\n"
+    s += "  \"date\": \(jsonString(info.date)),\n"
+    s += "  \"openblas_corename\": \(jsonString(info.corename)),\n"
+    s += "  \"environment\": {" + info.environment.map { "\(jsonString($0.0)): \(jsonString($0.1))" }.joined(separator: ", ") + "},\n"
+    s += "  \"rounds\": \(bench.options.rounds),\n"
+    s += "  \"thread_counts\": [" + bench.options.threadCounts.map(String.init).joined(separator: ", ") + "],\n"
+    s += "  \"kernel_parallel_threshold\": \(BatchNormKernel.parallelThreshold),\n"
+    if let a = allocation, info.mallocCounterActive {
+        s += "  \"allocations\": {\"per_training_step\": \(jsonNumber(a.perStep)), \"per_inference\": \(jsonNumber(a.perInference)), "
+        if let (threads, count) = a.threaded {
+            s += "\"per_threaded_batchnorm_step\": {\"threads\": \(threads), \"allocations\": \(jsonNumber(count))}, "
+        }
+        s += "\"allocating_calls\": {" + a.breakdown.filter { $0.1 != 0 }.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}},\n"
+    } else {
+        s += "  \"allocations\": null,\n"
+    }
+    s += "  \"cases\": [\n"
+    s += bench.results.map { r -> String in
+        var f: [String] = [
+            "\"name\": \(jsonString(r.name))", "\"group\": \(jsonString(r.group))", "\"threads\": \(r.threads)",
+            "\"metric\": \(jsonString(r.metric.jsonKind))", "\"amount\": \(jsonNumber(r.metric.amount))",
+            "\"unit\": \(jsonString(r.metric.unit))",
+            "\"fast\": \(jsonTiming(r.fast))", "\"fast_rate\": \(jsonNumber(r.metric.rate(r.fast.median)))",
+        ]
+        if let ref = r.reference {
+            f.append("\"reference\": \(jsonTiming(ref))")
+            if let rows = r.referenceRows {
+                f.append("\"reference_estimated\": {\"measured_rows\": \(rows.measured), \"scaled_to_rows\": \(rows.scaledTo)}")
+            }
+            f.append("\"reference_rate\": \(jsonNumber(r.metric.rate(ref.median)))")
+            f.append("\"speedup\": \(jsonNumber(ref.median / r.fast.median))")
+        }
+        if let l = r.limit {
+            f.append("\"limit\": {\"kind\": \(jsonString(l.kind)), \"bound_s\": \(jsonNumber(l.boundTime)), \"rate\": \(jsonNumber(r.metric.rate(l.boundTime)))"
+                     + l.details.map { ", \(jsonString($0.0)): \(jsonNumber($0.1))" }.joined() + "}")
+            f.append("\"percent_of_limit\": \(jsonNumber(100 * l.boundTime / r.fast.median))")
+        }
+        return "    {" + f.joined(separator: ", ") + "}"
+    }.joined(separator: ",\n")
+    s += "\n  ]\n}\n"
+    // mkdir -p of the parent
+    var dir = ""
+    let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+    for (i, p) in parts.enumerated() {
+        dir += (i == 0 ? "" : "/") + p
+        if !dir.isEmpty { mkdir(dir, 0o755) }
+    }
+    guard let f = fopen(path, "w") else { print("bnkbench: cannot write \(path)"); return }
+    fputs(s, f)
+    fclose(f)
+    print("\nwrote \(path)")
+}

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""The bnkbench cases in PyTorch, single thread, side by side with BatchNormKit.
+
+Runs the same shapes as `bnkbench` (BatchNorm1d forward-train / forward-eval /
+backward, Linear forward / backward of the seed network, the seed network's
+training step and eval-mode inference), writes the medians to
+bench-results/bench-torch.json and, when the Swift JSON exists
+(bench-results/bench-native.json by default), prints both side by side with
+the ratio torch_time / swift_time (> 1: BatchNormKit is faster) and the
+issue's target for that case.
+
+What is timed in PyTorch (the tensors are allocated once, outside the loop):
+  bn.forward-train  bn(x) in train mode under torch.no_grad() (batch stats,
+                    running-stat update, normalize: the pure kernel cost);
+                    `--autograd-forward` times it with autograd recording instead
+  bn.forward-eval   bn(x) in eval mode under torch.no_grad()
+  bn.backward       torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
+                    on one recorded train-mode forward: dx, dgamma, dbeta
+  linear.forward    lin(x) under torch.no_grad()
+  linear.backward   torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
+  step              zero_grad; CrossEntropyLoss(model(x), labels).backward(); SGD.step()
+  inference         model.eval(); with torch.inference_mode(): model(x)
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+try:
+    import torch
+    import torch.nn as nn
+except ImportError:  # the Makefile checks first; be explicit anyway
+    print("bench_torch.py: PyTorch is not importable (pip install torch)", file=sys.stderr)
+    sys.exit(2)
+
+BN_SHAPES = [(256, 256), (256, 64), (1024, 1024), (4096, 1024), (64, 4096), (16384, 256), (64, 128, 256)]
+LINEAR_SHAPES = [(784, 256), (256, 64), (64, 10)]
+LINEAR_BATCH = 256
+STEP_BATCHES = [64, 256, 1024]
+INFER_BATCHES = [64, 256, 1024]
+
+# The issue's targets: BatchNormKit time must be ≤ torch time / ratio.
+def target_ratio(name):
+    if name.startswith("bn."):
+        return 3.0 if ("(256, 256)" in name or "(256, 64)" in name) else 2.0
+    if name == "step N=256":
+        return 1.5
+    if name == "inference N=256":
+        return 2.0
+    return None
+
+
+def shape_str(s):
+    return "(" + ", ".join(str(d) for d in s) + ")"
+
+
+def measure(fn, min_time=0.25, min_reps=7, max_reps=2000, warmup=3):
+    """Median and min seconds of fn() over repeated runs after a warm-up."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start < min_time):
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - t0) * 1e-9)
+    return statistics.median(times), min(times), len(times)
+
+
+def seed_network():
+    return nn.Sequential(
+        nn.Linear(784, 256), nn.BatchNorm1d(256), nn.ReLU(),
+        nn.Linear(256, 64), nn.BatchNorm1d(64), nn.ReLU(),
+        nn.Linear(64, 10))
+
+
+def cases(args):
+    g = torch.Generator().manual_seed(0)
+    out = []
+
+    def add(name, group, fn, unit="s", per=None):
+        if args.filter and args.filter not in name:
+            return
+        med, mn, reps = measure(fn, min_time=args.min_time)
+        row = {"name": name, "group": group, "median_s": med, "min_s": mn, "reps": reps}
+        if per:
+            row["samples_per_s"] = per / med
+        out.append(row)
+        extra = f"  {per / med / 1e3:9.1f} k samples/s" if per else ""
+        print(f"  {name:<34} median {med * 1e6:11.1f} µs   min {mn * 1e6:11.1f} µs  ({reps} runs){extra}", flush=True)
+
+    for s in BN_SHAPES:
+        c = s[1]
+        x = torch.randn(*s, generator=g)
+        dy = torch.randn(*s, generator=g)
+        bn = nn.BatchNorm1d(c)
+        bn.train()
+
+        def fwd_train_nograd():
+            with torch.no_grad():
+                return bn(x)
+
+        def fwd_train_autograd():
+            return bn(x)
+
+        add(f"bn.forward-train {shape_str(s)}", "bn",
+            fwd_train_autograd if args.autograd_forward else fwd_train_nograd)
+
+        xg = x.clone().requires_grad_(True)
+        y = bn(xg)
+        params = (xg, bn.weight, bn.bias)
+        add(f"bn.backward {shape_str(s)}", "bn",
+            lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+
+        def fwd_bwd():
+            yy = bn(xg)
+            return torch.autograd.grad(yy, params, dy)
+        add(f"bn.forward+backward {shape_str(s)}", "bn-extra", fwd_bwd)
+
+        bn.eval()
+
+        def fwd_eval():
+            with torch.no_grad():
+                return bn(x)
+        add(f"bn.forward-eval {shape_str(s)}", "bn", fwd_eval)
+
+    for (i, o) in LINEAR_SHAPES:
+        n = LINEAR_BATCH
+        lin = nn.Linear(i, o)
+        x = torch.randn(n, i, generator=g)
+        dy = torch.randn(n, o, generator=g)
+
+        def lf():
+            with torch.no_grad():
+                return lin(x)
+        add(f"linear.forward {i}→{o} N={n}", "linear", lf)
+        xg = x.clone().requires_grad_(True)
+        y = lin(xg)
+        params = (xg, lin.weight, lin.bias)
+        add(f"linear.backward {i}→{o} N={n}", "linear",
+            lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+
+    for n in STEP_BATCHES:
+        torch.manual_seed(0)
+        model = seed_network()
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        loss_fn = nn.CrossEntropyLoss()
+        x = torch.randn(n, 784, generator=g)
+        labels = torch.randint(0, 10, (n,), generator=g)
+
+        def step():
+            opt.zero_grad()
+            loss = loss_fn(model(x), labels)
+            loss.backward()
+            opt.step()
+            return loss
+        add(f"step N={n}", "step", step, per=n)
+
+    for n in INFER_BATCHES:
+        torch.manual_seed(0)
+        model = seed_network()
+        model.eval()
+        x = torch.randn(n, 784, generator=g)
+
+        def infer():
+            with torch.inference_mode():
+                return model(x)
+        add(f"inference N={n}", "inference", infer, per=n)
+    return out
+
+
+def compare(torch_rows, swift_path):
+    try:
+        with open(swift_path) as f:
+            swift = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"\n(no BatchNormKit results to compare: {swift_path}: {e}; run `make bench-native` first)")
+        return
+    fast = {}
+    for c in swift.get("cases", []):
+        if c.get("threads") == 1 and c.get("fast"):
+            fast[c["name"]] = c["fast"]["median_s"]
+    print(f"\nSide by side, 1 thread: PyTorch {torch.__version__} vs BatchNormKit "
+          f"({swift.get('build', '?')} build, {swift.get('date', '?')})")
+    print(f"  ratio = PyTorch time / BatchNormKit time (> 1: BatchNormKit faster)")
+    print(f"  {'case':<34} {'PyTorch':>11} {'BNKit':>11} {'ratio':>7} {'target':>7}  ok")
+    met = missed = 0
+    for r in torch_rows:
+        name = r["name"]
+        if name not in fast:
+            continue
+        t, s = r["median_s"], fast[name]
+        ratio = t / s
+        r["bnkit_median_s"] = s
+        r["ratio"] = ratio
+        tgt = target_ratio(name)
+        verdict = ""
+        if tgt:
+            ok = ratio >= tgt
+            met += ok
+            missed += not ok
+            verdict = "yes" if ok else "NO"
+        print(f"  {name:<34} {fmt_time(t):>11} {fmt_time(s):>11} {ratio:6.2f}× {('%.1f×' % tgt) if tgt else '':>7}  {verdict}")
+    print(f"  targets met: {met}, missed: {missed}")
+
+
+def fmt_time(s):
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--swift-json", default="bench-results/bench-native.json",
+                   help="BatchNormKit results to compare with (default: %(default)s)")
+    p.add_argument("--out", default="bench-results/bench-torch.json", help="where to write the JSON")
+    p.add_argument("--filter", default="", help="only cases whose name contains this")
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    p.add_argument("--min-time", type=float, default=0.25, help="seconds of timed runs per case (default 0.25)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every case this many times and keep each case's best median "
+                        "(other jobs on a shared machine come and go; default 1)")
+    p.add_argument("--autograd-forward", action="store_true",
+                   help="time bn.forward-train with autograd recording instead of under no_grad")
+    args = p.parse_args()
+
+    torch.set_num_threads(args.threads)
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"{platform.processor() or platform.machine()}, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}")
+    rows = cases(args)
+    for r in range(1, args.rounds):
+        print(f"round {r + 1} of {args.rounds}", flush=True)
+        for row, again in zip(rows, cases(args)):
+            if again["median_s"] < row["median_s"]:
+                again["min_s"] = min(again["min_s"], row["min_s"])
+                row.update(again)
+            else:
+                row["min_s"] = min(again["min_s"], row["min_s"])
+    compare(rows, args.swift_json)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"framework": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(),
+                   "cpu_capability": torch.backends.cpu.get_cpu_capability(), "rounds": args.rounds,
+                   "forward_train_timing": "autograd" if args.autograd_forward else "no_grad",
+                   "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cases": rows}, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+// MARK: - Threading for large batches
+//
+// A second core adds memory bandwidth on this kind of machine (streaming
+// 32 MB: 11 GB/s with one thread, 18 GB/s with two; `bnkbench
+// --probe-threads`), and BatchNorm on large batches is bandwidth-bound. So a
+// kernel call on a batch of at least ``BatchNormKernel/parallelThreshold``
+// values splits its rows (samples for `(N, C, L)`) into ``BatchNormKernel/threadCount``
+// contiguous parts: the calling thread runs part 0, persistent worker
+// threads (created on first use) the others. Smaller batches never leave the
+// calling thread: waking a worker costs microseconds, more than a whole
+// (256, 256) pass. (`DispatchQueue.concurrentPerform` would do the same, but
+// allocates a few blocks per call; this pool allocates nothing after start.)
+//
+// The reductions give each part its own Float32 block sums and Double
+// partial sums, in one workspace allocated once and grown only for a wider
+// batch (no allocation per call), then add the partials in part order. All
+// parts subtract the same per-feature shift, so their sums add exactly
+// like the blocks of one thread (no Chan merge needed); results are
+// deterministic for a given thread count and can differ from the
+// single-thread ones in the last bits.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension BatchNormKernel {
+    /// Threads a kernel call may use on a large batch (default 1: the
+    /// calling thread only). Process-wide; set it before running, not while
+    /// kernels run on other threads.
+    public static var threadCount: Int {
+        get { _threading.threads }
+        set {
+            precondition(newValue >= 1, "BatchNormKernel.threadCount must be ≥ 1")
+            _threading.threads = newValue
+        }
+    }
+
+    /// Values (N·C·L) from which a call is split across ``threadCount``
+    /// threads (default 2¹⁹ = 2 MB of Float32). Below it the work takes well
+    /// under 100 µs and a thread handoff would cost more than it saves.
+    public static var parallelThreshold: Int {
+        get { _threading.threshold }
+        set {
+            precondition(newValue >= 1, "BatchNormKernel.parallelThreshold must be ≥ 1")
+            _threading.threshold = newValue
+        }
+    }
+
+    /// How many parts a call on `shape` runs in (1: the calling thread only).
+    @inlinable
+    static func _threadParts(_ shape: BatchNormShape) -> Int {
+        let threads = _threading.threads
+        guard threads > 1, shape.elementCount >= _threading.threshold else { return 1 }
+        return min(threads, shape.n)
+    }
+
+    /// Rows (or samples) `part` of `parts` owns out of `n`.
+    @inlinable @inline(__always)
+    static func _partRange(_ part: Int, of parts: Int, _ n: Int) -> Range<Int> {
+        (n * part / parts)..<(n * (part + 1) / parts)
+    }
+
+    // MARK: Reductions
+
+    @usableFromInline
+    static func _reduceMomentsParallel(
+        x: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        _reduceParallel(_ReduceJob(x: x, dy: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
+                        parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_MomentTerms.self, part: part)
+        }
+    }
+
+    @usableFromInline
+    static func _reduceGradParallel(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        _reduceParallel(_ReduceJob(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
+                        parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_GradTerms.self, part: part)
+        }
+    }
+
+    /// job.sum1, job.sum2 (zeroed by the caller) += the sums over the whole
+    /// batch; `task` runs one part of the job.
+    static func _reduceParallel(_ job: _ReduceJob, parts: Int, task: _KernelTask) {
+        var job = job
+        let c = job.shape.c
+        // per extra part: Double partial sums [2C], then Float32 block sums [2C]
+        job.partBytes = c * (2 * 8 + 2 * 4)
+        job.parts = parts
+        guard let workspace = _threading.acquire(bytes: (parts - 1) * job.partBytes) else {
+            // another thread's call holds the pool: run on this thread
+            job.parts = 1
+            withUnsafeMutablePointer(to: &job) { task(UnsafeMutableRawPointer($0), 0) }
+            return
+        }
+        defer { _threading.release() }
+        job.workspace = workspace
+        withUnsafeMutablePointer(to: &job) { _threading.run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
+        for part in 1..<parts {
+            let p = job.partials(part)
+            for j in 0..<c { job.sum1[j] += p[j] }
+            for j in 0..<c { job.sum2[j] += p[c + j] }
+        }
+    }
+
+    // MARK: Elementwise passes
+
+    @usableFromInline
+    static func _normalizeParallel(
+        _ input: UnsafePointer<Float>, shape: BatchNormShape,
+        shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        var job = _NormalizeJob(input: input, shape: shape, shift: shift, scale: scale, bias: bias,
+                                output: output, parts: parts)
+        _runElementwise(&job, parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _NormalizeJob.self).pointee.run(part: part)
+        }
+    }
+
+    @usableFromInline
+    static func _backwardInputParallel(
+        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: BatchNormShape,
+        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
+        gradInput: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        var job = _BackwardInputJob(gradOutput: gradOutput, input: input, shape: shape, shift: shift,
+                                    gradScale: gradScale, inputScale: inputScale, constant: constant,
+                                    gradInput: gradInput, parts: parts)
+        _runElementwise(&job, parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _BackwardInputJob.self).pointee.run(part: part)
+        }
+    }
+
+    /// Runs an elementwise job's parts on the pool, or all of it on this
+    /// thread (as one part) when another call holds the pool.
+    static func _runElementwise<Job: _PartedJob>(_ job: inout Job, parts: Int, task: _KernelTask) {
+        guard _threading.acquire(bytes: 0) != nil else {
+            job.parts = 1
+            withUnsafeMutablePointer(to: &job) { task(UnsafeMutableRawPointer($0), 0) }
+            return
+        }
+        defer { _threading.release() }
+        withUnsafeMutablePointer(to: &job) { _threading.run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
+    }
+}
+
+/// One part of a parallel call: (job, part index). A C function pointer, so
+/// handing it to a worker retains and allocates nothing.
+typealias _KernelTask = @convention(c) (UnsafeMutableRawPointer, Int) -> Void
+
+protocol _PartedJob { var parts: Int { get set } }
+
+/// The arguments of a parallel reduction, on the caller's stack.
+struct _ReduceJob {
+    var x, dy: UnsafePointer<Float>
+    var shape: BatchNormShape
+    var shift: UnsafePointer<Float>
+    var sum1, sum2: UnsafeMutablePointer<Double>
+    var scratch: UnsafeMutablePointer<Float>
+    var workspace = UnsafeMutableRawPointer(bitPattern: 64)!
+    var partBytes = 0
+    var parts = 1
+
+    init(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Float>) {
+        self.x = x; self.dy = dy; self.shape = shape; self.shift = shift
+        self.sum1 = sum1; self.sum2 = sum2; self.scratch = scratch
+    }
+
+    /// Part `part`'s Double partial sums `[2C]` (part ≥ 1), followed by its block sums.
+    func partials(_ part: Int) -> UnsafeMutablePointer<Double> {
+        (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
+    }
+
+    func run<T: _PairTerms>(_: T.Type, part: Int) {
+        let n = shape.n, c = shape.c, l = shape.l
+        var s1 = sum1, s2 = sum2, blockSums = scratch
+        if part > 0 {
+            s1 = partials(part); s2 = s1 + c
+            blockSums = UnsafeMutableRawPointer(s1 + 2 * c).assumingMemoryBound(to: Float.self)
+            s1.update(repeating: 0, count: 2 * c)
+        }
+        let range = BatchNormKernel._partRange(part, of: parts, n)
+        if l == 1 {
+            BatchNormKernel._reduceRows(T.self, x: x, dy: dy, rows: range, batchRows: n, c: c, shift: shift,
+                                        sum1: s1, sum2: s2, scratch: blockSums)
+        } else {
+            BatchNormKernel._reduceRuns(T.self, x: x, dy: dy, samples: range, c: c, l: l, shift: shift,
+                                        sum1: s1, sum2: s2)
+        }
+    }
+}
+
+struct _NormalizeJob: _PartedJob {
+    var input: UnsafePointer<Float>
+    var shape: BatchNormShape
+    var shift, scale, bias: UnsafePointer<Float>
+    var output: UnsafeMutablePointer<Float>
+    var parts: Int
+
+    func run(part: Int) {
+        let n = shape.n, c = shape.c, l = shape.l
+        let range = BatchNormKernel._partRange(part, of: parts, n)
+        if l == 1 {
+            BatchNormKernel._normalizeRows(input, rows: range, batchRows: n, c: c,
+                                           shift: shift, scale: scale, bias: bias, output: output)
+        } else {
+            BatchNormKernel._normalizeRuns(input, samples: range, c: c, l: l,
+                                           shift: shift, scale: scale, bias: bias, output: output)
+        }
+    }
+}
+
+struct _BackwardInputJob: _PartedJob {
+    var gradOutput, input: UnsafePointer<Float>
+    var shape: BatchNormShape
+    var shift, gradScale, inputScale, constant: UnsafePointer<Float>
+    var gradInput: UnsafeMutablePointer<Float>
+    var parts: Int
+
+    func run(part: Int) {
+        let n = shape.n, c = shape.c, l = shape.l
+        let range = BatchNormKernel._partRange(part, of: parts, n)
+        if l == 1 {
+            BatchNormKernel._backwardInputRows(gradOutput: gradOutput, input: input, rows: range, batchRows: n, c: c,
+                                               shift: shift, gradScale: gradScale, inputScale: inputScale,
+                                               constant: constant, gradInput: gradInput)
+        } else {
+            BatchNormKernel._backwardInputRuns(gradOutput: gradOutput, input: input, samples: range, c: c, l: l,
+                                               shift: shift, gradScale: gradScale, inputScale: inputScale,
+                                               constant: constant, gradInput: gradInput)
+        }
+    }
+}
+
+/// The kernels' thread settings, their worker threads and the reductions'
+/// workspace. One parallel call at a time: ``acquire(bytes:)`` fails (and
+/// the caller runs single-threaded) while another call holds the pool.
+@usableFromInline
+final class _KernelThreading: @unchecked Sendable {
+    @usableFromInline var threads = 1
+    @usableFromInline var threshold = 1 << 19
+
+    private let busy: UnsafeMutablePointer<pthread_mutex_t>      // held for a whole parallel call
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>     // guards the fields below
+    private let workReady: UnsafeMutablePointer<pthread_cond_t>
+    private let workDone: UnsafeMutablePointer<pthread_cond_t>
+    private var workspace: UnsafeMutableRawPointer? = nil
+    private var capacity = 0
+    private var workers = 0
+    private var generation = 0
+    private var parts = 0
+    private var remaining = 0
+    private var task: _KernelTask? = nil
+    private var context = UnsafeMutableRawPointer(bitPattern: 64)!
+
+    init() {
+        busy = .allocate(capacity: 1); busy.initialize(to: pthread_mutex_t()); pthread_mutex_init(busy, nil)
+        mutex = .allocate(capacity: 1); mutex.initialize(to: pthread_mutex_t()); pthread_mutex_init(mutex, nil)
+        workReady = .allocate(capacity: 1); workReady.initialize(to: pthread_cond_t()); pthread_cond_init(workReady, nil)
+        workDone = .allocate(capacity: 1); workDone.initialize(to: pthread_cond_t()); pthread_cond_init(workDone, nil)
+    }
+
+    /// Holds the pool for one parallel call and returns a workspace of at
+    /// least `bytes`, or nil when another call holds it. Allocates only to grow.
+    func acquire(bytes: Int) -> UnsafeMutableRawPointer? {
+        guard pthread_mutex_trylock(busy) == 0 else { return nil }
+        if capacity < max(bytes, 64) {
+            workspace?.deallocate()
+            capacity = max(bytes, 64)
+            workspace = .allocate(byteCount: capacity, alignment: 64)
+        }
+        return workspace
+    }
+
+    func release() { pthread_mutex_unlock(busy) }
+
+    /// Runs `task(context, 0)` on this thread and parts 1 … parts − 1 on
+    /// workers, returning when all are done. Call between acquire and release.
+    func run(parts: Int, task: _KernelTask, context: UnsafeMutableRawPointer) {
+        startWorkers(parts - 1)
+        pthread_mutex_lock(mutex)
+        self.task = task
+        self.context = context
+        self.parts = min(parts, workers + 1)
+        remaining = self.parts - 1
+        generation &+= 1
+        pthread_cond_broadcast(workReady)
+        pthread_mutex_unlock(mutex)
+
+        task(context, 0)
+        // parts without a worker (thread creation failed): run them here
+        for part in self.parts..<max(parts, self.parts) { task(context, part) }
+
+        pthread_mutex_lock(mutex)
+        while remaining > 0 { pthread_cond_wait(workDone, mutex) }
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func startWorkers(_ count: Int) {
+        while workers < count {
+            let index = workers
+            let context = UnsafeMutablePointer<(Unmanaged<_KernelThreading>, Int)>.allocate(capacity: 1)
+            context.initialize(to: (Unmanaged.passRetained(self), index + 1))
+            var thread = pthread_t()
+            let started = pthread_create(&thread, nil, { raw in
+                let context = raw!.assumingMemoryBound(to: (Unmanaged<_KernelThreading>, Int).self)
+                let (pool, part) = context.pointee
+                context.deallocate()
+                pool.takeUnretainedValue().workerLoop(part: part)
+            }, context)
+            guard started == 0 else {
+                context.pointee.0.release()
+                context.deallocate()
+                break
+            }
+            pthread_detach(thread)
+            workers += 1
+        }
+    }
+
+    private func workerLoop(part: Int) -> Never {
+        var seen = 0
+        pthread_mutex_lock(mutex)
+        while true {
+            while generation == seen { pthread_cond_wait(workReady, mutex) }
+            seen = generation
+            guard part < parts, let task else { continue }
+            let context = self.context
+            pthread_mutex_unlock(mutex)
+            task(context, part)
+            pthread_mutex_lock(mutex)
+            remaining -= 1
+            if remaining == 0 { pthread_cond_signal(workDone) }
+        }
+    }
+}
+
+@usableFromInline let _threading = _KernelThreading()
