@@ -4,12 +4,33 @@
 public final class Parameter {
     /// The parameter's current value.
     public let value: Tensor
-    /// Accumulated gradient, same shape as ``value``.
-    public let grad: Tensor
+    private let _grad: Tensor
+    /// Set by ``zeroGrad()``: the stored gradient is logically zero.
+    private var _gradIsZero = true
 
     init(_ value: Tensor) {
         self.value = value
-        self.grad = Tensor(_validShape: value.shape)
+        _grad = Tensor(_validShape: value.shape)
+    }
+
+    /// Accumulated gradient, same shape as ``value``.
+    public var grad: Tensor {
+        if _gradIsZero { _grad.fill(0); _gradIsZero = false }
+        return _grad
+    }
+
+    /// Sets the gradient to zero. Like PyTorch's `zero_grad(set_to_none=True)`
+    /// it writes nothing now: the next backward *writes* its gradient instead
+    /// of adding to zeros (one pass over the weights fewer per step), and
+    /// reading ``grad`` before that shows zeros.
+    public func zeroGrad() { _gradIsZero = true }
+
+    /// For a backward pass: the gradient buffer, and whether to add to it
+    /// (false: overwrite every element, e.g. sgemm with β = 0).
+    func _gradForUpdate() -> (buffer: Tensor, accumulate: Bool) {
+        let accumulate = !_gradIsZero
+        _gradIsZero = false
+        return (_grad, accumulate)
     }
 }
 

@@ -53,12 +53,19 @@ extension BatchNorm1d {
         // one pass over dy and x: Σdy and Σdy·(x − shift)
         BatchNormKernel.backwardReduce(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: shift,
                                        sumGrad: sumGrad, sumGradShifted: sumGradShifted, scratch: reduceScratch)
+        // γ and β gradients accumulate, or start from zero right after zeroGrad
+        let gammaGrad = weight.map { p -> UnsafeMutablePointer<Float> in
+            let g = p._gradForUpdate(); if !g.accumulate { g.buffer.fill(0) }; return g.buffer._pointer
+        }
+        let betaGrad = bias.map { p -> UnsafeMutablePointer<Float> in
+            let g = p._gradForUpdate(); if !g.accumulate { g.buffer.fill(0) }; return g.buffer._pointer
+        }
         // dγ, dβ and the constants of dx = gradScale·dy + inputScale·(x − shift) + constant
         BatchNormKernel.backwardConstants(
             sumGrad: sumGrad, sumGradShifted: sumGradShifted, invStd: invStd, meanOffset: meanOffset,
             featureCount: c, gamma: weight?.value._pointer, valuesPerFeature: shape.valuesPerFeature,
             usedBatchStatistics: usedBatchStatistics,
-            gammaGrad: bias == nil ? nil : weight?.grad._pointer, betaGrad: weight == nil ? nil : bias?.grad._pointer,
+            gammaGrad: gammaGrad, betaGrad: betaGrad,
             gradScale: gradScale, inputScale: inputScale, constant: gradConstant)
         guard needsInputGradient else { return nil }
         let dx = gradInput._reuse(sameShapeAs: x)

@@ -81,11 +81,16 @@ public final class Linear: Layer {
         _ = try _checkGradient(dy, like: output, context: "Linear(\(inFeatures)→\(outFeatures))")
         guard let x = input else { return nil }
         let n = dy.shape[0]
-        // dW (out, in) += dYᵀ (out, N) · X (N, in)
+        // dW (out, in) += dYᵀ (out, N) · X (N, in); β = 0 right after zeroGrad
+        let dW = weight._gradForUpdate()
         bnk_sgemm(1, 0, Int32(outFeatures), Int32(inFeatures), Int32(n),
                   1, dy._pointer, Int32(outFeatures), x._pointer, Int32(inFeatures),
-                  1, weight.grad._pointer, Int32(inFeatures))
-        if let bias { _addColumnSums(dy._pointer, rows: n, columns: outFeatures, into: bias.grad._pointer) }
+                  dW.accumulate ? 1 : 0, dW.buffer._pointer, Int32(inFeatures))
+        if let bias {
+            let db = bias._gradForUpdate()
+            if !db.accumulate { db.buffer.fill(0) }
+            _addColumnSums(dy._pointer, rows: n, columns: outFeatures, into: db.buffer._pointer)
+        }
         guard needsInputGradient else { return nil }
         // dX (N, in) = dY (N, out) · W (out, in)
         let dx = gradInput._reuse(rows: n, columns: inFeatures)

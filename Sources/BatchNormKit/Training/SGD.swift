@@ -42,13 +42,17 @@ public final class SGD {
     deinit { for b in momentumBuffers { b.deallocate() } }
 
     /// Sets every parameter's gradient to zero (PyTorch's `zero_grad`).
-    public func zeroGrad() { for p in parameters { p.grad.fill(0) } }
+    public func zeroGrad() { for p in parameters { p.zeroGrad() } }
 
     /// One update of every parameter from its accumulated gradient.
     public func step() {
         let firstStep = momentum != 0 && momentumBuffers.isEmpty
         if firstStep {
-            momentumBuffers = parameters.map { UnsafeMutablePointer<Float>.allocate(capacity: max($0.value.count, 1)) }
+            momentumBuffers = parameters.map {
+                let b = UnsafeMutablePointer<Float>.allocate(capacity: max($0.value.count, 1))
+                b.initialize(repeating: 0, count: max($0.value.count, 1))   // read (×0) by the first step
+                return b
+            }
         }
         for (index, p) in parameters.enumerated() {
             let w = p.value._pointer, grad = p.grad._pointer, n = p.value.count
@@ -60,7 +64,7 @@ public final class SGD {
         }
     }
 
-    // Each mode is its own branch-free loop, so the compiler vectorizes it.
+    // Branch-free loops over raw pointers, so the compiler vectorizes them.
 
     /// p ← p − lr·(g + wd·p)
     private func _plainStep(_ w: UnsafeMutablePointer<Float>, _ grad: UnsafeMutablePointer<Float>, _ n: Int) {
@@ -68,19 +72,19 @@ public final class SGD {
         for i in 0..<n { w[i] -= lr * (grad[i] + wd * w[i]) }
     }
 
-    /// b ← g on the first step, else μ·b + (1 − dampening)·g; p ← p − lr·(nesterov ? g + μ·b : b)
+    /// b ← g on the first step, else μ·b + (1 − dampening)·g;
+    /// p ← p − lr·(nesterov ? g + μ·b : b) — one pass over p, grad and b.
     private func _momentumStep(_ w: UnsafeMutablePointer<Float>, _ grad: UnsafeMutablePointer<Float>,
                                _ b: UnsafeMutablePointer<Float>, _ n: Int, first: Bool) {
-        let lr = learningRate, mu = momentum, keep = 1 - dampening, wd = weightDecay
-        if first {
-            for i in 0..<n { b[i] = grad[i] + wd * w[i] }
-        } else {
-            for i in 0..<n { b[i] = mu * b[i] + keep * (grad[i] + wd * w[i]) }
-        }
-        if nesterov {
-            for i in 0..<n { w[i] -= lr * ((grad[i] + wd * w[i]) + mu * b[i]) }
-        } else {
-            for i in 0..<n { w[i] -= lr * b[i] }
+        let lr = learningRate, wd = weightDecay
+        // b = keepB·b + keepG·g; step = stepG·g + stepB·b, branch-free per element
+        let keepB: Float = first ? 0 : momentum, keepG: Float = first ? 1 : 1 - dampening
+        let stepG: Float = nesterov ? 1 : 0, stepB: Float = nesterov ? momentum : 1
+        for i in 0..<n {
+            let g = grad[i] + wd * w[i]
+            let buf = keepB * b[i] + keepG * g
+            b[i] = buf
+            w[i] -= lr * (stepG * g + stepB * buf)
         }
     }
 }
