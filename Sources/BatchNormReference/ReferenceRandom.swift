@@ -9,8 +9,10 @@ import Darwin
 public struct ReferenceRandom {
     private var state: UInt64
 
+    /// A stream fixed by `seed`.
     public init(seed: UInt64) { state = seed &* 6364136223846793005 &+ 1442695040888963407 }
 
+    /// The next 64 bits.
     public mutating func next() -> UInt64 {
         state = state &* 6364136223846793005 &+ 1442695040888963407
         return state

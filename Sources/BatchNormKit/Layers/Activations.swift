@@ -53,7 +53,9 @@ public final class Softmax: Layer {
     public init() {}
     public var isTraining: Bool { rows.isTraining }
     public func setTraining(_ training: Bool) { rows.isTraining = training }
+    /// y `(N, K)` from x `(N, K)`; throws on any other rank or K = 0.
     public func forward(_ x: Tensor) throws -> Tensor { try rows.forward(x) }
+    /// dx `(N, K)` from dy `(N, K)` of the last forward.
     public func backward(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
         try rows.backward(dy, needsInputGradient: needsInputGradient)
     }

@@ -19,11 +19,15 @@ import BatchNormKernels
 ///   Buffers `running_mean` (0), `running_var` (1), `num_batches_tracked` (0):
 ///   saved with the model, never touched by an optimizer.
 public final class BatchNorm1d: Layer {
+    /// C, the size of axis 1 of the input.
     public let numFeatures: Int
+    /// Added to the variance before the square root (default 1e-5).
     public let eps: Float
     /// Weight of the new batch in the running statistics; nil = cumulative.
     public let momentum: Float?
+    /// Whether γ and β are learned (default true).
     public let affine: Bool
+    /// Whether running buffers exist and eval mode uses them (default true).
     public let trackRunningStats: Bool
     /// γ `[C]` (nil unless `affine`).
     public let weight: Parameter?
@@ -113,6 +117,7 @@ public final class BatchNorm1d: Layer {
         runningMean?.fill(0); runningVar?.fill(1); numBatchesTracked = 0
     }
 
+    /// `weight`, `bias`, `running_mean`, `running_var`, `num_batches_tracked` under `prefix`, as PyTorch names them.
     public func namedStateEntries(prefix: String) -> [(name: String, entry: StateEntry)] {
         var e: [(name: String, entry: StateEntry)] = []
         if let weight, let bias { e += [(prefix + "weight", .parameter(weight)), (prefix + "bias", .parameter(bias))] }

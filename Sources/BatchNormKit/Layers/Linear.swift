@@ -8,7 +8,9 @@ import CBatchNormKitBLAS
 ///
 /// Forward and both weight products of backward run on OpenBLAS `sgemm`.
 public final class Linear: Layer {
+    /// Features per input row.
     public let inFeatures: Int
+    /// Features per output row.
     public let outFeatures: Int
     /// `(outFeatures, inFeatures)`
     public let weight: Parameter
@@ -100,6 +102,7 @@ public final class Linear: Layer {
         return dx
     }
 
+    /// `weight` `(out, in)` and `bias` `[out]` under `prefix`.
     public func namedStateEntries(prefix: String) -> [(name: String, entry: StateEntry)] {
         var entries: [(name: String, entry: StateEntry)] = [(prefix + "weight", .parameter(weight))]
         if let bias { entries.append((prefix + "bias", .parameter(bias))) }

@@ -16,8 +16,11 @@ public enum NormPlacement: String, CaseIterable, Sendable {
 public final class SeedNetwork: Layer {
     /// The layer stack; state names are `layers.<index>.<name>`.
     public let layers: Sequential
+    /// Widths of the hidden blocks, `[256, 64]` for the seed.
     public let hiddenSizes: [Int]
+    /// Whether the hidden blocks have BatchNorm1d.
     public let useBatchNorm: Bool
+    /// BatchNorm before or after each ReLU.
     public let placement: NormPlacement
     private let softmax = Softmax()
 
@@ -66,10 +69,12 @@ public final class SeedNetwork: Layer {
     /// Class probabilities `(N, classes)`: the lesson's final Softmax.
     public func probabilities(_ input: Tensor) throws -> Tensor { try softmax.forward(try forward(input)) }
 
+    /// Back-propagates ∂loss/∂logits `(N, classes)` through every layer.
     public func backward(_ gradOutput: Tensor, needsInputGradient: Bool) throws -> Tensor? {
         try layers.backward(gradOutput, needsInputGradient: needsInputGradient)
     }
 
+    /// Every layer's entries as `layers.<index>.<name>`, PyTorch's `MyNetwork` names.
     public func namedStateEntries(prefix: String) -> [(name: String, entry: StateEntry)] {
         layers.namedStateEntries(prefix: prefix + "layers.")
     }

@@ -11,18 +11,22 @@ public final class Sequential: Layer {
     /// needs no gradient, so the first Linear skips its dX product.
     public var inputRequiresGradient = false
 
+    /// A stack of `layers`, applied first to last.
     public init(_ layers: [Layer]) { self.layers = layers }
+    /// A stack of `layers`, applied first to last.
     public convenience init(_ layers: Layer...) { self.init(layers) }
 
     public var isTraining: Bool { layers.first?.isTraining ?? true }
     public func setTraining(_ training: Bool) { for l in layers { l.setTraining(training) } }
 
+    /// The last layer's output for `input` (the first layer's input shape).
     public func forward(_ input: Tensor) throws -> Tensor {
         var x = input
         for l in layers { x = try l.forward(x) }
         return x
     }
 
+    /// Back-propagates through the layers in reverse; nil when the first layer skips ∂loss/∂input.
     public func backward(_ gradOutput: Tensor, needsInputGradient: Bool) throws -> Tensor? {
         var g = gradOutput
         for i in layers.indices.reversed() {
@@ -39,6 +43,7 @@ public final class Sequential: Layer {
         _ = try backward(gradOutput, needsInputGradient: inputRequiresGradient)
     }
 
+    /// Entries of layer i as `<prefix>i.<name>`.
     public func namedStateEntries(prefix: String) -> [(name: String, entry: StateEntry)] {
         layers.indices.flatMap { layers[$0].namedStateEntries(prefix: "\(prefix)\($0).") }
     }

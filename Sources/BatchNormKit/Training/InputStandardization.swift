@@ -17,6 +17,7 @@ public struct InputStandardization: Sendable, Equatable {
     /// Metadata keys in a checkpoint.
     public static let meanKey = "input_mean", stdKey = "input_std"
 
+    /// A given standardization; throws unless mean is finite and std finite and > 0.
     public init(mean: Float, std: Float) throws {
         guard mean.isFinite, std.isFinite, std > 0 else {
             throw BatchNormKitError.invalidArgument(name: "input standardization", value: "mean \(mean), std \(std)",

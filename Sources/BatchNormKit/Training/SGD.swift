@@ -8,11 +8,17 @@
 /// Updates parameters only; BatchNorm's running buffers are never touched.
 /// Momentum buffers are allocated on the first step and reused after it.
 public final class SGD {
+    /// The parameters ``step()`` updates, in order.
     public let parameters: [Parameter]
+    /// lr; may be changed between steps (a schedule).
     public var learningRate: Float
+    /// μ; 0 disables momentum buffers.
     public let momentum: Float
+    /// Weight (1 − dampening) of the new gradient in the momentum buffer.
     public let dampening: Float
+    /// L2 penalty added to every gradient.
     public let weightDecay: Float
+    /// Nesterov momentum (needs μ > 0 and dampening 0).
     public let nesterov: Bool
     private var momentumBuffers: [UnsafeMutablePointer<Float>] = []
 
