@@ -10,9 +10,9 @@ import BatchNormReference
 
 @Suite("Finite-difference gradient checks (Double)")
 struct GradientCheckTests {
-    func check(_ analytic: [Float], _ x: [Double], _ f: ([Double]) -> Double, _ what: String) {
+    func check(_ analytic: [Float], _ x: [Double], _ f: ([Double]) -> Double, _ what: String, probes: Int = 24) {
         let scale = max(1e-3, analytic.map { abs(Double($0)) }.max() ?? 0)
-        for i in probeIndices(x.count) {
+        for i in probeIndices(x.count, limit: probes) {
             let numeric = numericGradient(x, at: i, f)
             #expect(abs(Double(analytic[i]) - numeric) <= 1e-3 * abs(numeric) + 1e-4 * scale,
                     "\(what)[\(i)]: analytic \(analytic[i]), numeric \(numeric)")
@@ -86,11 +86,14 @@ struct GradientCheckTests {
         check(try logSoftmax.backward(.of([n, k], r)).scalars, z, { dot(BatchNormReference.logSoftmax($0, n: n, classes: k), r) }, "logSoftmax dx")
     }
 
-    @Test("the whole seed network (reduced widths), train mode, every parameter")
-    func seedNetwork() throws {
-        // Same structure as the seed network — Linear→BN→ReLU twice, then
-        // Linear — at widths small enough for a Double oracle in a debug build.
-        let n = 8, input = 12, hidden = [10, 6], classes = 4
+    /// (input, hidden widths, classes, batch, probes per parameter)
+    static let seedShapes: [(Int, [Int], Int, Int, Int)] = [
+        (12, [10, 6], 4, 8, 24),       // every weight probed, small widths
+        (784, [256, 64], 10, 4, 3),    // the seed network's real widths, a few probes per tensor
+    ]
+
+    @Test("the whole seed network, train mode, every parameter tensor", arguments: seedShapes)
+    func seedNetwork(input: Int, hidden: [Int], classes: Int, n: Int, probes: Int) throws {
         let net = try SeedNetwork(inputSize: input, hiddenSizes: hidden, classes: classes, seed: 5)
         var rng = ReferenceRandom(seed: 23)
         let x = rng.normals(n * input), labels: [Int32] = (0..<n).map { Int32($0 % classes) }
@@ -116,7 +119,7 @@ struct GradientCheckTests {
                                        "layers.6.weight", "layers.6.bias"])
         for (index, (name, parameter)) in params.enumerated() {
             let base = values[index]
-            check(parameter.grad.scalars, base, { values[index] = $0; defer { values[index] = base }; return loss(values) }, name)
+            check(parameter.grad.scalars, base, { values[index] = $0; defer { values[index] = base }; return loss(values) }, name, probes: probes)
         }
     }
 }
