@@ -20,8 +20,17 @@ What is timed in PyTorch (the tensors are allocated once, outside the loop):
   linear.backward   torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
   step              zero_grad; CrossEntropyLoss(model(x), labels).backward(); SGD.step()
   inference         model.eval(); with torch.inference_mode(): model(x)
+  inference-folded  the same without BatchNorm (Linear, ReLU, Linear, ReLU, Linear):
+                    what BatchNormKit's folded network computes
+  epoch             one epoch of the seed recipe (batch 128, SGD lr 0.1 momentum 0.9):
+                    randperm, gather x[idx], forward, loss, zero_grad, backward,
+                    step, loss.item() and the correct count per step — on the
+                    Fashion-MNIST train split when /usr/share/datasets/fashion-mnist
+                    exists (standardized, as `make train`), else synthetic data of
+                    the same shape; one warm-up epoch, three timed
 """
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -41,6 +50,8 @@ LINEAR_SHAPES = [(784, 256), (256, 64), (64, 10)]
 LINEAR_BATCH = 256
 STEP_BATCHES = [64, 256, 1024]
 INFER_BATCHES = [64, 256, 1024]
+EPOCH_BATCH = 128
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 # The issue's targets: BatchNormKit time must be ≤ torch time / ratio.
 def target_ratio(name):
@@ -75,6 +86,40 @@ def seed_network():
         nn.Linear(784, 256), nn.BatchNorm1d(256), nn.ReLU(),
         nn.Linear(256, 64), nn.BatchNorm1d(64), nn.ReLU(),
         nn.Linear(64, 10))
+
+
+def folded_network():
+    return nn.Sequential(
+        nn.Linear(784, 256), nn.ReLU(),
+        nn.Linear(256, 64), nn.ReLU(),
+        nn.Linear(64, 10))
+
+
+_epoch_data = None
+
+
+def epoch_data():
+    """(X, y, description): the Fashion-MNIST train split, standardized, or synthetic."""
+    global _epoch_data
+    if _epoch_data is not None:
+        return _epoch_data
+    images = os.path.join(FASHION_MNIST, "train-images-idx3-ubyte.gz")
+    labels = os.path.join(FASHION_MNIST, "train-labels-idx1-ubyte.gz")
+    if os.path.exists(images) and os.path.exists(labels):
+        with gzip.open(images) as f:
+            raw = f.read()
+        x = torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).reshape(-1, 784).float() / 255
+        with gzip.open(labels) as f:
+            y = torch.frombuffer(bytearray(f.read()[8:]), dtype=torch.uint8).long()
+        what = f"Fashion-MNIST train split ({FASHION_MNIST}), {len(y)} samples"
+    else:
+        g = torch.Generator().manual_seed(60000)
+        x = torch.rand(60000, 784, generator=g)
+        y = torch.randint(0, 10, (60000,), generator=g)
+        what = f"synthetic 60000×784 (uniform [0, 1), random labels); {FASHION_MNIST} not found"
+    x = (x - x.mean()) / x.std(unbiased=False)
+    _epoch_data = (x.contiguous(), y, what + ", standardized")
+    return _epoch_data
 
 
 def cases(args):
@@ -170,6 +215,47 @@ def cases(args):
             with torch.inference_mode():
                 return model(x)
         add(f"inference N={n}", "inference", infer, per=n)
+
+        folded = folded_network()
+        folded.eval()
+
+        def infer_folded():
+            with torch.inference_mode():
+                return folded(x)
+        add(f"inference-folded N={n}", "inference", infer_folded, per=n)
+
+    name = "epoch N=60000"
+    if not args.filter or args.filter in name:
+        x_all, y_all, what = epoch_data()
+        print(f"  epoch data: {what}")
+        count = len(y_all)
+        used = count - 1 if count % EPOCH_BATCH == 1 else count
+        torch.manual_seed(0)
+        model = seed_network()
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loss_fn = nn.CrossEntropyLoss()
+        g_epoch = torch.Generator().manual_seed(0)
+
+        def epoch():
+            order = torch.randperm(count, generator=g_epoch)[:used]
+            total, correct = 0.0, 0
+            for start in range(0, used, EPOCH_BATCH):
+                idx = order[start:start + EPOCH_BATCH]
+                xb, yb = x_all[idx], y_all[idx]
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+                correct += (logits.argmax(1) == yb).sum().item()
+            return total / used, correct / used
+        med, mn, reps = measure(epoch, min_time=0, min_reps=3, max_reps=3, warmup=1)
+        out.append({"name": name, "group": "epoch", "median_s": med, "min_s": mn, "reps": reps,
+                    "samples_per_s": used / med, "data": what})
+        print(f"  {name:<34} median {med:11.3f} s    min {mn:11.3f} s   ({reps} runs)  "
+              f"{used / med / 1e3:9.1f} k samples/s", flush=True)
     return out
 
 

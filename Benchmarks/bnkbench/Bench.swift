@@ -92,10 +92,12 @@ final class Bench {
     /// Linear 784→256 at N = 256), so a case may hand it a prefix of the batch:
     /// `referenceRows` = (rows it ran on, rows of the case). Its time is then
     /// scaled by the ratio — every reference is linear in the batch size — and
-    /// shown with a `~`.
+    /// shown with a `~`. `policy` overrides the fast side's repeat policy
+    /// (the epoch case runs a second per call: a few runs, not 15).
     func run(_ name: String, group: String, metric: Metric,
              reference: (() throws -> Void)?,
              referenceRows: (measured: Int, scaledTo: Int)? = nil,
+             policy: RepeatPolicy? = nil,
              fast: () throws -> Void,
              limit: () -> Limit?,
              check: (() throws -> Check)? = nil) throws {
@@ -127,7 +129,7 @@ final class Bench {
                 refTiming = t
             }
         }
-        let t = try measure(options.fastPolicy, fast)
+        let t = try measure(policy ?? options.fastPolicy, fast)
         let l = limit()
         let scaled = referenceRows.flatMap { $0.measured != $0.scaledTo ? $0 : nil }
         let r = CaseResult(name: name, group: group, threads: threads, metric: metric,

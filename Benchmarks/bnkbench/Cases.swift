@@ -18,12 +18,17 @@ struct CaseSizes {
     var linearBatch: Int
     var stepBatches: [Int]
     var inferenceBatches: [Int]
+    /// The epoch case: samples per epoch (the Fashion-MNIST train split's
+    /// 60000 in full runs) and the seed recipe's batch size.
+    var epochSamples: Int
+    var epochBatch: Int
 
     static let full = CaseSizes(
         batchNorm: [.init(n: 256, c: 256), .init(n: 256, c: 64), .init(n: 1024, c: 1024), .init(n: 4096, c: 1024),
                     .init(n: 64, c: 4096), .init(n: 16384, c: 256), .init(n: 64, c: 128, l: 256)],
         input: 784, hidden: [256, 64], classes: 10, linearBatch: 256,
-        stepBatches: [64, 256, 1024], inferenceBatches: [64, 256, 1024])
+        stepBatches: [64, 256, 1024], inferenceBatches: [64, 256, 1024],
+        epochSamples: 60000, epochBatch: 128)
 
     /// Tiny, except two that reach the kernels' other row groupings
     /// (``BatchNormKernel._rowGroup``): rows 4 KB apart (2 and 4 rows at a
@@ -32,7 +37,8 @@ struct CaseSizes {
         batchNorm: [.init(n: 8, c: 12), .init(n: 5, c: 17), .init(n: 70, c: 9), .init(n: 4, c: 3, l: 9),
                     .init(n: 22, c: 1024), .init(n: 2051, c: 131)],
         input: 20, hidden: [12, 6], classes: 3, linearBatch: 8,
-        stepBatches: [8], inferenceBatches: [8])
+        stepBatches: [8], inferenceBatches: [8],
+        epochSamples: 512, epochBatch: 128)
 
     /// Linear layers of the seed network, (in, out).
     var linearShapes: [(Int, Int)] {
@@ -231,21 +237,28 @@ final class SeedSetup {
 
     /// The flops of the step's matrix products and their plain-sgemm time.
     func gemmBound(_ roofline: Roofline, training: Bool) -> Limit {
-        var t = 0.0
-        var flops = 0.0
-        let linears = net.layers.layers.compactMap { $0 as? Linear }
-        for (index, l) in linears.enumerated() {
-            let i = l.inFeatures, o = l.outFeatures
-            t += roofline.sgemmTime(transA: false, transB: true, m: n, n: o, k: i, beta: 1); flops += Double(2 * n * i * o)
-            guard training else { continue }
-            t += roofline.sgemmTime(transA: true, transB: false, m: o, n: i, k: n, beta: 1); flops += Double(2 * n * i * o)
-            if index > 0 {   // the first layer's input needs no gradient
-                t += roofline.sgemmTime(transA: false, transB: false, m: n, n: i, k: o, beta: 0); flops += Double(2 * n * i * o)
-            }
-        }
-        return Limit(kind: training ? "sgemm (8 GEMMs)" : "sgemm (3 GEMMs)", boundTime: t,
-                     details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
+        seedGemmBound(roofline, linears: net.layers.layers.compactMap { $0 as? Linear }.map { ($0.inFeatures, $0.outFeatures) },
+                      batch: n, training: training)
     }
+}
+
+/// The matrix products of one seed-network step (`training`: 3 forward, 3 dW,
+/// 2 dX) or inference (3 forward) at batch `n`, as plain sgemm: their time and flops.
+/// dW runs with β = 0: `zeroGrad()` marks the gradients zero and the next
+/// backward writes them instead of accumulating, as the step does.
+func seedGemmBound(_ roofline: Roofline, linears: [(Int, Int)], batch n: Int, training: Bool) -> Limit {
+    var t = 0.0
+    var flops = 0.0
+    for (index, (i, o)) in linears.enumerated() {
+        t += roofline.sgemmTime(transA: false, transB: true, m: n, n: o, k: i, beta: 1); flops += Double(2 * n * i * o)
+        guard training else { continue }
+        t += roofline.sgemmTime(transA: true, transB: false, m: o, n: i, k: n, beta: 0); flops += Double(2 * n * i * o)
+        if index > 0 {   // the first layer's input needs no gradient
+            t += roofline.sgemmTime(transA: false, transB: false, m: n, n: i, k: o, beta: 0); flops += Double(2 * n * i * o)
+        }
+    }
+    return Limit(kind: training ? "sgemm (8 GEMMs)" : "sgemm (3 GEMMs)", boundTime: t,
+                 details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
 }
 
 func stepCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws {

@@ -38,6 +38,33 @@ struct ReferenceNetwork {
         }
     }
 
+    /// Every parameter in `namedParameters()` order (weight, bias per layer),
+    /// the order ``step(_:labels:n:learningRate:)`` returns gradients in.
+    var parameters: [[Double]] {
+        get {
+            ops.flatMap { op -> [[Double]] in
+                switch op {
+                case let .linear(_, _, w, b): [w, b]
+                case let .batchNorm(_, g, b, _, _, _): [g, b]
+                case .relu: []
+                }
+            }
+        }
+        set {
+            var k = 0
+            for index in ops.indices {
+                switch ops[index] {
+                case let .linear(i, o, _, _):
+                    ops[index] = .linear(inFeatures: i, outFeatures: o, weight: newValue[k], bias: newValue[k + 1]); k += 2
+                case let .batchNorm(c, _, _, eps, rm, rv):
+                    ops[index] = .batchNorm(features: c, gamma: newValue[k], beta: newValue[k + 1], eps: eps,
+                                            runningMean: rm, runningVar: rv); k += 2
+                case .relu: break
+                }
+            }
+        }
+    }
+
     /// Eval-mode logits `(n, classes)`.
     func inference(_ x: [Double], n: Int) -> [Double] {
         var a = x

@@ -181,6 +181,7 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
     s += "  \"rounds\": \(bench.options.rounds),\n"
     s += "  \"thread_counts\": [" + bench.options.threadCounts.map(String.init).joined(separator: ", ") + "],\n"
     s += "  \"kernel_parallel_threshold\": \(BatchNormKernel.parallelThreshold),\n"
+    s += "  \"epoch_data\": \(epochDataDescription.map(jsonString) ?? "null"),\n"
     if let a = allocation, info.mallocCounterActive {
         s += "  \"allocations\": {\"per_training_step\": \(jsonNumber(a.perStep)), \"per_inference\": \(jsonNumber(a.perInference)), "
         if let (threads, count) = a.threaded {

@@ -39,7 +39,11 @@ func runCases(threads: Int) throws {
     }
     for (i, o) in sizes.linearShapes { try linearCases(bench, inFeatures: i, outFeatures: o, batch: sizes.linearBatch) }
     for n in sizes.stepBatches { try stepCase(bench, sizes: sizes, batch: n) }
-    for n in sizes.inferenceBatches { try inferenceCase(bench, sizes: sizes, batch: n) }
+    for n in sizes.inferenceBatches {
+        try inferenceCase(bench, sizes: sizes, batch: n)
+        try foldedInferenceCase(bench, sizes: sizes, batch: n)
+    }
+    try epochCase(bench, sizes: sizes)
 }
 do {
     for round in 0..<options.rounds {
