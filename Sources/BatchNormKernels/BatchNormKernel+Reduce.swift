@@ -182,15 +182,7 @@ extension BatchNormKernel {
             _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
             j += _lanes
         }
-        while j < c {   // feature tail (C not a multiple of 8)
-            var a1 = s1[j], a2 = s2[j]
-            for r in 0..<8 {
-                let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j])
-                a1 += t1; a2 += t2
-            }
-            s1[j] = a1; s2[j] = a2
-            j += 1
-        }
+        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: 8, shift: shift, s1: s1, s2: s2)
     }
 
     /// s1, s2 += the terms of four consecutive rows.
@@ -212,15 +204,7 @@ extension BatchNormKernel {
             _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
             j += _lanes
         }
-        while j < c {
-            var a1 = s1[j], a2 = s2[j]
-            for r in 0..<4 {
-                let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j])
-                a1 += t1; a2 += t2
-            }
-            s1[j] = a1; s2[j] = a2
-            j += 1
-        }
+        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: 4, shift: shift, s1: s1, s2: s2)
     }
     /// s1, s2 += the terms of two consecutive rows.
     @inlinable @inline(__always)
@@ -239,14 +223,23 @@ extension BatchNormKernel {
             _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
             j += _lanes
         }
-        while j < c {
+        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: 2, shift: shift, s1: s1, s2: s2)
+    }
+
+    /// The feature tail (C not a multiple of 8) of `rows` consecutive rows,
+    /// scalar, columns `from..<c`.
+    @inlinable @inline(__always)
+    static func _reduceTailColumns<T: _PairTerms>(
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, from start: Int, rows: Int,
+        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
+    ) {
+        for j in start..<c {
             var a1 = s1[j], a2 = s2[j]
-            for r in 0..<2 {
+            for r in 0..<rows {
                 let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j])
                 a1 += t1; a2 += t2
             }
             s1[j] = a1; s2[j] = a2
-            j += 1
         }
     }
 
@@ -263,11 +256,7 @@ extension BatchNormKernel {
             _store(a1, s1 + j); _store(a2, s2 + j)
             j += _lanes
         }
-        while j < c {
-            let (t1, t2) = T.terms(d: x[j] - shift[j], dy: dy[j])
-            s1[j] += t1; s2[j] += t2
-            j += 1
-        }
+        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: 1, shift: shift, s1: s1, s2: s2)
     }
 
     /// `(N, C, L)`, L > 1: each (sample, feature) is a contiguous run of L

@@ -11,16 +11,9 @@ struct CompareLRCommand: ParsableCommand {
         discussion: "A run diverges when its loss is NaN or infinite or its test accuracy is at most 20%."
     )
 
-    @Option(help: "Passes over the training set per run.")
-    var epochs: Int = 10
+    @OptionGroup var options: RunOptions
     @Option(name: .customLong("lrs"), parsing: .upToNextOption, help: "Learning rates to compare.")
     var learningRates: [Float] = [0.1, 1.0]
-    @Option(help: "Samples per SGD step.")
-    var batchSize: Int = 128
-    @Option(help: "SGD momentum.")
-    var momentum: Float = 0.9
-    @Option(help: "Seed of the initial weights and of the shuffling.")
-    var seed: UInt64 = 0
     @Option(help: "BatchNorm before or after each ReLU.")
     var placement: PlacementChoice = .before
     @OptionGroup var threads: ThreadOptions
@@ -28,8 +21,6 @@ struct CompareLRCommand: ParsableCommand {
     @OptionGroup var input: InputOptions
 
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2, got \(batchSize)") }
         guard !learningRates.isEmpty, learningRates.allSatisfy({ $0.isFinite && $0 > 0 }) else {
             throw ValidationError("--lrs needs one or more finite learning rates > 0")
         }
@@ -50,16 +41,15 @@ struct CompareLRCommand: ParsableCommand {
             try threads.apply()
             let (dataset, _) = try data.load()
             let (train, test, _) = try input.prepare(dataset)
-            print("compare-lr: \(epochs) epochs, batch \(batchSize), momentum \(momentum), seed \(seed), BatchNorm \(placement.rawValue) ReLU")
+            print("compare-lr: \(options.epochs) epochs, batch \(options.batchSize), momentum \(options.momentum), seed \(options.seed), BatchNorm \(placement.rawValue) ReLU")
 
             var outcomes: [Outcome] = []
             for lr in learningRates {
                 for norm in NormChoice.allCases {
                     let model = try SeedNetwork(inputSize: train.featureCount, batchNorm: norm == .batchnorm,
-                                                placement: placement.placement, seed: seed)
-                    let configuration = TrainingConfiguration(epochs: epochs, batchSize: batchSize, learningRate: lr,
-                                                              momentum: momentum, seed: seed)
-                    let progress = ProgressReporter(totalEpochs: epochs)
+                                                placement: placement.placement, seed: options.seed)
+                    let configuration = options.configuration(learningRate: lr)
+                    let progress = ProgressReporter(totalEpochs: options.epochs)
                     progress.prefix = "\(norm.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) lr \(lr)  "
                     let history = try Trainer(model: model, configuration: configuration)
                         .fit(train: train, test: test, onBatch: progress.batchDone, onEpoch: progress.epochDone)

@@ -48,33 +48,49 @@ struct ThreadOptions: ParsableArguments {
     func apply() throws { try setThreadCount(threads) }
 }
 
-/// The optimization recipe; defaults are the seed lesson's (10 epochs, batch
-/// 128, SGD lr 0.1 momentum 0.9, no weight decay, seed 0).
-struct RecipeOptions: ParsableArguments {
+/// What every training command shares: epochs, batch size, momentum, seed
+/// (the seed lesson's 10 epochs, batch 128, momentum 0.9, seed 0).
+struct RunOptions: ParsableArguments {
     @Option(help: "Passes over the training set.")
     var epochs: Int = 10
     @Option(help: "Samples per SGD step (≥ 2: BatchNorm needs two).")
     var batchSize: Int = 128
-    @Option(name: .customLong("lr"), help: "SGD learning rate.")
-    var learningRate: Float = 0.1
     @Option(help: "SGD momentum.")
     var momentum: Float = 0.9
-    @Option(help: "L2 penalty added to the gradients (PyTorch's weight_decay).")
-    var weightDecay: Float = 0
     @Option(help: "Seed of the initial weights and of the shuffling.")
     var seed: UInt64 = 0
 
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard batchSize >= 2 else { throw ValidationError("--batch-size must be at least 2 (BatchNorm needs two samples per step), got \(batchSize)") }
-        guard learningRate.isFinite, learningRate > 0 else { throw ValidationError("--lr must be a finite number > 0") }
         guard momentum.isFinite, momentum >= 0 else { throw ValidationError("--momentum must be finite and ≥ 0") }
+    }
+
+    /// These options with a learning rate and weight decay.
+    func configuration(learningRate: Float, weightDecay: Float = 0) -> TrainingConfiguration {
+        TrainingConfiguration(epochs: epochs, batchSize: batchSize, learningRate: learningRate,
+                              momentum: momentum, weightDecay: weightDecay, seed: seed)
+    }
+}
+
+/// The optimization recipe of `train`: the shared run options plus lr 0.1
+/// and no weight decay by default.
+struct RecipeOptions: ParsableArguments {
+    @OptionGroup var options: RunOptions
+    @Option(name: .customLong("lr"), help: "SGD learning rate.")
+    var learningRate: Float = 0.1
+    @Option(help: "L2 penalty added to the gradients (PyTorch's weight_decay).")
+    var weightDecay: Float = 0
+
+    var seed: UInt64 { options.seed }
+
+    func validate() throws {
+        guard learningRate.isFinite, learningRate > 0 else { throw ValidationError("--lr must be a finite number > 0") }
         guard weightDecay.isFinite, weightDecay >= 0 else { throw ValidationError("--weight-decay must be finite and ≥ 0") }
     }
 
-    func configuration(learningRate lr: Float? = nil) -> TrainingConfiguration {
-        TrainingConfiguration(epochs: epochs, batchSize: batchSize, learningRate: lr ?? learningRate,
-                              momentum: momentum, weightDecay: weightDecay, seed: seed)
+    func configuration() -> TrainingConfiguration {
+        options.configuration(learningRate: learningRate, weightDecay: weightDecay)
     }
 }
 
