@@ -30,8 +30,8 @@ public final class Sequential: Layer {
     public func backward(_ gradOutput: Tensor, needsInputGradient: Bool) throws -> Tensor? {
         var g = gradOutput
         for i in layers.indices.reversed() {
-            let wantInput = i > 0 || (needsInputGradient && inputRequiresGradient) || (i == 0 && needsInputGradient)
-            guard let next = try layers[i].backward(g, needsInputGradient: wantInput) else { return nil }
+            // inner layers always pass a gradient on; the first only when asked
+            guard let next = try layers[i].backward(g, needsInputGradient: i > 0 || needsInputGradient) else { return nil }
             g = next
         }
         return g
