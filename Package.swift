@@ -27,9 +27,11 @@ let package = Package(
             name: "CBatchNormKitZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Header only: a square-root loop that vectorises (Swift's does not).
+        .systemLibrary(name: "CBatchNormKitMath"),
 
         // MARK: - Numerics
-        .target(name: "BatchNormKernels"),
+        .target(name: "BatchNormKernels", dependencies: ["CBatchNormKitMath"], exclude: ["README.md"]),
         .target(name: "BatchNormReference"),
 
         // MARK: - Library

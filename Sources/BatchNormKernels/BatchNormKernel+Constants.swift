@@ -1,3 +1,5 @@
+import CBatchNormKitMath
+
 // MARK: - Per-feature constants (the layer's O(C) bookkeeping, vectorisable)
 //
 // Folding batch statistics, γ and β into the per-feature constants of
@@ -15,7 +17,9 @@
 // overlap) turns every one into AVX code; one loop writing five arrays stays
 // scalar (≈20 cycles per feature for its divisions and square root).
 // `squareRoot()` itself never vectorises on Linux (Swift calls libm `sqrt`,
-// which may set errno), so it gets a loop of its own: ``_inverseSquareRoots``.
+// which may set errno): ``_inverseSquareRoots`` takes its square roots from
+// the CBatchNormKitMath shim (LLVM's sqrt, vsqrtpd), which at (64, 4096) eval
+// was 17% of the layer's time as scalar vsqrtsd (perf, 2026-11-27).
 
 extension BatchNormKernel {
     /// Training forward: from a batch's moments,
@@ -44,10 +48,11 @@ extension BatchNormKernel {
         _scaleAndBias(invStd: invStd, meanOffset: meanOffset, count: c, gamma: gamma, beta: beta, scale: scale, bias: bias)
     }
 
-    /// v ← 1/√v: a scalar loop of square roots, then a vector loop of divisions.
+    /// v ← 1/√v: a vector loop of correctly rounded square roots (the C shim),
+    /// then a vector loop of divisions.
     @inlinable
     static func _inverseSquareRoots(_ v: UnsafeMutablePointer<Double>, count c: Int) {
-        for f in 0..<c { v[f] = v[f].squareRoot() }
+        bnk_square_roots(v, c)
         for f in 0..<c { v[f] = 1 / v[f] }
     }
 
