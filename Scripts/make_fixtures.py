@@ -28,6 +28,8 @@ batchnorm1d_2d.safetensors -- ``BatchNorm1d(5)`` (eps 1e-5, momentum 0.1) on (N,
 
 batchnorm1d_3d.safetensors -- the same names for ``BatchNorm1d(3)`` on (N, C, L) = (4, 3, 5)
 
+batchnorm2d.safetensors -- the same names for ``BatchNorm2d(4)`` on (N, C, H, W) = (3, 4, 2, 3)
+
 batchnorm1d_cumulative.safetensors -- ``BatchNorm1d(4, momentum=None)`` (cumulative average)
     x1, x2, x3              three (6, 4) training-mode inputs
     running_mean_K, running_var_K, num_batches_tracked_K   buffers after step K = 1, 2, 3
@@ -127,9 +129,9 @@ def _sort_metadata(path):
     os.replace(path + ".tmp", path)
 
 
-def _batchnorm_case(name, features, shape, means, scales, seed):
+def _batchnorm_case(name, features, shape, means, scales, seed, module=torch.nn.BatchNorm1d):
     torch.manual_seed(seed)
-    bn = torch.nn.BatchNorm1d(features)
+    bn = module(features)
     with torch.no_grad():
         bn.weight.copy_(0.5 + torch.rand(features))
         bn.bias.copy_(torch.randn(features))
@@ -164,7 +166,7 @@ def _batchnorm_case(name, features, shape, means, scales, seed):
 
     # The same training step in float64 on the same float32 inputs: the exact
     # answer to compare float32 results (PyTorch's and ours) against.
-    exact = torch.nn.BatchNorm1d(features).double()
+    exact = module(features).double()
     with torch.no_grad():
         exact.weight.copy_(out["weight"].double())
         exact.bias.copy_(out["bias"].double())
@@ -173,7 +175,7 @@ def _batchnorm_case(name, features, shape, means, scales, seed):
     (yd * dy.double()).sum().backward()
     out.update(y_train_f64=yd, dx_train_f64=xd.grad, dweight_train_f64=exact.weight.grad,
                dbias_train_f64=exact.bias.grad)
-    return _save(name, out, {"module": f"BatchNorm1d({features})", "eps": bn.eps, "momentum": bn.momentum,
+    return _save(name, out, {"module": f"{module.__name__}({features})", "eps": bn.eps, "momentum": bn.momentum,
                              "input_shape": list(shape)})
 
 
@@ -182,6 +184,9 @@ def make_batchnorm():
                           means=[0.0, -3.0, 0.5, 1e3, 10.0], scales=[1.0, 0.1, 5.0, 2.0, 0.01], seed=1)
     yield _batchnorm_case("batchnorm1d_3d.safetensors", 3, (4, 3, 5),
                           means=[2.0, -50.0, 1e3], scales=[3.0, 0.5, 4.0], seed=2)
+    yield _batchnorm_case("batchnorm2d.safetensors", 4, (3, 4, 2, 3),
+                          means=[0.0, 1e3, -7.0, 0.25], scales=[1.0, 3.0, 0.05, 2.0], seed=4,
+                          module=torch.nn.BatchNorm2d)
 
     torch.manual_seed(3)
     bn = torch.nn.BatchNorm1d(4, momentum=None)

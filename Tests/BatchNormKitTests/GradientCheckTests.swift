@@ -19,11 +19,14 @@ struct GradientCheckTests {
         }
     }
 
-    @Test("BatchNorm1d, train and eval, 2-D and 3-D", arguments: [(false, [6, 4]), (true, [6, 4]), (false, [3, 2, 5]), (true, [3, 2, 5])])
+    @Test("BatchNorm1d 2-D and 3-D, BatchNorm2d 4-D, train and eval",
+          arguments: [(false, [6, 4]), (true, [6, 4]), (false, [3, 2, 5]), (true, [3, 2, 5]),
+                      (false, [2, 3, 2, 3]), (true, [2, 3, 2, 3])])
     func batchNorm(evalMode: Bool, shape: [Int]) throws {
-        let n = shape[0], c = shape[1], l = shape.count == 3 ? shape[2] : 1
+        // (N, C, H, W) is (N, C, L = H·W) to the reference: the same per-channel statistics
+        let n = shape[0], c = shape[1], l = shape.dropFirst(2).reduce(1, *)
         var rng = ReferenceRandom(seed: 21)
-        let bn = try BatchNorm1d(numFeatures: c)
+        let bn: _BatchNorm = shape.count == 4 ? try BatchNorm2d(numFeatures: c) : try BatchNorm1d(numFeatures: c)
         let gamma = (0..<c).map { _ in 0.5 + rng.unit() }, beta = (0..<c).map { _ in rng.normal() }
         bn.weight!.value.withUnsafeMutableBufferPointer { for i in 0..<c { $0[i] = Float(gamma[i]) } }
         bn.bias!.value.withUnsafeMutableBufferPointer { for i in 0..<c { $0[i] = Float(beta[i]) } }

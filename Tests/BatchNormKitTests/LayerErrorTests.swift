@@ -38,6 +38,24 @@ struct LayerErrorTests {
         #expect(throws: BatchNormKitError.self) { try bn.backward(.of([2, 3], [Float](repeating: 0, count: 6))) }
     }
 
+    @Test("BatchNorm2d inputs: only (N, C, H, W), with more than one value per channel")
+    func inputs2d() throws {
+        let bn = try BatchNorm2d(numFeatures: 2)
+        #expect(throws: BatchNormKitError.shapeMismatch(context: "BatchNorm2d(2)", expected: "(N, 2, H, W)", got: [4, 2])) {
+            try bn.forward(.of([4, 2], [Float](repeating: 0, count: 8)))
+        }
+        #expect(throws: BatchNormKitError.featureCountMismatch(context: "BatchNorm2d(2)", expected: 2, got: 3)) {
+            try bn.forward(.of([1, 3, 2, 2], [Float](repeating: 0, count: 12)))
+        }
+        #expect(throws: BatchNormKitError.notEnoughValuesPerFeature(context: "BatchNorm2d(2)", shape: [1, 2, 1, 1])) {
+            try bn.forward(.of([1, 2, 1, 1], [1, 2]))
+        }
+        // one sample of 2×1 pixels: two values per channel, as PyTorch allows
+        let y = try bn.forward(.of([1, 2, 2, 1], [1, 3, 10, 30]))
+        #expect(y.shape == [1, 2, 2, 1])
+        #expect(abs(y.scalars[0] + 1) < 1e-3 && abs(y.scalars[1] - 1) < 1e-3)
+    }
+
     @Test("Linear, Tensor, loss and optimizer arguments")
     func others() throws {
         let linear = try Linear(inFeatures: 3, outFeatures: 2)

@@ -31,11 +31,13 @@ extension SafeTensorsFile {
 
 @Suite("Against PyTorch's own numbers")
 struct PyTorchGoldenTests {
-    @Test("BatchNorm1d: forward, gradients, running statistics, eval", arguments: ["batchnorm1d_2d", "batchnorm1d_3d"])
+    @Test("BatchNorm1d, BatchNorm2d: forward, gradients, running statistics, eval",
+          arguments: ["batchnorm1d_2d", "batchnorm1d_3d", "batchnorm2d"])
     func batchNorm(name: String) throws {
         let f = try fixture(name + ".safetensors")
         let x = try f.tensor("x"), dy = try f.tensor("dy")
-        let bn = try BatchNorm1d(numFeatures: x.shape[1])
+        let bn: _BatchNorm = x.shape.count == 4 ? try BatchNorm2d(numFeatures: x.shape[1])
+                                                : try BatchNorm1d(numFeatures: x.shape[1])
         try bn.weight!.value.assign(from: try f.tensor("weight"))
         try bn.bias!.value.assign(from: try f.tensor("bias"))
         func same(_ got: [Float], _ key: String, atol: Double = 1e-4) throws {

@@ -42,7 +42,7 @@ public enum StateEntry {
     /// (`running_mean`, `running_var`).
     case buffer(Tensor)
     /// An Int64 scalar buffer: a BatchNorm layer's `num_batches_tracked`.
-    case batchCounter(BatchNorm1d)
+    case batchCounter(_BatchNorm)
 }
 
 /// A network layer with an explicit forward/backward pair.

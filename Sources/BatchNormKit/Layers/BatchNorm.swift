@@ -1,11 +1,13 @@
 import BatchNormKernels
 
-/// Batch normalization over a 2-D or 3-D input, `torch.nn.BatchNorm1d`
-/// (Ioffe & Szegedy, 2015, arXiv:1502.03167).
+/// Batch normalization, the shared implementation of ``BatchNorm1d`` and
+/// ``BatchNorm2d`` (PyTorch's `_BatchNorm`; Ioffe & Szegedy, 2015,
+/// arXiv:1502.03167).
 ///
 ///     y = (x − E[x]) / √(Var[x] + ε) · γ + β
 ///
-/// - Input `(N, C)` or `(N, C, L)`; statistics per feature `c` over N·L values.
+/// - Statistics per feature (channel) `c`, over every value of axis 1's
+///   index `c`: N·L values for `(N, C, L)`, N·H·W for `(N, C, H, W)`.
 /// - Training mode (or `trackRunningStats: false`): normalizes with the
 ///   batch mean and *biased* variance, and updates the running buffers
 ///   with the *unbiased* variance (PyTorch's convention):
@@ -18,7 +20,9 @@ import BatchNormKernels
 /// - Parameters γ (`weight`, init 1) and β (`bias`, init 0), `[C]`.
 ///   Buffers `running_mean` (0), `running_var` (1), `num_batches_tracked` (0):
 ///   saved with the model, never touched by an optimizer.
-public final class BatchNorm1d: Layer {
+///
+/// Not subclassable outside the module: use the two concrete layers.
+public class _BatchNorm: Layer {
     /// C, the size of axis 1 of the input.
     public let numFeatures: Int
     /// Added to the variance before the square root (default 1e-5).
@@ -55,14 +59,12 @@ public final class BatchNorm1d: Layer {
     var usedBatchStatistics = true
     var lastShape = BatchNormShape(n: 0, c: 0)
 
-    /// - Parameters:
-    ///   - numFeatures: C, the size of axis 1 of the input.
-    ///   - eps: added to the variance for stability; must be > 0. Default 1e-5.
-    ///   - momentum: in [0, 1], or nil for a cumulative average. Default 0.1.
-    ///   - affine: learn γ and β. Default true.
-    ///   - trackRunningStats: keep running buffers for eval mode. Default true.
-    public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float? = 0.1,
-                affine: Bool = true, trackRunningStats: Bool = true) throws {
+    /// The input ranks a layer accepts, and its name in messages.
+    let inputKind: _BatchNormInput
+
+    init(_ inputKind: _BatchNormInput, numFeatures: Int, eps: Float, momentum: Float?,
+         affine: Bool, trackRunningStats: Bool) throws {
+        self.inputKind = inputKind
         guard numFeatures > 0 else {
             throw BatchNormKitError.invalidArgument(name: "numFeatures", value: "\(numFeatures)", requirement: "must be ≥ 1")
         }
@@ -128,17 +130,71 @@ public final class BatchNorm1d: Layer {
         return e
     }
 
-    /// The kernels' view of an input, after checking it.
-    var context: String { "BatchNorm1d(\(numFeatures))" }
+    /// The layer as messages name it, e.g. `BatchNorm2d(64)`.
+    var context: String { "\(inputKind.typeName)(\(numFeatures))" }
 
+    /// The kernels' view of an input, after checking it: `(N, C, L)` with
+    /// L the product of the axes after C (1 for `(N, C)`).
     func layout(of x: Tensor) throws -> BatchNormShape {
-        guard x.shape.count == 2 || x.shape.count == 3 else {
-            throw BatchNormKitError.shapeMismatch(context: context, expected: "(N, \(numFeatures)) or (N, \(numFeatures), L)", got: x.shape)
+        guard inputKind.ranks.contains(x.shape.count) else {
+            throw BatchNormKitError.shapeMismatch(context: context, expected: inputKind.expectedShape(numFeatures), got: x.shape)
         }
         guard x.shape[1] == numFeatures else {
             throw BatchNormKitError.featureCountMismatch(context: context, expected: numFeatures, got: x.shape[1])
         }
         guard x.count > 0 else { throw BatchNormKitError.emptyBatch(context: context) }
-        return BatchNormShape(n: x.shape[0], c: numFeatures, l: x.shape.count == 3 ? x.shape[2] : 1)
+        return BatchNormShape(n: x.shape[0], c: numFeatures, l: x.shape.dropFirst(2).reduce(1, *))
+    }
+}
+
+/// Which inputs a batch-norm layer takes.
+enum _BatchNormInput {
+    /// `(N, C)` or `(N, C, L)`: BatchNorm1d.
+    case sequence
+    /// `(N, C, H, W)`: BatchNorm2d.
+    case image
+
+    var ranks: ClosedRange<Int> { self == .sequence ? 2...3 : 4...4 }
+    var typeName: String { self == .sequence ? "BatchNorm1d" : "BatchNorm2d" }
+    func expectedShape(_ c: Int) -> String {
+        self == .sequence ? "(N, \(c)) or (N, \(c), L)" : "(N, \(c), H, W)"
+    }
+}
+
+// MARK: - The layers
+
+/// Batch normalization over a 2-D or 3-D input, `torch.nn.BatchNorm1d`:
+/// `(N, C)` (a feature vector per sample, e.g. after a Linear) or `(N, C, L)`
+/// (a sequence of L positions per channel). Statistics per feature over N·L
+/// values; see ``_BatchNorm`` for the formula, modes and buffers.
+public final class BatchNorm1d: _BatchNorm {
+    /// - Parameters:
+    ///   - numFeatures: C, the size of axis 1 of the input.
+    ///   - eps: added to the variance for stability; must be > 0. Default 1e-5.
+    ///   - momentum: in [0, 1], or nil for a cumulative average. Default 0.1.
+    ///   - affine: learn γ and β. Default true.
+    ///   - trackRunningStats: keep running buffers for eval mode. Default true.
+    public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float? = 0.1,
+                affine: Bool = true, trackRunningStats: Bool = true) throws {
+        try super.init(.sequence, numFeatures: numFeatures, eps: eps, momentum: momentum,
+                       affine: affine, trackRunningStats: trackRunningStats)
+    }
+}
+
+/// Batch normalization over a 4-D input `(N, C, H, W)`, `torch.nn.BatchNorm2d`
+/// ("spatial" batch norm for convolutional feature maps): statistics per
+/// channel over N·H·W values; see ``_BatchNorm`` for the formula, modes and
+/// buffers. Runs the same kernels as BatchNorm1d on `(N, C, H·W)`.
+public final class BatchNorm2d: _BatchNorm {
+    /// - Parameters:
+    ///   - numFeatures: C, the number of channels (axis 1 of the input).
+    ///   - eps: added to the variance for stability; must be > 0. Default 1e-5.
+    ///   - momentum: in [0, 1], or nil for a cumulative average. Default 0.1.
+    ///   - affine: learn γ and β. Default true.
+    ///   - trackRunningStats: keep running buffers for eval mode. Default true.
+    public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float? = 0.1,
+                affine: Bool = true, trackRunningStats: Bool = true) throws {
+        try super.init(.image, numFeatures: numFeatures, eps: eps, momentum: momentum,
+                       affine: affine, trackRunningStats: trackRunningStats)
     }
 }

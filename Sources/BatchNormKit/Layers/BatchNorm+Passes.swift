@@ -1,15 +1,15 @@
 import BatchNormKernels
 
-// MARK: - Forward / backward pair of BatchNorm1d
+// MARK: - Forward / backward pair of BatchNorm1d and BatchNorm2d
 
-extension BatchNorm1d {
-    /// y `(N, C[, L])` from x of the same shape; see the type's formula.
+extension _BatchNorm {
+    /// y from x `(N, C[, L])` or `(N, C, H, W)`, the same shape; see ``_BatchNorm`` for the formula.
     public func forward(_ x: Tensor) throws -> Tensor {
         let shape = try layout(of: x)
         let c = numFeatures
         let useBatch = isTraining || !trackRunningStats
         if isTraining && shape.valuesPerFeature < 2 {
-            throw BatchNormKitError.notEnoughValuesPerFeature(context: "BatchNorm1d(\(c))", shape: x.shape)
+            throw BatchNormKitError.notEnoughValuesPerFeature(context: context, shape: x.shape)
         }
         let y = output._reuse(sameShapeAs: x)
         let gamma = weight?.value._pointer, beta = bias?.value._pointer
