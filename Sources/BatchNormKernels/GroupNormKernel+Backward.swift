@@ -1,0 +1,173 @@
+// MARK: - Backward
+//
+// Per row (M = K·L values), with x̂ = (x − μ)·s, s = 1/√(σ² + ε), g = γ·dy:
+//   dβ_c += Σdy,  dγ_c += Σdy·x̂   (over every row and position of channel c)
+//   dx = s·(g − A/M − x̂·B/M),  A = Σg,  B = Σg·x̂   (over the row)
+// With x̂ = s·(x − shift) − s·δ (δ = μ − shift) the second line is
+//   dx = (s·γ)·dy + q·(x − shift) + w,  q = −s²·B/M,  w = s·(s·δ·B − A)/M,
+// so each row takes one reduction pass and one elementwise pass.
+
+extension GroupNormKernel {
+    /// dx, and dγ, dβ accumulated, from dy and the forward's row statistics.
+    ///
+    /// - gradOutput, input: `(N, C, L)`; gradInput: `(N, C, L)` or nil (skip dx).
+    /// - gamma: `[C]` (ones without affine); shift, meanOffset, invStd: `[N·G]`
+    ///   from ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)``.
+    /// - gammaGrad, betaGrad: `[C]`, added to (`+=`), or nil to skip both.
+    /// - totals: `[2·C]`, blockSums: `[2·C]`: workspace, overwritten.
+    @inlinable
+    public static func backward(
+        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: GroupNormShape,
+        gamma: UnsafePointer<Float>,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
+        gradInput: UnsafeMutablePointer<Float>?,
+        gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?,
+        totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>
+    ) {
+        let c = shape.c, m = shape.valuesPerRow, k = shape.channelsPerGroup, l = shape.l
+        let wantsParams = gammaGrad != nil && betaGrad != nil
+        // Σdy·x̂ and Σdy per channel: Double totals, and (L = 1) Float32 sums
+        // of one block of at most 64 samples that are folded into them
+        totals.update(repeating: 0, count: 2 * c)
+        block.update(repeating: 0, count: 2 * c)
+        for sample in 0..<shape.n {
+            for group in 0..<shape.groups {
+                let row = sample * shape.groups + group, first = group * k
+                let dy = gradOutput + row * m, x = input + row * m
+                let s = invStd[row], delta = meanOffset[row]
+                // pass 1: A = Σγ·dy, B = Σγ·dy·x̂, and the parameter sums
+                let sums = l == 1
+                    ? _reduceRowAcrossChannels(dy: dy, x: x, channels: k, gamma: gamma + first, shift: shift[row],
+                                               invStd: Float(s), meanOffset: Float(delta),
+                                               paramSums: wantsParams ? (block + first, block + c + first) : nil)
+                    : _reduceRowAlongRuns(dy: dy, x: x, channels: k, l: l, gamma: gamma + first, shift: shift[row],
+                                          invStd: Float(s), meanOffset: Float(delta),
+                                          paramSums: wantsParams ? (totals + first, totals + c + first) : nil)
+                // pass 2: dx = (s·γ)·dy + q·(x − shift) + w
+                if let gradInput {
+                    let q = -s * s * sums.b / Double(m), w = s * (s * delta * sums.b - sums.a) / Double(m)
+                    _gradInputRow(dy: dy, x: x, dx: gradInput + row * m, channels: k, l: l, gamma: gamma + first,
+                                  shift: shift[row], invStd: Float(s), inputScale: Float(q), constant: Float(w))
+                }
+            }
+            if l == 1 && wantsParams && (sample % _rowsPerBlock == _rowsPerBlock - 1 || sample == shape.n - 1) {
+                for j in 0..<(2 * c) { totals[j] += Double(block[j]); block[j] = 0 }
+            }
+        }
+        if let gammaGrad, let betaGrad {
+            for j in 0..<c { gammaGrad[j] += Float(totals[j]); betaGrad[j] += Float(totals[c + j]) }
+        }
+    }
+
+    /// One row with L = 1, vectors across its channels: returns (A, B);
+    /// adds dy·x̂ and dy into `paramSums` (Float32 block sums) when given.
+    @inlinable @inline(__always)
+    static func _reduceRowAcrossChannels(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, gamma: UnsafePointer<Float>,
+        shift: Float, invStd: Float, meanOffset: Float,
+        paramSums: (gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>)?
+    ) -> (a: Double, b: Double) {
+        let k = _Vector(repeating: shift), r = _Vector(repeating: invStd)
+        let offset = _Vector(repeating: -meanOffset * invStd)
+        let vectorEnd = channels - channels % _lanes
+        var a = 0.0, b = 0.0
+        var j = 0
+        while j < vectorEnd {
+            let blockEnd = min(vectorEnd, j + _rowsPerBlock * _lanes)
+            var va = _Vector(), vb = _Vector()
+            while j < blockEnd {
+                let d = _load(dy + j), xh = _mulAdd(_load(x + j) - k, r, offset)
+                let g = d * _load(gamma + j)
+                va += g; vb = _mulAdd(g, xh, vb)
+                if let paramSums {
+                    _store(_mulAdd(d, xh, _load(paramSums.gamma + j)), paramSums.gamma + j)
+                    _store(_load(paramSums.beta + j) + d, paramSums.beta + j)
+                }
+                j += _lanes
+            }
+            a += _sumLanes(va); b += _sumLanes(vb)
+        }
+        while j < channels {
+            let d = dy[j], xh = (x[j] - shift) * invStd - meanOffset * invStd
+            let g = d * gamma[j]
+            a += Double(g); b += Double(g * xh)
+            if let paramSums { paramSums.gamma[j] += d * xh; paramSums.beta[j] += d }
+            j += 1
+        }
+        return (a, b)
+    }
+
+    /// One row with L > 1, vectors along each channel's run: returns (A, B);
+    /// adds Σdy·x̂ and Σdy of each run into `paramSums` (Double totals) when given.
+    @inlinable @inline(__always)
+    static func _reduceRowAlongRuns(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, l: Int, gamma: UnsafePointer<Float>,
+        shift: Float, invStd: Float, meanOffset: Float,
+        paramSums: (gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>)?
+    ) -> (a: Double, b: Double) {
+        let k = _Vector(repeating: shift), r = _Vector(repeating: invStd)
+        let offset = _Vector(repeating: -meanOffset * invStd)
+        let vectorEnd = l - l % _lanes
+        var a = 0.0, b = 0.0
+        for channel in 0..<channels {
+            let p = dy + channel * l, q = x + channel * l
+            var sumDy = 0.0, sumDyXh = 0.0
+            var i = 0
+            while i < vectorEnd {
+                let blockEnd = min(vectorEnd, i + _rowsPerBlock * _lanes)
+                var v1 = _Vector(), v2 = _Vector()
+                while i < blockEnd {
+                    let d = _load(p + i)
+                    v1 += d; v2 = _mulAdd(d, _mulAdd(_load(q + i) - k, r, offset), v2)
+                    i += _lanes
+                }
+                sumDy += _sumLanes(v1); sumDyXh += _sumLanes(v2)
+            }
+            while i < l {
+                let d = p[i], xh = (q[i] - shift) * invStd - meanOffset * invStd
+                sumDy += Double(d); sumDyXh += Double(d * xh)
+                i += 1
+            }
+            // γ is constant along the run: A += γ·Σdy, B += γ·Σdy·x̂
+            let g = Double(gamma[channel])
+            a += g * sumDy; b += g * sumDyXh
+            if let paramSums { paramSums.gamma[channel] += sumDyXh; paramSums.beta[channel] += sumDy }
+        }
+        return (a, b)
+    }
+
+    /// One row: dx = (invStd·γ)·dy + inputScale·(x − shift) + constant.
+    @inlinable @inline(__always)
+    static func _gradInputRow(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+        channels: Int, l: Int, gamma: UnsafePointer<Float>,
+        shift: Float, invStd: Float, inputScale: Float, constant: Float
+    ) {
+        let k = _Vector(repeating: shift), r = _Vector(repeating: invStd)
+        let q = _Vector(repeating: inputScale), w = _Vector(repeating: constant)
+        if l == 1 {
+            let vectorEnd = channels - channels % _lanes
+            var j = 0
+            while j < vectorEnd {
+                let rest = _mulAdd(_load(x + j) - k, q, w)
+                _store(_mulAdd(r * _load(gamma + j), _load(dy + j), rest), dx + j)
+                j += _lanes
+            }
+            while j < channels {
+                dx[j] = invStd * gamma[j] * dy[j] + ((x[j] - shift) * inputScale + constant)
+                j += 1
+            }
+            return
+        }
+        for channel in 0..<channels {
+            let p1 = invStd * gamma[channel], p = _Vector(repeating: p1)
+            let g = dy + channel * l, v = x + channel * l, out = dx + channel * l
+            var i = 0
+            while i + _lanes <= l {
+                _store(_mulAdd(p, _load(g + i), _mulAdd(_load(v + i) - k, q, w)), out + i)
+                i += _lanes
+            }
+            while i < l { out[i] = p1 * g[i] + ((v[i] - shift) * inputScale + constant); i += 1 }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+/// The fast per-sample normalization kernels behind LayerNorm and GroupNorm
+/// (Ba et al., 2016, arXiv:1607.06450; Wu & He, 2018, arXiv:1803.08494):
+/// statistics per (sample, group) instead of per feature, so a sample's
+/// output never depends on the rest of its batch and there are no running
+/// buffers. Layout and the three uses: ``GroupNormShape``.
+///
+/// Every statistics row (sample n, group g) is K·L contiguous values, so the
+/// kernels work row by row with SIMD along the row: two reads and one write
+/// per forward, two reads of dy and x and one write of dx per backward; a row
+/// of a few thousand values stays in L1/L2 between its passes.
+///
+/// Naive twins: `GroupNormReference.forward` / `.backward`.
+public enum GroupNormKernel {}
+
+// MARK: - Forward
+
+extension GroupNormKernel {
+    /// Per-row statistics, then y = (x − μ)/√(σ² + ε)·γ + β.
+    ///
+    /// Like ``BatchNormKernel/moments(_:shape:into:)`` the sums are of
+    /// d = x − shift, shift = the row's first value, so a row with mean 1e4
+    /// and std 0.1 keeps its digits: μ = shift + meanOffset,
+    /// meanOffset = Σd/M, σ² = (Σd² − (Σd)²/M)/M (biased, as PyTorch), M = K·L.
+    ///
+    /// - input, output: `(N, C, L)`, may be the same buffer.
+    /// - gamma, beta: `[C]`; pass ones and zeros for a layer without affine.
+    /// - shift: `[N·G]`; meanOffset, invStd: `[N·G]`, all overwritten: what
+    ///   ``backward(gradOutput:input:shape:gamma:shift:meanOffset:invStd:gradInput:gammaGrad:betaGrad:totals:blockSums:)`` needs.
+    @inlinable
+    public static func forward(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
+        output: UnsafeMutablePointer<Float>,
+        shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
+        invStd: UnsafeMutablePointer<Double>
+    ) {
+        let m = shape.valuesPerRow, k = shape.channelsPerGroup
+        for row in 0..<shape.rows {
+            let x = input + row * m, y = output + row * m
+            let firstChannel = (row % shape.groups) * k
+            // pass 1: shifted sums → mean offset and 1/σ
+            let s = x[0]
+            let sums = _shiftedSums(x, count: m, shift: s)
+            let offset = sums.sum / Double(m)
+            let variance = max(0, sums.sumSquares - sums.sum * offset) / Double(m)
+            shift[row] = s
+            meanOffset[row] = offset
+            invStd[row] = 1 / (variance + Double(eps)).squareRoot()
+            // pass 2: y = (x − shift)·a + b per channel, a = γ/σ, b = β − offset·a
+            _normalizeRow(x, output: y, channels: k, l: shape.l, gamma: gamma + firstChannel, beta: beta + firstChannel,
+                          shift: s, meanOffset: Float(offset), invStd: Float(invStd[row]))
+        }
+    }
+
+    /// Σd and Σd² over `count` values, d = x − shift: Float32 partial sums of
+    /// at most 64 values per lane (two chains), folded into Double.
+    @inlinable @inline(__always)
+    static func _shiftedSums(_ x: UnsafePointer<Float>, count m: Int, shift: Float) -> (sum: Double, sumSquares: Double) {
+        let k = _Vector(repeating: shift)
+        let vectorEnd = m - m % _lanes
+        var sum = 0.0, sumSquares = 0.0
+        var i = 0
+        while i < vectorEnd {
+            let blockEnd = min(vectorEnd, i + _rowsPerBlock * _lanes)
+            var a1 = _Vector(), a2 = _Vector(), b1 = _Vector(), b2 = _Vector()
+            while i + 2 * _lanes <= blockEnd {
+                let d0 = _load(x + i) - k, d1 = _load(x + i + _lanes) - k
+                a1 += d0; a2 = _mulAdd(d0, d0, a2)
+                b1 += d1; b2 = _mulAdd(d1, d1, b2)
+                i += 2 * _lanes
+            }
+            if i < blockEnd {
+                let d = _load(x + i) - k
+                a1 += d; a2 = _mulAdd(d, d, a2)
+                i += _lanes
+            }
+            sum += _sumLanes(a1 + b1); sumSquares += _sumLanes(a2 + b2)
+        }
+        while i < m {
+            let d = Double(x[i] - shift)
+            sum += d; sumSquares += d * d
+            i += 1
+        }
+        return (sum, sumSquares)
+    }
+
+    /// One row: y = (x − shift)·a + b with a = invStd·γ, b = β − meanOffset·a
+    /// per channel. L = 1 vectorises across channels (γ, β loaded as vectors),
+    /// L > 1 along each channel's run.
+    @inlinable @inline(__always)
+    static func _normalizeRow(
+        _ x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>, channels: Int, l: Int,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, shift: Float, meanOffset: Float, invStd: Float
+    ) {
+        let k = _Vector(repeating: shift), r = _Vector(repeating: invStd), o = _Vector(repeating: meanOffset)
+        if l == 1 {
+            let vectorEnd = channels - channels % _lanes
+            var j = 0
+            while j < vectorEnd {
+                let a = r * _load(gamma + j)
+                let b = _load(beta + j) - o * a
+                _store(_mulAdd(_load(x + j) - k, a, b), y + j)
+                j += _lanes
+            }
+            while j < channels {
+                let a = invStd * gamma[j]
+                y[j] = (x[j] - shift) * a + (beta[j] - meanOffset * a)
+                j += 1
+            }
+            return
+        }
+        for channel in 0..<channels {
+            let a1 = invStd * gamma[channel], b1 = beta[channel] - meanOffset * a1
+            let a = _Vector(repeating: a1), b = _Vector(repeating: b1)
+            let p = x + channel * l, q = y + channel * l
+            var i = 0
+            while i + _lanes <= l { _store(_mulAdd(_load(p + i) - k, a, b), q + i); i += _lanes }
+            while i < l { q[i] = (p[i] - shift) * a1 + b1; i += 1 }
+        }
+    }
+}
