@@ -30,6 +30,11 @@ batchnorm1d_3d.safetensors -- the same names for ``BatchNorm1d(3)`` on (N, C, L)
 
 batchnorm2d.safetensors -- the same names for ``BatchNorm2d(4)`` on (N, C, H, W) = (3, 4, 2, 3)
 
+layernorm.safetensors -- ``LayerNorm([3, 5])`` on (4, 3, 5); groupnorm.safetensors --
+``GroupNorm(2, 6)`` on (3, 6, 2, 2). Both: weight, bias, x, dy, and
+    y, dx, dweight, dbias           forward of ``x``, gradients for ``(y * dy).sum()``
+    y_f64, … dbias_f64              the same in float64 on the same float32 inputs
+
 batchnorm1d_cumulative.safetensors -- ``BatchNorm1d(4, momentum=None)`` (cumulative average)
     x1, x2, x3              three (6, 4) training-mode inputs
     running_mean_K, running_var_K, num_batches_tracked_K   buffers after step K = 1, 2, 3
@@ -62,6 +67,7 @@ BatchNorm1d(64), ReLU(), Linear(64, 10))``; state_dict names are
 ``layers.0.weight``, ``layers.1.running_mean``, ... ``layers.6.bias``.
 """
 
+import copy
 import json
 import os
 import struct
@@ -206,6 +212,35 @@ def make_batchnorm():
                 {"module": "BatchNorm1d(4, momentum=None)", "eps": bn.eps, "momentum": "None"})
 
 
+def _per_sample_norm_case(name, module, shape, means, scales, seed):
+    """LayerNorm / GroupNorm: one forward and backward (train mode; these
+    layers have no running buffers, so eval is the same), in float32 and,
+    on the same float32 inputs, float64."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        module.weight.copy_(0.5 + torch.rand(module.weight.shape))
+        module.bias.copy_(torch.randn(module.bias.shape))
+    view = [1, shape[1]] + [1] * (len(shape) - 2)
+    x = torch.randn(shape) * torch.tensor(scales).view(view) + torch.tensor(means).view(view)
+    dy = torch.randn(shape)
+    out = {"weight": module.weight.detach().clone(), "bias": module.bias.detach().clone(), "x": x, "dy": dy}
+    for suffix, m, dtype in (("", module, torch.float32), ("_f64", copy.deepcopy(module).double(), torch.float64)):
+        xg = x.detach().to(dtype).clone().requires_grad_(True)
+        y = m(xg)
+        (y * dy.to(dtype)).sum().backward()
+        out.update({"y" + suffix: y, "dx" + suffix: xg.grad, "dweight" + suffix: m.weight.grad,
+                    "dbias" + suffix: m.bias.grad})
+    return _save(name, out, {"module": repr(module), "input_shape": list(shape)})
+
+
+def make_per_sample_norms():
+    # channel 1 has mean 1e3: within a LayerNorm row that is a large common offset
+    yield _per_sample_norm_case("layernorm.safetensors", torch.nn.LayerNorm([3, 5]), (4, 3, 5),
+                                means=[0.0, 1e3, -2.0], scales=[1.0, 0.5, 3.0], seed=5)
+    yield _per_sample_norm_case("groupnorm.safetensors", torch.nn.GroupNorm(2, 6), (3, 6, 2, 2),
+                                means=[0.0, 1.0, -5.0, 50.0, 0.5, 2.0], scales=[1.0, 2.0, 0.1, 3.0, 1.0, 0.5], seed=6)
+
+
 SGD_VARIANTS = [
     ("seed_sgd.safetensors", dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=5e-4, nesterov=False)),
     ("seed_sgd_nesterov.safetensors", dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True)),
@@ -309,7 +344,7 @@ def write_readme(paths):
 def main():
     _setup()
     os.makedirs(FIXTURES, exist_ok=True)
-    paths = [*make_batchnorm(), *make_sgd(), *make_seed_model()]
+    paths = [*make_batchnorm(), *make_per_sample_norms(), *make_sgd(), *make_seed_model()]
     write_readme(paths)
     total = sum(os.path.getsize(p) for p in paths)
     for path in paths:

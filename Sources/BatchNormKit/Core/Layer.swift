@@ -32,6 +32,14 @@ public final class Parameter {
         _gradIsZero = false
         return (_grad, accumulate)
     }
+
+    /// For kernels that only add (`+=`) into a gradient: the buffer, cleared
+    /// first when ``zeroGrad()`` left it logically zero.
+    func _gradForAccumulation() -> UnsafeMutablePointer<Float> {
+        let g = _gradForUpdate()
+        if !g.accumulate { g.buffer.fill(0) }
+        return g.buffer._pointer
+    }
 }
 
 /// One named entry of a model's state, as in PyTorch's `state_dict()`.

@@ -54,12 +54,7 @@ extension _BatchNorm {
         BatchNormKernel.backwardReduce(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: shift,
                                        sumGrad: sumGrad, sumGradShifted: sumGradShifted, scratch: reduceScratch)
         // γ and β gradients accumulate, or start from zero right after zeroGrad
-        let gammaGrad = weight.map { p -> UnsafeMutablePointer<Float> in
-            let g = p._gradForUpdate(); if !g.accumulate { g.buffer.fill(0) }; return g.buffer._pointer
-        }
-        let betaGrad = bias.map { p -> UnsafeMutablePointer<Float> in
-            let g = p._gradForUpdate(); if !g.accumulate { g.buffer.fill(0) }; return g.buffer._pointer
-        }
+        let gammaGrad = weight?._gradForAccumulation(), betaGrad = bias?._gradForAccumulation()
         // dγ, dβ and the constants of dx = gradScale·dy + inputScale·(x − shift) + constant
         BatchNormKernel.backwardConstants(
             sumGrad: sumGrad, sumGradShifted: sumGradShifted, invStd: invStd, meanOffset: meanOffset,
