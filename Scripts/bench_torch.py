@@ -46,6 +46,8 @@ except ImportError:  # the Makefile checks first; be explicit anyway
     sys.exit(2)
 
 BN_SHAPES = [(256, 256), (256, 64), (1024, 1024), (4096, 1024), (64, 4096), (16384, 256), (64, 128, 256)]
+# (shape, groups): groups 1 on (N, C) is LayerNorm(C), otherwise GroupNorm(groups, C)
+GN_SHAPES = [((256, 256), 1), ((4096, 1024), 1), ((64, 128, 256), 32)]
 LINEAR_SHAPES = [(784, 256), (256, 64), (64, 10)]
 LINEAR_BATCH = 256
 STEP_BATCHES = [64, 256, 1024]
@@ -171,6 +173,22 @@ def cases(args):
             with torch.no_grad():
                 return bn(x)
         add(f"bn.forward-eval {shape_str(s)}", "bn", fwd_eval)
+
+    for s, groups in GN_SHAPES:
+        c = s[1]
+        x = torch.randn(*s, generator=g)
+        dy = torch.randn(*s, generator=g)
+        layer = nn.LayerNorm(c) if groups == 1 and len(s) == 2 else nn.GroupNorm(groups, c)
+        name = shape_str(s) + ("" if groups == 1 else f" in {groups} groups")
+
+        def gn_fwd():
+            with torch.no_grad():
+                return layer(x)
+        add(f"gn.forward {name}", "gn", gn_fwd)
+        xg = x.clone().requires_grad_(True)
+        y = layer(xg)
+        params = (xg, layer.weight, layer.bias)
+        add(f"gn.backward {name}", "gn", lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
 
     for (i, o) in LINEAR_SHAPES:
         n = LINEAR_BATCH

@@ -1,6 +1,7 @@
 // The cases of issue 4: BatchNorm1d forward-train / forward-eval / backward,
 // Linear forward / backward on the seed network's shapes, the seed network's
 // training step and eval-mode inference, and heap allocations per step.
+// LayerNorm / GroupNorm cases: GroupNormCases.swift.
 
 import BatchNormKit
 import BatchNormKernels
@@ -11,6 +12,8 @@ import CBatchNormKitMallocCounter
 /// Sizes of every case; --smoke swaps in tiny ones.
 struct CaseSizes {
     var batchNorm: [BatchNormShape]
+    /// LayerNorm (groups 1, L 1) and GroupNorm shapes.
+    var groupNorm: [GroupNormShape]
     /// Seed network: input, hidden widths, classes.
     var input: Int
     var hidden: [Int]
@@ -26,6 +29,8 @@ struct CaseSizes {
     static let full = CaseSizes(
         batchNorm: [.init(n: 256, c: 256), .init(n: 256, c: 64), .init(n: 1024, c: 1024), .init(n: 4096, c: 1024),
                     .init(n: 64, c: 4096), .init(n: 16384, c: 256), .init(n: 64, c: 128, l: 256)],
+        groupNorm: [.init(n: 256, c: 256, groups: 1), .init(n: 4096, c: 1024, groups: 1),
+                    .init(n: 64, c: 128, groups: 32, l: 256)],
         input: 784, hidden: [256, 64], classes: 10, linearBatch: 256,
         stepBatches: [64, 256, 1024], inferenceBatches: [64, 256, 1024],
         epochSamples: 60000, epochBatch: 128)
@@ -36,6 +41,7 @@ struct CaseSizes {
     static let smoke = CaseSizes(
         batchNorm: [.init(n: 8, c: 12), .init(n: 5, c: 17), .init(n: 70, c: 9), .init(n: 4, c: 3, l: 9),
                     .init(n: 22, c: 1024), .init(n: 2051, c: 131)],
+        groupNorm: [.init(n: 5, c: 17, groups: 1), .init(n: 70, c: 9, groups: 1), .init(n: 4, c: 6, groups: 3, l: 9)],
         input: 20, hidden: [12, 6], classes: 3, linearBatch: 8,
         stepBatches: [8], inferenceBatches: [8],
         epochSamples: 512, epochBatch: 128)

@@ -37,6 +37,7 @@ func runCases(threads: Int) throws {
     if options.kernels || options.filters.contains(where: { $0.hasPrefix("kernel") }) {
         for shape in sizes.batchNorm { try kernelCases(bench, shape: shape) }
     }
+    for shape in sizes.groupNorm { try groupNormCases(bench, shape: shape) }
     for (i, o) in sizes.linearShapes { try linearCases(bench, inFeatures: i, outFeatures: o, batch: sizes.linearBatch) }
     for n in sizes.stepBatches { try stepCase(bench, sizes: sizes, batch: n) }
     for n in sizes.inferenceBatches {
