@@ -174,12 +174,12 @@ private final class GzipReader {
     /// Whether the file is gzip (false: zlib passes raw bytes through).
     var isCompressed: Bool { file.map { gzdirect($0) == 0 } ?? false }
 
-    /// Reads until `limit` bytes or end of stream. The buffer grows with the
-    /// data actually present, so a header claiming terabytes cannot make us
-    /// allocate them up front.
+    /// Reads until `limit` bytes or end of stream. The buffer starts at 1 MiB
+    /// and doubles with the data actually present, so a header claiming
+    /// terabytes cannot make us allocate them (or even 64 MiB) up front.
     func read(upTo limit: Int) throws -> [UInt8] {
         guard let file, limit > 0 else { return [] }
-        var buffer = [UInt8](repeating: 0, count: min(limit, 1 << 26))
+        var buffer = [UInt8](repeating: 0, count: min(limit, 1 << 20))
         var filled = 0
         while filled < limit {
             if filled == buffer.count {

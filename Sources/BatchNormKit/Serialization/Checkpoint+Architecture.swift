@@ -125,6 +125,36 @@ public struct NetworkArchitecture: Equatable, Sendable, CustomStringConvertible 
         }
     }
 
+    /// Float32 values in this network's state dict (weights, biases, γ, β,
+    /// running statistics), or nil when the count overflows `Int`.
+    public var stateValueCount: Int? {
+        let widths = [inputSize] + hiddenSizes + [classes]
+        var total = 0
+        for (i, (inputs, outputs)) in zip(widths, widths.dropFirst()).enumerated() {
+            // W and b, then γ, β, running mean and variance after every hidden Linear
+            let (weights, o1) = inputs.multipliedReportingOverflow(by: outputs)
+            let perFeature = batchNorm && i < hiddenSizes.count ? 5 : 1
+            let (extra, o2) = outputs.multipliedReportingOverflow(by: perFeature)
+            let (sum, o3) = total.addingReportingOverflow(weights)
+            let (next, o4) = sum.addingReportingOverflow(extra)
+            if o1 || o2 || o3 || o4 { return nil }
+            total = next
+        }
+        return total
+    }
+
+    /// Throws unless `file` holds at least as many Float32 values as this
+    /// architecture's state: metadata (or names) claiming a network larger
+    /// than the file would otherwise make ``makeNetwork(seed:)`` allocate it
+    /// before strict loading could say the tensors do not fit.
+    public func checkFits(_ file: SafeTensorsFile, path: String) throws {
+        let held = file.tensors.values.reduce(0) { $0 + ($1.dtype == .f32 ? $1.bytes.count / 4 : 0) }
+        guard let needed = stateValueCount, needed <= held else {
+            throw BatchNormKitError.fileFormat(
+                path: path, reason: "the architecture it describes (\(self)) needs \(stateValueCount.map(String.init) ?? "more than Int.max") Float32 values, the file holds \(held)")
+        }
+    }
+
     /// A freshly initialized network of this shape (weights from `seed`).
     public func makeNetwork(seed: UInt64 = 0) throws -> SeedNetwork {
         try SeedNetwork(inputSize: inputSize, hiddenSizes: hiddenSizes, classes: classes,
@@ -150,6 +180,7 @@ extension SeedNetwork {
     ///   the tensors do not fit the architecture.
     public convenience init(stateDict file: SafeTensorsFile, path: String = "state dict") throws {
         let architecture = try NetworkArchitecture(of: file, path: path)
+        try architecture.checkFits(file, path: path)
         try self.init(inputSize: architecture.inputSize, hiddenSizes: architecture.hiddenSizes,
                       classes: architecture.classes, batchNorm: architecture.batchNorm,
                       placement: architecture.placement)
