@@ -7,10 +7,13 @@ APT_PACKAGES = libopenblas-dev liblapacke-dev pkg-config zlib1g-dev dataset-fash
 NATIVE      = -c release --scratch-path .build-native -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA
 PORTABLE    = -c release --scratch-path .build-portable
 BNKIT       = .build-native/release/bnkit
+FUZZ        = --scratch-path .build-fuzz --sanitize fuzzer --sanitize address -Xswiftc -DFUZZING
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= idx safetensors checkpoint
 BENCH_NATIVE   = .build-native/release/bnkbench
 BENCH_PORTABLE = .build-portable/release/bnkbench
 
-.PHONY: deps build test train compare-lr bench bench-native bench-portable bench-smoke bench-compare fixtures clean
+.PHONY: deps build test train compare-lr bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -60,9 +63,21 @@ bench-compare: bench-native
 	@if python3 -c "import torch" 2>/dev/null; then python3 Scripts/bench_torch.py; \
 	else echo "bench-compare: PyTorch not importable (pip install torch), skipping the PyTorch side"; fi
 
+## fuzz: libFuzzer (with AddressSanitizer) on every file parser, FUZZ_SECONDS each;
+## crashing inputs land in fuzz-findings/<target>/, replay with .build/debug/bnkfuzz <target> FILE
+fuzz: deps
+	$(SWIFT) build $(FUZZ) --product bnkfuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .build-fuzz/corpus/$$t fuzz-findings/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  BNK_FUZZ_TARGET=$$t .build-fuzz/debug/bnkfuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=fuzz-findings/$$t/ \
+	    .build-fuzz/corpus/$$t Fuzz/corpus/$$t || exit 1; \
+	done
+
 ## fixtures: rewrite the golden files from PyTorch (needs torch and safetensors)
 fixtures:
 	python3 Scripts/make_fixtures.py
 
 clean:
-	rm -rf .build .build-native .build-portable
+	rm -rf .build .build-native .build-portable .build-fuzz

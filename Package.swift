@@ -54,6 +54,12 @@ let package = Package(
                            "CBatchNormKitMallocCounter"],
             path: "Benchmarks/bnkbench"
         ),
+        // libFuzzer harness over the file parsers (`make fuzz`); a reproducer otherwise.
+        .executableTarget(
+            name: "bnkfuzz",
+            dependencies: ["BatchNormKit"],
+            path: "Fuzz/bnkfuzz"
+        ),
         // Counts heap allocations by interposing malloc & co.; linked into bnkbench only.
         .target(
             name: "CBatchNormKitMallocCounter",
