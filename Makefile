@@ -13,7 +13,7 @@ FUZZ_TARGETS ?= idx safetensors checkpoint
 BENCH_NATIVE   = .build-native/release/bnkbench
 BENCH_PORTABLE = .build-portable/release/bnkbench
 
-.PHONY: deps build test train compare-lr bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: deps build test train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -44,6 +44,16 @@ train: deps
 compare-lr: deps
 	$(SWIFT) build $(NATIVE) --product bnkit
 	$(BNKIT) compare-lr
+
+## experiments: the seed's "BatchNorm smooths the landscape" claim — top Hessian
+## eigenvalues along training with and without BatchNorm, CSV and a plot
+experiments: deps
+	$(SWIFT) build $(NATIVE) --product bnkit
+	mkdir -p experiments
+	$(BNKIT) hessian --output experiments/hessian.csv $(EXPERIMENT_ARGS)
+	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet matplotlib \
+	  || echo "experiments: matplotlib unavailable, CSV only"
+	@if python3 -c "import matplotlib" 2>/dev/null; then python3 Scripts/plot_experiments.py experiments/hessian.csv experiments/hessian.png; fi
 
 bench: bench-native bench-portable
 
