@@ -30,6 +30,9 @@ batchnorm1d_3d.safetensors -- the same names for ``BatchNorm1d(3)`` on (N, C, L)
 
 batchnorm2d.safetensors -- the same names for ``BatchNorm2d(4)`` on (N, C, H, W) = (3, 4, 2, 3)
 
+instancenorm1d.safetensors -- the same names for
+``InstanceNorm1d(3, affine=True, track_running_stats=True)`` on (4, 3, 5)
+
 layernorm.safetensors -- ``LayerNorm([3, 5])`` on (4, 3, 5); groupnorm.safetensors --
 ``GroupNorm(2, 6)`` on (3, 6, 2, 2). Both: weight, bias, x, dy, and
     y, dx, dweight, dbias           forward of ``x``, gradients for ``(y * dy).sum()``
@@ -135,7 +138,8 @@ def _sort_metadata(path):
     os.replace(path + ".tmp", path)
 
 
-def _batchnorm_case(name, features, shape, means, scales, seed, module=torch.nn.BatchNorm1d):
+def _batchnorm_case(name, features, shape, means, scales, seed, module=torch.nn.BatchNorm1d, label=None):
+    """``module(features)`` must have affine parameters and running buffers."""
     torch.manual_seed(seed)
     bn = module(features)
     with torch.no_grad():
@@ -181,7 +185,7 @@ def _batchnorm_case(name, features, shape, means, scales, seed, module=torch.nn.
     (yd * dy.double()).sum().backward()
     out.update(y_train_f64=yd, dx_train_f64=xd.grad, dweight_train_f64=exact.weight.grad,
                dbias_train_f64=exact.bias.grad)
-    return _save(name, out, {"module": f"{module.__name__}({features})", "eps": bn.eps, "momentum": bn.momentum,
+    return _save(name, out, {"module": label or f"{module.__name__}({features})", "eps": bn.eps, "momentum": bn.momentum,
                              "input_shape": list(shape)})
 
 
@@ -193,6 +197,11 @@ def make_batchnorm():
     yield _batchnorm_case("batchnorm2d.safetensors", 4, (3, 4, 2, 3),
                           means=[0.0, 1e3, -7.0, 0.25], scales=[1.0, 3.0, 0.05, 2.0], seed=4,
                           module=torch.nn.BatchNorm2d)
+    # per (sample, channel) statistics; the running buffers average them over the batch
+    yield _batchnorm_case("instancenorm1d.safetensors", 3, (4, 3, 5),
+                          means=[1.0, -20.0, 300.0], scales=[2.0, 0.5, 1.5], seed=7,
+                          module=lambda c: torch.nn.InstanceNorm1d(c, affine=True, track_running_stats=True),
+                          label="InstanceNorm1d(3, affine=True, track_running_stats=True)")
 
     torch.manual_seed(3)
     bn = torch.nn.BatchNorm1d(4, momentum=None)

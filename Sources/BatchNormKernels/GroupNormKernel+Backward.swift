@@ -5,7 +5,9 @@
 //   dx = s·(g − A/M − x̂·B/M),  A = Σg,  B = Σg·x̂   (over the row)
 // With x̂ = s·(x − shift) − s·δ (δ = μ − shift) the second line is
 //   dx = (s·γ)·dy + q·(x − shift) + w,  q = −s²·B/M,  w = s·(s·δ·B − A)/M,
-// so each row takes one reduction pass and one elementwise pass.
+// so each row takes one reduction pass and one elementwise pass. When the
+// statistics are constants (InstanceNorm's running statistics in evaluation
+// mode), μ and σ do not depend on x and dx = (s·γ)·dy: q = w = 0.
 
 extension GroupNormKernel {
     /// dx, and dγ, dβ accumulated, from dy and the forward's row statistics.
@@ -15,6 +17,8 @@ extension GroupNormKernel {
     ///   from ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)``.
     /// - gammaGrad, betaGrad: `[C]`, added to (`+=`), or nil to skip both.
     /// - totals: `[2·C]`, blockSums: `[2·C]`: workspace, overwritten.
+    /// - fixedStatistics: the row statistics are constants (not functions
+    ///   of x): dx = γ·invStd·dy.
     @inlinable
     public static func backward(
         gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: GroupNormShape,
@@ -22,7 +26,8 @@ extension GroupNormKernel {
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         gradInput: UnsafeMutablePointer<Float>?,
         gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?,
-        totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>
+        totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
+        fixedStatistics: Bool = false
     ) {
         let c = shape.c, m = shape.valuesPerRow, k = shape.channelsPerGroup, l = shape.l
         let wantsParams = gammaGrad != nil && betaGrad != nil
@@ -45,7 +50,8 @@ extension GroupNormKernel {
                                           paramSums: wantsParams ? (totals + first, totals + c + first) : nil)
                 // pass 2: dx = (s·γ)·dy + q·(x − shift) + w
                 if let gradInput {
-                    let q = -s * s * sums.b / Double(m), w = s * (s * delta * sums.b - sums.a) / Double(m)
+                    let q = fixedStatistics ? 0 : -s * s * sums.b / Double(m)
+                    let w = fixedStatistics ? 0 : s * (s * delta * sums.b - sums.a) / Double(m)
                     _gradInputRow(dy: dy, x: x, dx: gradInput + row * m, channels: k, l: l, gamma: gamma + first,
                                   shift: shift[row], invStd: Float(s), inputScale: Float(q), constant: Float(w))
                 }

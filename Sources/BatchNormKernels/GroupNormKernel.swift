@@ -52,6 +52,29 @@ extension GroupNormKernel {
         }
     }
 
+    /// y = (x − μ)·invStd·γ + β with statistics given per row instead of
+    /// measured (μ = shift + meanOffset): pass 2 of ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)``
+    /// alone. InstanceNorm's evaluation mode uses it with the running
+    /// statistics (shift = running mean, meanOffset = 0).
+    ///
+    /// - input, output: `(N, C, L)`; gamma, beta: `[C]`;
+    ///   shift, meanOffset, invStd: `[N·G]`.
+    @inlinable
+    public static func normalize(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        let m = shape.valuesPerRow, k = shape.channelsPerGroup
+        for row in 0..<shape.rows {
+            let firstChannel = (row % shape.groups) * k
+            _normalizeRow(input + row * m, output: output + row * m, channels: k, l: shape.l,
+                          gamma: gamma + firstChannel, beta: beta + firstChannel,
+                          shift: shift[row], meanOffset: Float(meanOffset[row]), invStd: Float(invStd[row]))
+        }
+    }
+
     /// Σd and Σd² over `count` values, d = x − shift: Float32 partial sums of
     /// at most 64 values per lane (two chains), folded into Double.
     @inlinable @inline(__always)

@@ -29,15 +29,28 @@ extension SafeTensorsFile {
     }
 }
 
+/// The layers with γ, β and running buffers, for one golden test over all of them.
+protocol RunningStatisticsNorm: Layer {
+    var weight: Parameter? { get }
+    var bias: Parameter? { get }
+    var runningMean: Tensor? { get }
+    var runningVar: Tensor? { get }
+    var numBatchesTracked: Int64 { get }
+}
+extension _BatchNorm: RunningStatisticsNorm {}
+extension _InstanceNorm: RunningStatisticsNorm {}
+
 @Suite("Against PyTorch's own numbers")
 struct PyTorchGoldenTests {
-    @Test("BatchNorm1d, BatchNorm2d: forward, gradients, running statistics, eval",
-          arguments: ["batchnorm1d_2d", "batchnorm1d_3d", "batchnorm2d"])
+    @Test("BatchNorm1d, BatchNorm2d, InstanceNorm1d: forward, gradients, running statistics, eval",
+          arguments: ["batchnorm1d_2d", "batchnorm1d_3d", "batchnorm2d", "instancenorm1d"])
     func batchNorm(name: String) throws {
         let f = try fixture(name + ".safetensors")
         let x = try f.tensor("x"), dy = try f.tensor("dy")
-        let bn: _BatchNorm = x.shape.count == 4 ? try BatchNorm2d(numFeatures: x.shape[1])
-                                                : try BatchNorm1d(numFeatures: x.shape[1])
+        let c = x.shape[1]
+        let bn: RunningStatisticsNorm = name == "instancenorm1d"
+            ? try InstanceNorm1d(numFeatures: c, affine: true, trackRunningStats: true)
+            : x.shape.count == 4 ? try BatchNorm2d(numFeatures: c) : try BatchNorm1d(numFeatures: c)
         try bn.weight!.value.assign(from: try f.tensor("weight"))
         try bn.bias!.value.assign(from: try f.tensor("bias"))
         func same(_ got: [Float], _ key: String, atol: Double = 1e-4) throws {

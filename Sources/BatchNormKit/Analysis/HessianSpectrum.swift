@@ -87,7 +87,7 @@ final class _GradientProbe {
     let parameters: [Parameter]
     let theta: [[Float]]
     let savedBuffers: [(Tensor, [Float])]
-    let savedCounters: [(_BatchNorm, Int64)]
+    let savedCounters: [(BatchCounting, Int64)]
     let savedGrads: [[Float]]
     let loss = CrossEntropyLoss()
     var parameterCount: Int { theta.reduce(0) { $0 + $1.count } }
@@ -99,7 +99,7 @@ final class _GradientProbe {
         parameters = network.parameters()
         theta = parameters.map(\.value.scalars)
         savedGrads = parameters.map(\.grad.scalars)
-        var buffers: [(Tensor, [Float])] = [], counters: [(_BatchNorm, Int64)] = []
+        var buffers: [(Tensor, [Float])] = [], counters: [(BatchCounting, Int64)] = []
         for (_, entry) in network.namedStateEntries(prefix: "") {
             switch entry {
             case .buffer(let t): buffers.append((t, t.scalars))

@@ -49,8 +49,14 @@ public enum StateEntry {
     /// A Float32 buffer: saved with the model, never touched by an optimizer
     /// (`running_mean`, `running_var`).
     case buffer(Tensor)
-    /// An Int64 scalar buffer: a BatchNorm layer's `num_batches_tracked`.
-    case batchCounter(_BatchNorm)
+    /// An Int64 scalar buffer: a normalization layer's `num_batches_tracked`.
+    case batchCounter(BatchCounting)
+}
+
+/// A layer with PyTorch's `num_batches_tracked` buffer (BatchNorm, InstanceNorm).
+public protocol BatchCounting: AnyObject {
+    /// Training batches counted so far; saved as an Int64 scalar.
+    var numBatchesTracked: Int64 { get set }
 }
 
 /// A network layer with an explicit forward/backward pair.

@@ -22,7 +22,7 @@ import BatchNormKernels
 ///   saved with the model, never touched by an optimizer.
 ///
 /// Not subclassable outside the module: use the two concrete layers.
-public class _BatchNorm: Layer {
+public class _BatchNorm: Layer, BatchCounting {
     /// C, the size of axis 1 of the input.
     public let numFeatures: Int
     /// Added to the variance before the square root (default 1e-5).

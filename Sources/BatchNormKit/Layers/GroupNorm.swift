@@ -35,6 +35,9 @@ public class _GroupNormalization: Layer {
     var output: Tensor?
     var gradInput: Tensor?
     var lastShape = GroupNormShape(n: 0, c: 1, groups: 1)
+    /// The last forward normalized with given statistics (InstanceNorm's
+    /// running ones), so they are constants to backward.
+    var usedFixedStatistics = false
 
     init(parameterShape: [Int], eps: Float, weight hasWeight: Bool, bias hasBias: Bool) throws {
         guard eps > 0, eps.isFinite else {
@@ -100,6 +103,7 @@ public class _GroupNormalization: Layer {
                                 shift: shift, meanOffset: meanOffset, invStd: invStd)
         input = x
         lastShape = shape
+        usedFixedStatistics = false
         return y
     }
 
@@ -119,7 +123,7 @@ public class _GroupNormalization: Layer {
                                  gamma: weight?.value._pointer ?? ones,
                                  shift: shift, meanOffset: meanOffset, invStd: invStd,
                                  gradInput: dx?._pointer, gammaGrad: gammaGrad, betaGrad: betaGrad,
-                                 totals: totals, blockSums: blockSums)
+                                 totals: totals, blockSums: blockSums, fixedStatistics: usedFixedStatistics)
         return dx
     }
 }

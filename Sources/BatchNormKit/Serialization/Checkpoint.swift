@@ -88,7 +88,7 @@ extension Layer {
         // Decode everything before the first write: decoding can still fail
         // on an in-memory SafeTensor whose bytes were edited out of shape.
         var floats: [(Tensor, [Float])] = []
-        var counters: [(_BatchNorm, Int64)] = []
+        var counters: [(BatchCounting, Int64)] = []
         for (name, entry) in entries {
             let stored = file.tensors[name]!
             switch entry {
