@@ -27,11 +27,11 @@ let package = Package(
             name: "CBatchNormKitZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        // Header only: a square-root loop that vectorises (Swift's does not).
-        .systemLibrary(name: "CBatchNormKitMath"),
+        // Header only: a vectorised square root and streaming stores (Swift has neither).
+        .systemLibrary(name: "CBatchNormKitIntrinsics"),
 
         // MARK: - Numerics
-        .target(name: "BatchNormKernels", dependencies: ["CBatchNormKitMath"], exclude: ["README.md"]),
+        .target(name: "BatchNormKernels", dependencies: ["CBatchNormKitIntrinsics"], exclude: ["README.md"]),
         .target(name: "BatchNormReference"),
 
         // MARK: - Library
@@ -51,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "bnkbench",
             dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "CBatchNormKitBLAS",
-                           "CBatchNormKitMallocCounter"],
+                           "CBatchNormKitIntrinsics", "CBatchNormKitMallocCounter"],
             path: "Benchmarks/bnkbench"
         ),
         // libFuzzer harness over the file parsers (`make fuzz`); a reproducer otherwise.

@@ -1,5 +1,6 @@
 // This machine's limits, measured in the same run as the cases: streaming
-// bandwidth with simple SIMD loops at a case's working-set size, and plain
+// bandwidth with simple SIMD loops at a case's working-set size (writes with
+// normal or non-temporal stores, whichever is faster there), and plain
 // cblas_sgemm on a case's matrix shapes.
 
 #if canImport(Glibc)
@@ -8,6 +9,7 @@ import Glibc
 import Darwin
 #endif
 import CBatchNormKitBLAS
+import CBatchNormKitIntrinsics
 
 /// What a case is compared with: the fastest it could possibly run.
 struct Limit {
@@ -84,26 +86,33 @@ final class Roofline {
                 }
             }
         case .readWrite:
+            // the better of normal and streaming (non-temporal) stores: the
+            // kernels stream large outputs, so the bound must allow it too
             let half = floats / 2 & ~31
             let a = FloatBuffer(count: half, fill: 1), b = FloatBuffer(count: half)
-            t = measure(policy) {
-                ProbePool.shared.run(parts: threads) { part in
-                    let r = share(half, part)
-                    _streamScale(a.pointer + r.lowerBound, b.pointer + r.lowerBound, r.count)
+            t = [false, true].map { streaming in
+                measure(policy) {
+                    ProbePool.shared.run(parts: threads) { part in
+                        let r = share(half, part)
+                        _streamScale(a.pointer + r.lowerBound, b.pointer + r.lowerBound, r.count, streaming: streaming)
+                    }
+                    blackHole(b.pointer, half)
                 }
-                blackHole(b.pointer, half)
-            }
+            }.min { $0.median < $1.median }!
         case .read2Write:
             let third = floats / 3 & ~31
             let a = FloatBuffer(count: third, fill: 1), b = FloatBuffer(count: third, fill: 2)
             let c = FloatBuffer(count: third)
-            t = measure(policy) {
-                ProbePool.shared.run(parts: threads) { part in
-                    let r = share(third, part)
-                    _streamTriad(a.pointer + r.lowerBound, b.pointer + r.lowerBound, c.pointer + r.lowerBound, r.count)
+            t = [false, true].map { streaming in
+                measure(policy) {
+                    ProbePool.shared.run(parts: threads) { part in
+                        let r = share(third, part)
+                        _streamTriad(a.pointer + r.lowerBound, b.pointer + r.lowerBound, c.pointer + r.lowerBound, r.count,
+                                     streaming: streaming)
+                    }
+                    blackHole(c.pointer, third)
                 }
-                blackHole(c.pointer, third)
-            }
+            }.min { $0.median < $1.median }!
         }
         let moved: Double
         switch kind {
@@ -180,10 +189,17 @@ func _streamRead(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     return ((a0 + a1) + (a2 + a3)).sum()
 }
 
+/// y = a·x + b; `streaming`: non-temporal stores (y 32-byte aligned, as
+/// FloatBuffer and the probes' 32-float shares are).
 @inline(never)
-func _streamScale(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+func _streamScale(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, streaming: Bool = false) {
     let a = SIMD8<Float>(repeating: 1.0001), b = SIMD8<Float>(repeating: 0.5)
     var i = 0
+    if streaming {
+        while i + 8 <= n { bnk_stream_store8(y + i, UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self) * a + b); i += 8 }
+        bnk_stream_fence()
+        return
+    }
     while i + 8 <= n {
         let v = UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self)
         UnsafeMutableRawPointer(y + i).storeBytes(of: v * a + b, as: SIMD8<Float>.self)
@@ -192,9 +208,19 @@ func _streamScale(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _
 }
 
 @inline(never)
-func _streamTriad(_ x: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+func _streamTriad(_ x: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int,
+                  streaming: Bool = false) {
     let a = SIMD8<Float>(repeating: 1.0001)
     var i = 0
+    if streaming {
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self), w = UnsafeRawPointer(z + i).load(as: SIMD8<Float>.self)
+            bnk_stream_store8(y + i, v * a + w)
+            i += 8
+        }
+        bnk_stream_fence()
+        return
+    }
     while i + 8 <= n {
         let v = UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self)
         let w = UnsafeRawPointer(z + i).load(as: SIMD8<Float>.self)

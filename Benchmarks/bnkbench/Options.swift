@@ -43,6 +43,9 @@ struct Options {
       --parallel-threshold N
                         values (N·C·L) from which the kernels split a batch across
                         threads (BatchNormKernel.parallelThreshold, default 524288)
+      --streaming-threshold N
+                        output values (N·C·L) from which the kernels write with
+                        streaming stores (BatchNormKernel.streamingThreshold, default 2097152)
       --probe-threads   only measure streaming bandwidth with 1 and 2 threads
       --probe-copy      only compare direct stores with L1 chunks + memcpy
       --smoke           tiny sizes, every case once, each result checked
@@ -79,6 +82,9 @@ struct Options {
             case "--parallel-threshold":
                 guard let v = Int(value()), v >= 1 else { fail("--parallel-threshold takes a positive count of values") }
                 BatchNormKernel.parallelThreshold = v
+            case "--streaming-threshold":
+                guard let v = Int(value()), v >= 1 else { fail("--streaming-threshold takes a positive count of values") }
+                BatchNormKernel.streamingThreshold = v
             case "--min-time":
                 guard let t = Double(value()), t >= 0 else { fail("--min-time takes seconds") }
                 o.fastPolicy.minTime = t

@@ -21,17 +21,19 @@ info.printHeader()
 
 var allocation: AllocationReport? = nil
 let defaultParallelThreshold = BatchNormKernel.parallelThreshold
+let defaultStreamingThreshold = BatchNormKernel.streamingThreshold
 
 /// Every selected case at one thread count (OpenBLAS and the kernels).
 func runCases(threads: Int) throws {
     bench.setThreads(threads)
     setKernelThreads(threads)
     if options.smoke {
-        // with more than one thread, split every batch, however small, so
-        // the threaded kernel paths are checked too
+        // with more than one thread, split every batch, however small, and
+        // write every output with streaming stores, so those paths are checked too
         BatchNormKernel.parallelThreshold = threads > 1 ? 1 : defaultParallelThreshold
+        BatchNormKernel.streamingThreshold = threads > 1 ? 1 : defaultStreamingThreshold
         print("smoke: tiny sizes, each case once, checked against BatchNormReference"
-              + (threads > 1 ? " — \(threads) threads, every BatchNorm batch split" : ""))
+              + (threads > 1 ? " — \(threads) threads, every BatchNorm batch split and streamed" : ""))
     }
     for shape in sizes.batchNorm { try batchNormCases(bench, shape: shape) }
     if options.kernels || options.filters.contains(where: { $0.hasPrefix("kernel") }) {

@@ -1,3 +1,5 @@
+import CBatchNormKitIntrinsics
+
 // MARK: - Backward
 //
 // With x̂ = (x − μ)·s, s = 1/√(σ² + ε), m = N·L and g = γ·s:
@@ -45,6 +47,7 @@ extension BatchNormKernel {
                                gradScale: gradScale, inputScale: inputScale, constant: constant, gradInput: gradInput)
         } else {
             _backwardInputRuns(gradOutput: gradOutput, input: input, samples: 0..<shape.n, c: shape.c, l: shape.l,
+                               streaming: _streams(shape),
                                shift: shift, gradScale: gradScale, inputScale: inputScale, constant: constant,
                                gradInput: gradInput)
         }
@@ -60,6 +63,18 @@ extension BatchNormKernel {
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>
     ) {
+        if batchRows * c >= _streamingValues {
+            // one row at a time: each row aligns its streaming stores on its own
+            for row in rows {
+                let dy = gradOutput + row * c, x = input + row * c
+                _streamSpan(gradInput + row * c, count: c,
+                            vector: { j in _mulAdd(_load(dy + j), _load(gradScale + j),
+                                                   _mulAdd(_load(x + j) - _load(shift + j), _load(inputScale + j), _load(constant + j))) },
+                            scalar: { j in dy[j] * gradScale[j] + ((x[j] - shift[j]) * inputScale[j] + constant[j]) })
+            }
+            bnk_stream_fence()
+            return
+        }
         var row = rows.lowerBound
         @inline(__always) func group(_ r: Int, _ count: Int) {
             _backwardInputGroup(gradOutput: gradOutput + r * c, input: input + r * c, c: c, rows: count, shift: shift,
@@ -109,7 +124,7 @@ extension BatchNormKernel {
     @inlinable
     static func _backwardInputRuns(
         gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int,
-        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        streaming: Bool, shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>
     ) {
@@ -119,6 +134,12 @@ extension BatchNormKernel {
                 let dy = gradOutput + run, x = input + run, dx = gradInput + run
                 let k = _Vector(repeating: shift[feature]), g = _Vector(repeating: gradScale[feature])
                 let a = _Vector(repeating: inputScale[feature]), b = _Vector(repeating: constant[feature])
+                if streaming {
+                    let k1 = shift[feature], g1 = gradScale[feature], a1 = inputScale[feature], b1 = constant[feature]
+                    _streamSpan(dx, count: l, vector: { i in _mulAdd(_load(dy + i), g, _mulAdd(_load(x + i) - k, a, b)) },
+                                scalar: { i in dy[i] * g1 + ((x[i] - k1) * a1 + b1) })
+                    continue
+                }
                 var i = 0
                 while i + _lanes <= l {
                     _store(_mulAdd(_load(dy + i), g, _mulAdd(_load(x + i) - k, a, b)), dx + i)
@@ -130,5 +151,6 @@ extension BatchNormKernel {
                 }
             }
         }
+        if streaming { bnk_stream_fence() }
     }
 }

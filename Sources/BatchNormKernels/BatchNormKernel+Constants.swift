@@ -1,4 +1,4 @@
-import CBatchNormKitMath
+import CBatchNormKitIntrinsics
 
 // MARK: - Per-feature constants (the layer's O(C) bookkeeping, vectorisable)
 //
@@ -18,7 +18,7 @@ import CBatchNormKitMath
 // scalar (≈20 cycles per feature for its divisions and square root).
 // `squareRoot()` itself never vectorises on Linux (Swift calls libm `sqrt`,
 // which may set errno): ``_inverseSquareRoots`` takes its square roots from
-// the CBatchNormKitMath shim (LLVM's sqrt, vsqrtpd), which at (64, 4096) eval
+// the CBatchNormKitIntrinsics shim (LLVM's sqrt, vsqrtpd), which at (64, 4096) eval
 // was 17% of the layer's time as scalar vsqrtsd (perf, 2026-11-27).
 
 extension BatchNormKernel {

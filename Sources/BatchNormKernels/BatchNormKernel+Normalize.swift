@@ -1,3 +1,5 @@
+import CBatchNormKitIntrinsics
+
 // MARK: - Normalize + affine (training-mode pass 2, and the whole eval forward)
 
 extension BatchNormKernel {
@@ -24,10 +26,14 @@ extension BatchNormKernel {
             _normalizeRows(input, rows: 0..<shape.n, batchRows: shape.n, c: shape.c,
                            shift: shift, scale: scale, bias: bias, output: output)
         } else {
-            _normalizeRuns(input, samples: 0..<shape.n, c: shape.c, l: shape.l,
+            _normalizeRuns(input, samples: 0..<shape.n, c: shape.c, l: shape.l, streaming: _streams(shape),
                            shift: shift, scale: scale, bias: bias, output: output)
         }
     }
+
+    /// Whether the elementwise passes on `shape` write with streaming stores.
+    @inlinable
+    static func _streams(_ shape: BatchNormShape) -> Bool { shape.elementCount >= _streamingValues }
 
     /// `(N, C)`, rows `rows` of a batch of `batchRows`: up to four rows per
     /// load of the per-feature constants (``_rowGroup(c:rows:streams:maximum:)``
@@ -38,6 +44,17 @@ extension BatchNormKernel {
         shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
+        if batchRows * c >= _streamingValues {
+            // one row at a time: each row aligns its streaming stores on its own
+            for row in rows {
+                let x = input + row * c
+                _streamSpan(output + row * c, count: c,
+                            vector: { j in _mulAdd(_load(x + j) - _load(shift + j), _load(scale + j), _load(bias + j)) },
+                            scalar: { j in (x[j] - shift[j]) * scale[j] + bias[j] })
+            }
+            bnk_stream_fence()
+            return
+        }
         var row = rows.lowerBound
         switch _rowGroup(c: c, rows: batchRows, streams: 2, maximum: 4) {
         case 4:
@@ -85,7 +102,7 @@ extension BatchNormKernel {
     /// `(N, C, L)`, L > 1, samples `samples`: each feature's run of L values.
     @inlinable
     static func _normalizeRuns(
-        _ input: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int,
+        _ input: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int, streaming: Bool,
         shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
@@ -95,6 +112,12 @@ extension BatchNormKernel {
                 let x = input + run, y = output + run
                 let k = _Vector(repeating: shift[feature])
                 let a = _Vector(repeating: scale[feature]), b = _Vector(repeating: bias[feature])
+                if streaming {
+                    let k1 = shift[feature], a1 = scale[feature], b1 = bias[feature]
+                    _streamSpan(y, count: l, vector: { i in _mulAdd(_load(x + i) - k, a, b) },
+                                scalar: { i in (x[i] - k1) * a1 + b1 })
+                    continue
+                }
                 var i = 0
                 while i + 2 * _lanes <= l {
                     let v0 = _load(x + i), v1 = _load(x + i + _lanes)
@@ -106,5 +129,6 @@ extension BatchNormKernel {
                 while i < l { y[i] = (x[i] - shift[feature]) * scale[feature] + bias[feature]; i += 1 }
             }
         }
+        if streaming { bnk_stream_fence() }
     }
 }

@@ -216,7 +216,7 @@ struct _NormalizeJob: _PartedJob {
             BatchNormKernel._normalizeRows(input, rows: range, batchRows: n, c: c,
                                            shift: shift, scale: scale, bias: bias, output: output)
         } else {
-            BatchNormKernel._normalizeRuns(input, samples: range, c: c, l: l,
+            BatchNormKernel._normalizeRuns(input, samples: range, c: c, l: l, streaming: BatchNormKernel._streams(shape),
                                            shift: shift, scale: scale, bias: bias, output: output)
         }
     }
@@ -238,6 +238,7 @@ struct _BackwardInputJob: _PartedJob {
                                                constant: constant, gradInput: gradInput)
         } else {
             BatchNormKernel._backwardInputRuns(gradOutput: gradOutput, input: input, samples: range, c: c, l: l,
+                                               streaming: BatchNormKernel._streams(shape),
                                                shift: shift, gradScale: gradScale, inputScale: inputScale,
                                                constant: constant, gradInput: gradInput)
         }

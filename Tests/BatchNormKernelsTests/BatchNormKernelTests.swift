@@ -126,3 +126,36 @@ struct BatchNormKernelTests {
         #expect(closeEnough(rv, refVar, rtol: 1e-5, atol: 1e-6).ok)
     }
 }
+
+extension BatchNormKernelTests {
+    /// Outputs of 8 MB and more are written with streaming stores, row by row
+    /// (run by run) from each one's first 32-byte boundary: odd row and run
+    /// lengths put every alignment at the row starts.
+    @Test("normalizeAffine and backwardInput with streaming stores (≥ 8 MB outputs) match",
+          arguments: [BatchNormShape(n: 1025, c: 2049), BatchNormShape(n: 3, c: 5, l: 140_003)])
+    func streamingMatches(shape: BatchNormShape) {
+        var rng = TestRandom(97)
+        let x = rng.normals(shape.elementCount), dy = rng.normals(shape.elementCount)
+        let c = shape.c
+        let shift = (0..<c).map { _ in Float(rng.normal()) }, scale = (0..<c).map { _ in Float(0.5 + rng.unit()) }
+        let bias = (0..<c).map { _ in Float(rng.normal()) }
+        var y = [Float](repeating: .nan, count: x.count)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                BatchNormKernel.normalizeAffine(xp.baseAddress!, shape: shape, shift: shift, scale: scale, bias: bias, output: yp.baseAddress!)
+            }
+        }
+        let ref = BatchNormReference.normalizeAffine(x, n: shape.n, c: c, l: shape.l, shift: shift.map(Double.init),
+                                                     scale: scale.map(Double.init), bias: bias.map(Double.init))
+        let r = closeEnough(y, ref, rtol: 1e-6, atol: 2e-5)
+        #expect(r.ok, "y \(r.worst)")
+        var dx = [Float](repeating: .nan, count: x.count)
+        BatchNormKernel.backwardInput(gradOutput: dy, input: x, shape: shape, shift: shift,
+                                      gradScale: scale, inputScale: bias, constant: shift, gradInput: &dx)
+        let refDx = BatchNormReference.backwardInput(gradOutput: dy, input: x, n: shape.n, c: c, l: shape.l,
+            shift: shift.map(Double.init), gradScale: scale.map(Double.init), inputScale: bias.map(Double.init),
+            constant: shift.map(Double.init))
+        let d = closeEnough(dx, refDx, rtol: 1e-5, atol: 5e-5)
+        #expect(d.ok, "dx \(d.worst)")
+    }
+}
