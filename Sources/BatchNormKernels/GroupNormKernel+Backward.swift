@@ -1,3 +1,5 @@
+import CBatchNormKitIntrinsics
+
 // MARK: - Backward
 //
 // Per row (M = K·L values), with x̂ = (x − μ)·s, s = 1/√(σ² + ε), g = γ·dy:
@@ -31,6 +33,8 @@ extension GroupNormKernel {
     ) {
         let c = shape.c, m = shape.valuesPerRow, k = shape.channelsPerGroup, l = shape.l
         let wantsParams = gammaGrad != nil && betaGrad != nil
+        let streaming = shape.elementCount >= _streamingValues
+        defer { if streaming && gradInput != nil { bnk_stream_fence() } }
         // Σdy·x̂ and Σdy per channel: Double totals, and (L = 1) Float32 sums
         // of one block of at most 64 samples that are folded into them
         totals.update(repeating: 0, count: 2 * c)
@@ -52,7 +56,8 @@ extension GroupNormKernel {
                 if let gradInput {
                     let q = fixedStatistics ? 0 : -s * s * sums.b / Double(m)
                     let w = fixedStatistics ? 0 : s * (s * delta * sums.b - sums.a) / Double(m)
-                    _gradInputRow(dy: dy, x: x, dx: gradInput + row * m, channels: k, l: l, gamma: gamma + first,
+                    _gradInputRow(dy: dy, x: x, dx: gradInput + row * m, channels: k, l: l, streaming: streaming,
+                                  gamma: gamma + first,
                                   shift: shift[row], invStd: Float(s), inputScale: Float(q), constant: Float(w))
                 }
             }
@@ -142,15 +147,22 @@ extension GroupNormKernel {
         return (a, b)
     }
 
-    /// One row: dx = (invStd·γ)·dy + inputScale·(x − shift) + constant.
+    /// One row: dx = (invStd·γ)·dy + inputScale·(x − shift) + constant;
+    /// `streaming`: non-temporal stores (the caller fences).
     @inlinable @inline(__always)
     static func _gradInputRow(
         dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-        channels: Int, l: Int, gamma: UnsafePointer<Float>,
+        channels: Int, l: Int, streaming: Bool, gamma: UnsafePointer<Float>,
         shift: Float, invStd: Float, inputScale: Float, constant: Float
     ) {
         let k = _Vector(repeating: shift), r = _Vector(repeating: invStd)
         let q = _Vector(repeating: inputScale), w = _Vector(repeating: constant)
+        if streaming && l == 1 {
+            _streamSpan(dx, count: channels,
+                        vector: { j in _mulAdd(r * _load(gamma + j), _load(dy + j), _mulAdd(_load(x + j) - k, q, w)) },
+                        scalar: { j in invStd * gamma[j] * dy[j] + ((x[j] - shift) * inputScale + constant) })
+            return
+        }
         if l == 1 {
             let vectorEnd = channels - channels % _lanes
             var j = 0
@@ -168,6 +180,11 @@ extension GroupNormKernel {
         for channel in 0..<channels {
             let p1 = invStd * gamma[channel], p = _Vector(repeating: p1)
             let g = dy + channel * l, v = x + channel * l, out = dx + channel * l
+            if streaming {
+                _streamSpan(out, count: l, vector: { i in _mulAdd(p, _load(g + i), _mulAdd(_load(v + i) - k, q, w)) },
+                            scalar: { i in p1 * g[i] + ((v[i] - shift) * inputScale + constant) })
+                continue
+            }
             var i = 0
             while i + _lanes <= l {
                 _store(_mulAdd(p, _load(g + i), _mulAdd(_load(v + i) - k, q, w)), out + i)

@@ -1,3 +1,5 @@
+import CBatchNormKitIntrinsics
+
 /// The fast per-sample normalization kernels behind LayerNorm and GroupNorm
 /// (Ba et al., 2016, arXiv:1607.06450; Wu & He, 2018, arXiv:1803.08494):
 /// statistics per (sample, group) instead of per feature, so a sample's
@@ -35,6 +37,8 @@ extension GroupNormKernel {
         invStd: UnsafeMutablePointer<Double>
     ) {
         let m = shape.valuesPerRow, k = shape.channelsPerGroup
+        let streaming = shape.elementCount >= _streamingValues
+        defer { if streaming { bnk_stream_fence() } }
         for row in 0..<shape.rows {
             let x = input + row * m, y = output + row * m
             let firstChannel = (row % shape.groups) * k
@@ -47,7 +51,8 @@ extension GroupNormKernel {
             meanOffset[row] = offset
             invStd[row] = 1 / (variance + Double(eps)).squareRoot()
             // pass 2: y = (x − shift)·a + b per channel, a = γ/σ, b = β − offset·a
-            _normalizeRow(x, output: y, channels: k, l: shape.l, gamma: gamma + firstChannel, beta: beta + firstChannel,
+            _normalizeRow(x, output: y, channels: k, l: shape.l, streaming: streaming,
+                          gamma: gamma + firstChannel, beta: beta + firstChannel,
                           shift: s, meanOffset: Float(offset), invStd: Float(invStd[row]))
         }
     }
@@ -67,9 +72,11 @@ extension GroupNormKernel {
         output: UnsafeMutablePointer<Float>
     ) {
         let m = shape.valuesPerRow, k = shape.channelsPerGroup
+        let streaming = shape.elementCount >= _streamingValues
+        defer { if streaming { bnk_stream_fence() } }
         for row in 0..<shape.rows {
             let firstChannel = (row % shape.groups) * k
-            _normalizeRow(input + row * m, output: output + row * m, channels: k, l: shape.l,
+            _normalizeRow(input + row * m, output: output + row * m, channels: k, l: shape.l, streaming: streaming,
                           gamma: gamma + firstChannel, beta: beta + firstChannel,
                           shift: shift[row], meanOffset: Float(meanOffset[row]), invStd: Float(invStd[row]))
         }
@@ -109,13 +116,26 @@ extension GroupNormKernel {
 
     /// One row: y = (x − shift)·a + b with a = invStd·γ, b = β − meanOffset·a
     /// per channel. L = 1 vectorises across channels (γ, β loaded as vectors),
-    /// L > 1 along each channel's run.
+    /// L > 1 along each channel's run. `streaming`: non-temporal stores
+    /// (``BatchNormKernel/streamingThreshold``; the caller fences).
     @inlinable @inline(__always)
     static func _normalizeRow(
-        _ x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>, channels: Int, l: Int,
+        _ x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>, channels: Int, l: Int, streaming: Bool,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, shift: Float, meanOffset: Float, invStd: Float
     ) {
         let k = _Vector(repeating: shift), r = _Vector(repeating: invStd), o = _Vector(repeating: meanOffset)
+        if streaming && l == 1 {
+            _streamSpan(y, count: channels,
+                        vector: { j in
+                            let a = r * _load(gamma + j)
+                            return _mulAdd(_load(x + j) - k, a, _load(beta + j) - o * a)
+                        },
+                        scalar: { j in
+                            let a = invStd * gamma[j]
+                            return (x[j] - shift) * a + (beta[j] - meanOffset * a)
+                        })
+            return
+        }
         if l == 1 {
             let vectorEnd = channels - channels % _lanes
             var j = 0
@@ -136,6 +156,11 @@ extension GroupNormKernel {
             let a1 = invStd * gamma[channel], b1 = beta[channel] - meanOffset * a1
             let a = _Vector(repeating: a1), b = _Vector(repeating: b1)
             let p = x + channel * l, q = y + channel * l
+            if streaming {
+                _streamSpan(q, count: l, vector: { i in _mulAdd(_load(p + i) - k, a, b) },
+                            scalar: { i in (p[i] - shift) * a1 + b1 })
+                continue
+            }
             var i = 0
             while i + _lanes <= l { _store(_mulAdd(_load(p + i) - k, a, b), q + i); i += _lanes }
             while i < l { q[i] = (p[i] - shift) * a1 + b1; i += 1 }

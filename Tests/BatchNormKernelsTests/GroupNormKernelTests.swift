@@ -112,3 +112,27 @@ struct GroupNormKernelTests {
         #expect(closeEnough(dBeta, ref.betaGrad, rtol: 1e-5, atol: 1e-5).ok)
     }
 }
+
+extension GroupNormKernelTests {
+    @Test("forward and backward with streaming stores (≥ 8 MB outputs; odd rows put every alignment at the row starts)")
+    func streaming() {
+        let shape = GroupNormShape(n: 1025, c: 2049, groups: 1)
+        var rng = TestRandom(101)
+        let x = rng.normals(shape.elementCount), dy = rng.normals(shape.elementCount)
+        let (gamma, beta) = affine(shape.c, &rng)
+        let fast = forward(x, shape, gamma: gamma, beta: beta)
+        let ref = GroupNormReference.forward(x, n: shape.n, c: shape.c, groups: 1, l: 1,
+                                             gamma: gamma.map(Double.init), beta: beta.map(Double.init), eps: 1e-5)
+        let y = closeEnough(fast.y, ref, rtol: 1e-6, atol: 2e-5)
+        #expect(y.ok, "y \(y.worst)")
+        var dx = [Float](repeating: .nan, count: x.count)
+        var totals = [Double](repeating: 0, count: 2 * shape.c), block = [Float](repeating: 0, count: 2 * shape.c)
+        GroupNormKernel.backward(gradOutput: dy, input: x, shape: shape, gamma: gamma,
+                                 shift: fast.shift, meanOffset: fast.meanOffset, invStd: fast.invStd,
+                                 gradInput: &dx, gammaGrad: nil, betaGrad: nil, totals: &totals, blockSums: &block)
+        let want = GroupNormReference.backward(gradOutput: dy, input: x, n: shape.n, c: shape.c, groups: 1, l: 1,
+                                               gamma: gamma.map(Double.init), eps: 1e-5)
+        let d = closeEnough(dx, want.gradInput, rtol: 1e-5, atol: 5e-5)
+        #expect(d.ok, "dx \(d.worst)")
+    }
+}
