@@ -8,7 +8,9 @@ extension _BatchNorm {
         let shape = try layout(of: x)
         let c = numFeatures
         let useBatch = isTraining || !trackRunningStats
-        if isTraining && shape.valuesPerFeature < 2 {
+        let synchronized = isTraining && group != nil
+        // (a SyncBatchNorm rank may hold a single value: the count that matters is every rank's)
+        if isTraining && !synchronized && shape.valuesPerFeature < 2 {
             throw BatchNormKitError.notEnoughValuesPerFeature(context: context, shape: x.shape)
         }
         let y = output._reuse(sameShapeAs: x)
@@ -16,6 +18,13 @@ extension _BatchNorm {
         if useBatch {
             // pass 1: per-feature mean and biased variance, one read of x
             x.withUnsafeBufferPointer { BatchNormKernel.moments($0.baseAddress!, shape: shape, into: &moments) }
+            if synchronized {
+                // every rank's moments, merged in rank order: the same on every rank
+                try _synchronizeMoments()
+                if moments.count < 2 {
+                    throw BatchNormKitError.notEnoughValuesPerFeature(context: context + " over all ranks", shape: x.shape)
+                }
+            }
             if isTraining, let runningMean, let runningVar {
                 BatchNormKernel.updateRunningStatistics(
                     runningMean: runningMean._pointer, runningVar: runningVar._pointer,
@@ -37,6 +46,7 @@ extension _BatchNorm {
                                         bias: shiftedBias, output: y._pointer)
         input = x
         usedBatchStatistics = useBatch
+        usedSyncedStatistics = useBatch && synchronized
         lastShape = shape
         return y
     }
@@ -56,12 +66,18 @@ extension _BatchNorm {
         // γ and β gradients accumulate, or start from zero right after zeroGrad
         let gammaGrad = weight?._gradForAccumulation(), betaGrad = bias?._gradForAccumulation()
         // dγ, dβ and the constants of dx = gradScale·dy + inputScale·(x − shift) + constant
-        BatchNormKernel.backwardConstants(
-            sumGrad: sumGrad, sumGradShifted: sumGradShifted, invStd: invStd, meanOffset: meanOffset,
-            featureCount: c, gamma: weight?.value._pointer, valuesPerFeature: shape.valuesPerFeature,
-            usedBatchStatistics: usedBatchStatistics,
-            gammaGrad: gammaGrad, betaGrad: betaGrad,
-            gradScale: gradScale, inputScale: inputScale, constant: gradConstant)
+        if usedSyncedStatistics {
+            // dγ, dβ from this rank's sums (as PyTorch: data parallelism adds
+            // them later), dx's constants from every rank's
+            try _backwardConstantsSynchronized(gammaGrad: gammaGrad, betaGrad: betaGrad)
+        } else {
+            BatchNormKernel.backwardConstants(
+                sumGrad: sumGrad, sumGradShifted: sumGradShifted, invStd: invStd, meanOffset: meanOffset,
+                featureCount: c, gamma: weight?.value._pointer, valuesPerFeature: shape.valuesPerFeature,
+                usedBatchStatistics: usedBatchStatistics,
+                gammaGrad: gammaGrad, betaGrad: betaGrad,
+                gradScale: gradScale, inputScale: inputScale, constant: gradConstant)
+        }
         guard needsInputGradient else { return nil }
         let dx = gradInput._reuse(sameShapeAs: x)
         BatchNormKernel.backwardInput(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: shift,

@@ -62,9 +62,19 @@ public class _BatchNorm: Layer, BatchCounting {
     /// The input ranks a layer accepts, and its name in messages.
     let inputKind: _BatchNormInput
 
+    /// The ranks whose batches are normalized together (SyncBatchNorm), or nil.
+    let group: ProcessGroup?
+    /// SyncBatchNorm's exchange buffer: `size·(1 + 3C)` Doubles (or 0).
+    let syncBuffer: UnsafeMutableBufferPointer<Double>
+    /// Values per feature over every rank in the last training forward.
+    var syncedCount = 0
+    /// Whether the last forward used statistics gathered from every rank.
+    var usedSyncedStatistics = false
+
     init(_ inputKind: _BatchNormInput, numFeatures: Int, eps: Float, momentum: Float?,
-         affine: Bool, trackRunningStats: Bool) throws {
+         affine: Bool, trackRunningStats: Bool, group: ProcessGroup? = nil) throws {
         self.inputKind = inputKind
+        self.group = group
         guard numFeatures > 0 else {
             throw BatchNormKitError.invalidArgument(name: "numFeatures", value: "\(numFeatures)", requirement: "must be ≥ 1")
         }
@@ -75,6 +85,8 @@ public class _BatchNorm: Layer, BatchCounting {
             throw BatchNormKitError.invalidArgument(name: "momentum", value: "\(m)", requirement: "must be in [0, 1] (or nil for a cumulative average)")
         }
         let c = numFeatures
+        syncBuffer = .allocate(capacity: group.map { $0.size * (1 + 3 * c) } ?? 0)
+        syncBuffer.initialize(repeating: 0)
         self.numFeatures = c
         self.eps = eps
         self.momentum = momentum
@@ -110,6 +122,7 @@ public class _BatchNorm: Layer, BatchCounting {
     deinit {
         for p in [shift, scale, shiftedBias, gradScale, inputScale, gradConstant, reduceScratch] { p.deallocate() }
         for p in [invStd, meanOffset, sumGrad, sumGradShifted] { p.deallocate() }
+        syncBuffer.deallocate()
     }
 
     public func setTraining(_ training: Bool) { isTraining = training }
@@ -153,11 +166,21 @@ enum _BatchNormInput {
     case sequence
     /// `(N, C, H, W)`: BatchNorm2d.
     case image
+    /// `(N, C, *)`: SyncBatchNorm.
+    case any
 
-    var ranks: ClosedRange<Int> { self == .sequence ? 2...3 : 4...4 }
-    var typeName: String { self == .sequence ? "BatchNorm1d" : "BatchNorm2d" }
+    var ranks: ClosedRange<Int> {
+        switch self { case .sequence: 2...3; case .image: 4...4; case .any: 2...Int.max }
+    }
+    var typeName: String {
+        switch self { case .sequence: "BatchNorm1d"; case .image: "BatchNorm2d"; case .any: "SyncBatchNorm" }
+    }
     func expectedShape(_ c: Int) -> String {
-        self == .sequence ? "(N, \(c)) or (N, \(c), L)" : "(N, \(c), H, W)"
+        switch self {
+        case .sequence: "(N, \(c)) or (N, \(c), L)"
+        case .image: "(N, \(c), H, W)"
+        case .any: "(N, \(c), *)"
+        }
     }
 }
 
