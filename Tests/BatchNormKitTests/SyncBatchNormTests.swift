@@ -130,3 +130,54 @@ struct SyncBatchNormTests {
         #expect(compareToReference(results.y[0], want.map { $0[0] }, rtol: 1e-6, atol: 0).ok)
     }
 }
+
+/// Per-rank final parameters and epoch results of a data-parallel run.
+final class RankTraining: @unchecked Sendable {
+    private let lock = NSLock()
+    var parameters: [[[Float]]]
+    var epochs: [[EpochTraining]]
+    init(_ size: Int) { parameters = Array(repeating: [], count: size); epochs = Array(repeating: [], count: size) }
+    func set(_ rank: Int, _ p: [[Float]], _ e: [EpochTraining]) { lock.lock(); parameters[rank] = p; epochs[rank] = e; lock.unlock() }
+}
+
+extension SyncBatchNormTests {
+    /// 2 and 3 ranks against one process, 2 epochs of a small seed network on
+    /// synthetic data: batch 12 (3 ranks: 4 rows each; 2 ranks: 6) and a final
+    /// batch of 10 (unequal shares for 3 ranks). Tolerances: the same
+    /// arithmetic in a different order over 2 epochs · 9 steps, rtol 1e-4.
+    @Test("data-parallel training over ranks follows single-process training", arguments: [2, 3])
+    func dataParallelTraining(ranks: Int) throws {
+        let samples = 106, features = 7, classes = 3
+        var rng = ReferenceRandom(seed: 113)
+        let data = try LabeledSamples(features: rng.normals(samples * features).map { $0 + 0.5 },
+                                      labels: (0..<samples).map { Int32($0 % classes) }, featureCount: features)
+        let configuration = TrainingConfiguration(epochs: 2, batchSize: 12, learningRate: 0.1, momentum: 0.9, seed: 4)
+        let single = try SeedNetwork(inputSize: features, hiddenSizes: [6, 5], classes: classes, seed: 9)
+        let trainer = try Trainer(model: single, configuration: configuration)
+        let want = try (0..<2).map { _ in try trainer.trainEpoch(on: data) }
+
+        let groups = try ThreadProcessGroup.make(size: ranks)
+        let results = RankTraining(ranks)
+        try onRanks(ranks) { rank in
+            let model = try SeedNetwork(inputSize: features, hiddenSizes: [6, 5], classes: classes, seed: 9,
+                                        processGroup: groups[rank])
+            let replica = try Trainer(model: model, configuration: configuration, processGroup: groups[rank])
+            let epochs = try (0..<2).map { _ in try replica.trainEpoch(on: data) }
+            results.set(rank, model.parameters().map(\.value.scalars), epochs)
+        }
+        let reference = single.parameters().map(\.value.scalars)
+        for rank in 0..<ranks {
+            for (index, values) in results.parameters[rank].enumerated() {
+                let r = compareToReference(values, reference[index], rtol: 1e-4, atol: 1e-5)
+                #expect(r.ok, "\(ranks) ranks, rank \(rank), parameter \(index): \(r.worst)")
+            }
+            for (got, expected) in zip(results.epochs[rank], want) {
+                #expect(abs(got.loss - expected.loss) <= 1e-5 * max(1, expected.loss) && got.samples == expected.samples,
+                        "\(ranks) ranks, rank \(rank): loss \(got.loss) vs \(expected.loss), samples \(got.samples) vs \(expected.samples)")
+                #expect(got.accuracy == expected.accuracy)
+            }
+        }
+        // every replica holds the same bits: they applied the same summed gradients
+        #expect(results.parameters.allSatisfy { $0 == results.parameters[0] })
+    }
+}

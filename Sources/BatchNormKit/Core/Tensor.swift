@@ -123,6 +123,9 @@ public final class Tensor {
     /// Overwrites every element with `value`.
     public func fill(_ value: Float) { _base.update(repeating: value, count: count) }
 
+    /// Multiplies every element by `factor`, in place.
+    func _scale(by factor: Float) { for i in 0..<count { _base[i] *= factor } }
+
     /// Copies `other`'s elements into `self`. Throws when the shapes differ.
     public func assign(from other: Tensor) throws {
         guard other.shape == shape else {

@@ -35,10 +35,10 @@ extension Sequential {
             case is ReLU: items.append(.relu)
             case is Softmax: items.append(.softmax)
             case is LogSoftmax: items.append(.logSoftmax)
-            case let norm as BatchNorm1d: items.append(.norm(try _NormAffine(norm, index: index)))
+            case let norm as _BatchNorm where !(norm is BatchNorm2d): items.append(.norm(try _NormAffine(norm, index: index)))
             default:
                 throw BatchNormKitError.invalidArgument(name: "layer \(index)", value: "\(type(of: layer))",
-                                                        requirement: "folding supports Linear, BatchNorm1d, ReLU, Softmax and LogSoftmax only")
+                                                        requirement: "folding supports Linear, BatchNorm1d (or SyncBatchNorm), ReLU, Softmax and LogSoftmax only")
             }
         }
         // Fold each BatchNorm away; removing it lets a second BatchNorm
@@ -133,7 +133,7 @@ struct _NormAffine {
     var scale: [Double]
     var shift: [Double]
 
-    init(_ norm: BatchNorm1d, index: Int) throws {
+    init(_ norm: _BatchNorm, index: Int) throws {
         guard let mean = norm.runningMean?.scalars, let variance = norm.runningVar?.scalars else {
             throw BatchNormKitError.invalidArgument(
                 name: "layer \(index)", value: "BatchNorm1d(trackRunningStats: false)",

@@ -31,14 +31,18 @@ public final class SeedNetwork: Layer {
     ///   - batchNorm: false builds the same network without normalization.
     ///   - placement: BatchNorm before or after each ReLU.
     ///   - seed: fixes every initial weight.
+    ///   - processGroup: for data-parallel training, SyncBatchNorm over these
+    ///     ranks instead of BatchNorm1d (same state names).
     public init(inputSize: Int = 784, hiddenSizes: [Int] = [256, 64], classes: Int = 10,
-                batchNorm: Bool = true, placement: NormPlacement = .before, seed: UInt64 = 0) throws {
+                batchNorm: Bool = true, placement: NormPlacement = .before, seed: UInt64 = 0,
+                processGroup: ProcessGroup? = nil) throws {
         var generator = SplitMix64(seed: seed)
         var stack: [Layer] = []
         var width = inputSize
         for hidden in hiddenSizes {
             stack.append(try Linear(inFeatures: width, outFeatures: hidden, generator: &generator))
-            let norm: Layer? = batchNorm ? try BatchNorm1d(numFeatures: hidden) : nil
+            let norm: Layer? = !batchNorm ? nil
+                : try processGroup.map { try SyncBatchNorm(numFeatures: hidden, processGroup: $0) } ?? BatchNorm1d(numFeatures: hidden)
             switch (norm, placement) {
             case let (norm?, .before): stack += [norm, ReLU()]
             case let (norm?, .after): stack += [ReLU(), norm]

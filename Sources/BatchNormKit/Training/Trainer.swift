@@ -138,6 +138,11 @@ public final class Trainer {
     public private(set) var epochsCompleted = 0
 
     let criterion = CrossEntropyLoss()
+    /// Data parallelism: the ranks this trainer is one of (nil: alone).
+    public let processGroup: ProcessGroup?
+    /// Every parameter's gradient plus the step's loss sum and correct count,
+    /// flattened for one all-reduce per step (data-parallel only).
+    var exchange: UnsafeMutableBufferPointer<Double>
     private var generator: SplitMix64
     private var order: [Int] = []
     // Batch buffers: full-size, and a second pair for a smaller final batch,
@@ -149,7 +154,8 @@ public final class Trainer {
 
     /// - Throws: `invalidArgument` for `batchSize < 2`, `epochs < 0`,
     ///   `evaluationBatchSize < 1` or SGD hyperparameters out of range.
-    public init(model: Layer, configuration: TrainingConfiguration = TrainingConfiguration()) throws {
+    public init(model: Layer, configuration: TrainingConfiguration = TrainingConfiguration(),
+                processGroup: ProcessGroup? = nil) throws {
         guard configuration.batchSize >= 2 else {
             throw BatchNormKitError.invalidArgument(name: "batch size", value: "\(configuration.batchSize)",
                                                     requirement: "must be ≥ 2 (BatchNorm needs two samples per step)")
@@ -161,13 +167,23 @@ public final class Trainer {
             throw BatchNormKitError.invalidArgument(name: "evaluation batch size", value: "\(configuration.evaluationBatchSize)",
                                                     requirement: "must be ≥ 1")
         }
+        if let processGroup, configuration.batchSize < 2 * processGroup.size {
+            throw BatchNormKitError.invalidArgument(name: "batch size", value: "\(configuration.batchSize)",
+                                                    requirement: "must be ≥ 2 per rank (\(processGroup.size) ranks)")
+        }
         self.model = model
         self.configuration = configuration
+        self.processGroup = processGroup
         optimizer = try SGD(parameters: model.parameters(), learningRate: configuration.learningRate,
                             momentum: configuration.momentum, weightDecay: configuration.weightDecay)
+        let values = processGroup == nil ? 0 : optimizer.parameters.reduce(2) { $0 + $1.value.count }
+        exchange = .allocate(capacity: values)
+        exchange.initialize(repeating: 0)
         // Decorrelated from the weight initialisation, which also uses SplitMix64(seed).
         generator = SplitMix64(seed: configuration.seed ^ 0x5348_5546_464C_4521)
     }
+
+    deinit { exchange.deallocate() }
 
     /// Trains `configuration.epochs` epochs, evaluating on `test` after each.
     ///
@@ -207,10 +223,14 @@ public final class Trainer {
             throw BatchNormKitError.elementCountMismatch(context: "training set (at least 2 samples)", expected: 2, got: data.count)
         }
         let size = configuration.batchSize, features = data.featureCount
-        // Drop a final batch of one (see the type's documentation).
-        let used = data.count % size == 1 ? data.count - 1 : data.count
+        let ranks = processGroup?.size ?? 1, rank = processGroup?.rank ?? 0
+        // Drop a final batch of one (two per rank when data-parallel; see the type's documentation).
+        let remainder = data.count % size
+        let used = remainder > 0 && remainder < 2 * ranks ? data.count - remainder : data.count
         let batchCount = (used + size - 1) / size
-        prepareBuffers(sampleCount: data.count, features: features, tail: used % size)
+        // this rank's rows of a batch of n: [n·rank/ranks, n·(rank+1)/ranks)
+        @inline(__always) func share(_ n: Int) -> Range<Int> { (n * rank / ranks)..<(n * (rank + 1) / ranks) }
+        prepareBuffers(sampleCount: data.count, features: features, rows: share(size).count, tailRows: share(used % size).count)
         shuffleOrder()
         model.train()
         let epoch = epochsCompleted + 1
@@ -224,25 +244,35 @@ public final class Trainer {
                         let n = min(size, used - done)
                         let isFull = n == size
                         let x = isFull ? batch! : tailBatch!
-                        // Gather the rows of this step's samples.
+                        let mine = share(n), first = done + mine.lowerBound
+                        // Gather the rows of this step's samples (this rank's share of them).
                         let destination = x._pointer
-                        for row in 0..<n {
-                            let index = order[done + row]
+                        for row in 0..<mine.count {
+                            let index = order[first + row]
                             (destination + row * features).update(from: source.baseAddress! + index * features, count: features)
                         }
                         if isFull {
-                            batchLabels.withUnsafeMutableBufferPointer { for row in 0..<n { $0[row] = allLabels[order[done + row]] } }
+                            batchLabels.withUnsafeMutableBufferPointer { for row in 0..<mine.count { $0[row] = allLabels[order[first + row]] } }
                         } else {
-                            tailLabels.withUnsafeMutableBufferPointer { for row in 0..<n { $0[row] = allLabels[order[done + row]] } }
+                            tailLabels.withUnsafeMutableBufferPointer { for row in 0..<mine.count { $0[row] = allLabels[order[first + row]] } }
                         }
                         let logits = try model.forward(x)
                         let loss = try criterion.forward(logits: logits, labels: isFull ? batchLabels : tailLabels)
                         optimizer.zeroGrad()
-                        _ = try model.backward(try criterion.backward(), needsInputGradient: false)
+                        let gradLogits = try criterion.backward()
+                        var stepLoss = Double(loss) * Double(mine.count), stepCorrect = criterion.lastCorrectCount
+                        if processGroup != nil {
+                            // this rank's part of the mean over all n: scale by its share
+                            gradLogits._scale(by: Float(mine.count) / Float(n))
+                        }
+                        _ = try model.backward(gradLogits, needsInputGradient: false)
+                        if processGroup != nil {
+                            (stepLoss, stepCorrect) = try allReduceGradients(lossSum: stepLoss, correct: stepCorrect)
+                        }
                         optimizer.step()
 
-                        lossSum += Double(loss) * Double(n)
-                        correct += criterion.lastCorrectCount
+                        lossSum += stepLoss
+                        correct += stepCorrect
                         done += n
                         if let onBatch {
                             onBatch(BatchProgress(epoch: epoch, batch: step + 1, batchCount: batchCount, samplesDone: done,
@@ -261,16 +291,16 @@ public final class Trainer {
 
     // MARK: - Buffers and shuffling
 
-    /// Allocates the batch buffers and the permutation once per shape of data.
-    private func prepareBuffers(sampleCount: Int, features: Int, tail: Int) {
-        let size = configuration.batchSize
-        if batch?.shape != [size, features] {
-            batch = Tensor(_validShape: [size, features])
-            batchLabels = [Int32](repeating: 0, count: size)
+    /// Allocates the batch buffers and the permutation once per shape of data:
+    /// `rows` of a full batch and `tailRows` of the final one (this rank's share).
+    private func prepareBuffers(sampleCount: Int, features: Int, rows: Int, tailRows: Int) {
+        if batch?.shape != [rows, features] {
+            batch = Tensor(_validShape: [rows, features])
+            batchLabels = [Int32](repeating: 0, count: rows)
         }
-        if tail > 0, tailBatch?.shape != [tail, features] {
-            tailBatch = Tensor(_validShape: [tail, features])
-            tailLabels = [Int32](repeating: 0, count: tail)
+        if tailRows > 0, tailBatch?.shape != [tailRows, features] {
+            tailBatch = Tensor(_validShape: [tailRows, features])
+            tailLabels = [Int32](repeating: 0, count: tailRows)
         }
         if order.count != sampleCount {
             order = Array(0..<sampleCount)
