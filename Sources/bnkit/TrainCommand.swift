@@ -22,16 +22,36 @@ struct TrainCommand: ParsableCommand {
     var checkpoint: String?
     @Option(help: ArgumentHelp("Write per-epoch metrics here: CSV, or JSON lines for .jsonl/.json.", valueName: "FILE"))
     var metrics: String?
+    @Option(help: "Data-parallel replicas, one thread each (SyncBatchNorm, gradients summed every step); 1: none.")
+    var ranks: Int = 1
+
+    func validate() throws {
+        guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
+        guard recipe.options.batchSize >= 2 * ranks else {
+            throw ValidationError("--batch-size must be at least 2 per rank (\(2 * ranks) for \(ranks) ranks)")
+        }
+    }
 
     func run() throws {
         try reportingErrors {
             try threads.apply()
             let (dataset, loadSeconds) = try data.load()
             let (train, test, standardization) = try input.prepare(dataset)
-            let model = try SeedNetwork(inputSize: train.featureCount, classes: MNISTDataset.classCount,
-                                        batchNorm: norm == .batchnorm, placement: placement.placement, seed: recipe.seed)
             let configuration = recipe.configuration()
-            let trainer = try Trainer(model: model, configuration: configuration)
+            // ranks 1…: replicas on threads of their own, silent; rank 0 reports
+            let groups = ranks > 1 ? try ThreadProcessGroup.make(size: ranks) : nil
+            func replica(_ rank: Int) throws -> (SeedNetwork, Trainer) {
+                let model = try SeedNetwork(inputSize: train.featureCount, classes: MNISTDataset.classCount,
+                                            batchNorm: norm == .batchnorm, placement: placement.placement, seed: recipe.seed,
+                                            processGroup: groups?[rank])
+                return (model, try Trainer(model: model, configuration: configuration, processGroup: groups?[rank]))
+            }
+            let (model, trainer) = try replica(0)
+            let workers = try (1..<max(ranks, 1)).map { rank in
+                ReplicaThread(rank: rank, trainer: try replica(rank).1, data: train, epochs: configuration.epochs)
+            }
+            workers.forEach { $0.start() }
+            defer { workers.forEach { $0.join() } }
             let metricsFile = try metrics.map { try MetricsFile(path: $0) }
 
             print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
@@ -39,7 +59,8 @@ struct TrainCommand: ParsableCommand {
             print("model  \(model.architecture)")
             print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
                   + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
-                  + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")")
+                  + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
+                  + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : ""))
 
             let progress = ProgressReporter(totalEpochs: configuration.epochs)
             let history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
@@ -68,4 +89,30 @@ struct TrainCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// A data-parallel replica on a thread of its own: trains its epochs in step
+/// with rank 0 (every step is an all-reduce), silently.
+final class ReplicaThread: @unchecked Sendable {
+    let rank: Int
+    let trainer: Trainer
+    let data: LabeledSamples
+    let epochs: Int
+    private let finished = DispatchSemaphore(value: 0)
+    private var thread: Thread?
+
+    init(rank: Int, trainer: Trainer, data: LabeledSamples, epochs: Int) {
+        self.rank = rank; self.trainer = trainer; self.data = data; self.epochs = epochs
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            do { for _ in 0..<epochs { _ = try trainer.trainEpoch(on: data) } } catch { printError("rank \(rank): \(error)") }
+            finished.signal()
+        }
+        self.thread = thread
+        thread.start()
+    }
+
+    func join() { finished.wait() }
 }

@@ -13,15 +13,19 @@ import BatchNormReference
 func onRanks(_ size: Int, _ body: @escaping @Sendable (Int) throws -> Void) throws {
     let done = DispatchGroup()
     let errors = ErrorBox()
+    // the Thread objects stay referenced until every rank is done
+    var threads: [Thread] = []
     for rank in 0..<size {
         done.enter()
         let thread = Thread {
             do { try body(rank) } catch { errors.record(error) }
             done.leave()
         }
+        threads.append(thread)
         thread.start()
     }
     done.wait()
+    withExtendedLifetime(threads) {}
     if let error = errors.first { throw error }
 }
 
@@ -101,8 +105,10 @@ struct SyncBatchNormTests {
         let groups = try ThreadProcessGroup.make(size: 2)
         let failures = ErrorBox()
         try onRanks(2) { rank in
-            var values = [Double](repeating: 1, count: rank == 0 ? 3 : 4)
-            do { try values.withUnsafeMutableBufferPointer { try groups[rank].allReduceSum($0) } } catch { failures.record(error) }
+            let values = UnsafeMutableBufferPointer<Double>.allocate(capacity: rank == 0 ? 3 : 4)
+            defer { values.deallocate() }
+            values.initialize(repeating: 1)
+            do { try groups[rank].allReduceSum(values) } catch { failures.record(error) }
         }
         #expect(failures.count == 2)
         #expect(throws: BatchNormKitError.self) { try ThreadProcessGroup.make(size: 0) }
@@ -119,8 +125,14 @@ struct SyncBatchNormTests {
         let groups = try ThreadProcessGroup.make(size: size)
         let results = RankResults(size)
         try onRanks(size) { rank in
-            var values = (0..<5).map { Double(rank * 10 + $0) + 0.1 }
-            for _ in 0..<3 { values = values.map { $0 / 3 } ; try values.withUnsafeMutableBufferPointer { try groups[rank].allReduceSum($0) } }
+            // an allocated buffer, as the library's callers use
+            let values = UnsafeMutableBufferPointer<Double>.allocate(capacity: 5)
+            defer { values.deallocate() }
+            for i in 0..<5 { values[i] = Double(rank * 10 + i) + 0.1 }
+            for _ in 0..<3 {
+                for i in 0..<5 { values[i] /= 3 }
+                try groups[rank].allReduceSum(values)
+            }
             results.set(\.y, rank, values.map(Float.init))
         }
         #expect(results.y[0] == results.y[1] && results.y[1] == results.y[2])

@@ -48,7 +48,10 @@ public final class ThreadProcessGroup: ProcessGroup {
     }
 
     public func allReduceSum(_ values: UnsafeMutableBufferPointer<Double>) throws {
-        try shared.allReduceSum(values, rank: rank)
+        guard shared.allReduceSum(values, rank: rank) else {
+            throw BatchNormKitError.invalidArgument(name: "allReduceSum count", value: "\(values.count) on rank \(rank)",
+                                                    requirement: "every rank must pass the same number of values")
+        }
     }
 }
 
@@ -58,8 +61,10 @@ public final class ThreadProcessGroup: ProcessGroup {
 /// writes the sum back. Allocation-free after the first call of a size.
 final class _Rendezvous {
     let size: Int
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    // Allocated, never moved: `&storedProperty` may pass a temporary copy,
+    // and a copied mutex excludes nothing.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var arrived = 0
     private var generation = 0
     // Per-rank slots in raw memory: ranks write only their own slot, and read
@@ -77,33 +82,42 @@ final class _Rendezvous {
         for r in 0..<size { (sums + r).initialize(to: .allocate(capacity: 1)) }
         capacities = .allocate(capacity: size)
         capacities.initialize(repeating: 1, count: size)
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
     }
 
     deinit {
         for r in 0..<size { sums[r].deallocate() }
         buffers.deallocate(); sums.deallocate(); capacities.deallocate()
-        pthread_cond_destroy(&condition)
-        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate(); mutex.deallocate()
     }
 
     /// Blocks until all `size` ranks have called it (a reusable barrier).
+    ///
+    /// Out of line, and the rendezvous does not throw (ThreadProcessGroup
+    /// throws after it returns): while the all-reduce was a throwing function
+    /// with this barrier inlined, release builds (Swift 6.3.1, -O) saw a
+    /// garbage error after successful all-reduces and crashed; debug builds,
+    /// ASan and TSan saw nothing. Both changes together run clean in release.
+    @inline(never)
     private func barrier() {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         let myGeneration = generation
         arrived += 1
         if arrived == size {
             arrived = 0
             generation += 1
-            pthread_cond_broadcast(&condition)
+            pthread_cond_broadcast(condition)
         } else {
-            while generation == myGeneration { pthread_cond_wait(&condition, &mutex) }
+            while generation == myGeneration { pthread_cond_wait(condition, mutex) }
         }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_unlock(mutex)
     }
 
-    func allReduceSum(_ values: UnsafeMutableBufferPointer<Double>, rank: Int) throws {
+    /// False (on every rank, values untouched) when the ranks passed different counts.
+    func allReduceSum(_ values: UnsafeMutableBufferPointer<Double>, rank: Int) -> Bool {
         buffers[rank] = values
         if values.count > capacities[rank] {
             sums[rank].deallocate()
@@ -122,10 +136,8 @@ final class _Rendezvous {
             }
         }
         barrier()   // every rank has read every buffer
-        guard consistent else {
-            throw BatchNormKitError.invalidArgument(name: "allReduceSum count", value: "\(values.count) on rank \(rank)",
-                                                    requirement: "every rank must pass the same number of values")
-        }
+        guard consistent else { return false }
         values.baseAddress!.update(from: sums[rank], count: values.count)
+        return true
     }
 }

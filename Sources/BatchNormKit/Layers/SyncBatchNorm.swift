@@ -36,6 +36,7 @@ public final class SyncBatchNorm: _BatchNorm {
 extension _BatchNorm {
     /// Replaces this rank's `moments` with every rank's, merged in rank order.
     /// Slot r of the exchange buffer is `[count, shift[C], mean[C], m2[C]]`.
+    @inline(never)
     func _synchronizeMoments() throws {
         let group = group!, c = numFeatures, width = 1 + 3 * c
         let buffer = syncBuffer.baseAddress!
@@ -70,6 +71,7 @@ extension _BatchNorm {
 
     /// dγ, dβ from this rank's Σdy, Σdy·(x − shift); then those sums over all
     /// ranks give dx's constants with the global count.
+    @inline(never)
     func _backwardConstantsSynchronized(gammaGrad: UnsafeMutablePointer<Float>?,
                                         betaGrad: UnsafeMutablePointer<Float>?) throws {
         let group = group!, c = numFeatures
