@@ -13,7 +13,7 @@ FUZZ_TARGETS ?= idx safetensors checkpoint
 BENCH_NATIVE   = .build-native/release/bnkbench
 BENCH_PORTABLE = .build-portable/release/bnkbench
 
-.PHONY: deps build test train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: deps build test test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -34,6 +34,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) run bnkbench --smoke
 	$(SWIFT) test
+
+## test-release: every test again in an optimized build (threaded code can
+## behave differently under -O; SyncBatchNorm's all-reduce once did)
+test-release: deps
+	$(SWIFT) test -c release
+	$(SWIFT) run -c release bnkbench --smoke
 
 ## train: the main job — the seed network on Fashion-MNIST, 10 epochs
 train: deps
