@@ -29,12 +29,6 @@ func checkpointTestInput(rows: Int, columns: Int, _ generator: inout SplitMix64)
     try! Tensor(shape: [rows, columns], scalars: (0..<(rows * columns)).map { _ in Float.random(in: 0..<1, using: &generator) })
 }
 
-/// A fresh directory under the system's temporary directory.
-func checkpointTestDirectory() -> String {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("CheckpointTests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url.path
-}
 
 /// The lists of a `checkpointMismatch` thrown by `body`, or nil (recorded as an issue).
 private func mismatch(_ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation)
@@ -72,7 +66,7 @@ struct CheckpointTests {
 
     @Test("save → load reproduces every value and the eval outputs bit for bit", arguments: [NormPlacement.before, .after])
     func roundTripIsBitExact(placement: NormPlacement) throws {
-        let directory = checkpointTestDirectory()
+        let directory = makeTemporaryDirectory("CheckpointTests")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/model.safetensors"
         let original = try checkpointTestNetwork(placement: placement, inputSize: 784, hiddenSizes: [256, 64], classes: 10)
@@ -211,7 +205,7 @@ struct CheckpointTests {
 
     @Test("saving over a checkpoint replaces it whole and leaves no temporary file")
     func saveOverExisting() throws {
-        let directory = checkpointTestDirectory()
+        let directory = makeTemporaryDirectory("CheckpointTests")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/model.safetensors"
         try checkpointTestNetwork(seed: 1).saveCheckpoint(to: path)
@@ -225,7 +219,7 @@ struct CheckpointTests {
 
     @Test("a failed save throws fileUnreadable and leaves the old file and no temporary file")
     func failedSave() throws {
-        let directory = checkpointTestDirectory()
+        let directory = makeTemporaryDirectory("CheckpointTests")
         defer {
             chmod(directory, 0o755)
             try? FileManager.default.removeItem(atPath: directory)

@@ -98,7 +98,7 @@ struct FoldedNetworkTests {
 
     @Test("the export has PyTorch's folded-MLP names and loads back to the same outputs")
     func exportRoundTrip() throws {
-        let directory = checkpointTestDirectory()
+        let directory = makeTemporaryDirectory("FoldedNetworkTests")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/folded.safetensors"
         let network = try checkpointTestNetwork(placement: .after)

@@ -8,12 +8,7 @@ import Testing
     // MARK: - Fixtures
 
     /// A fresh directory per test, so parallel tests never share files.
-    let directory: String = {
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("IDXTests-\(UUID().uuidString)", isDirectory: true)
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url.path
-    }()
+    let directory = makeTemporaryDirectory("IDXTests")
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 

@@ -57,12 +57,7 @@ struct ByteMutator {
 
 @Suite("Parser fuzzing: every mutated file parses or throws a typed error")
 final class ParserFuzzTests {
-    let directory: String = {
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("ParserFuzzTests-\(UUID().uuidString)", isDirectory: true)
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url.path
-    }()
+    let directory = makeTemporaryDirectory("ParserFuzzTests")
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 

@@ -10,13 +10,6 @@ private func fixturePath(_ name: String) -> String { fixtures.appendingPathCompo
 
 private func hasFixture(_ name: String) -> Bool { FileManager.default.fileExists(atPath: fixturePath(name)) }
 
-/// A fresh, empty directory under the system temporary directory.
-private func makeTemporaryDirectory() throws -> String {
-    let path = NSTemporaryDirectory() + "/safetensors-tests-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 /// A file made of an 8-byte little-endian length, `header` and `data`.
 private func file(header: String, data: [UInt8] = [], declaredLength: UInt64? = nil) -> [UInt8] {
     let headerBytes = Array(header.utf8)
@@ -136,7 +129,7 @@ struct SafeTensorsTests {
     }
 
     @Test func atomicWriteReplacesTheFileAndLeavesNoTemporaryFile() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = makeTemporaryDirectory("SafeTensorsTests")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/model.safetensors"
 

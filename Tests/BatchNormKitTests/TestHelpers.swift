@@ -35,3 +35,12 @@ func dot(_ y: [Double], _ r: [Float]) -> Double {
 func probeIndices(_ count: Int, limit: Int = 24) -> [Int] {
     count <= limit ? Array(0..<count) : (0..<limit).map { min(count - 1, $0 * count / limit + ($0 % 3)) }
 }
+
+/// A fresh, empty directory under the system's temporary directory, named
+/// after `owner`, so parallel tests never share files. The caller removes it.
+func makeTemporaryDirectory(_ owner: String) -> String {
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("\(owner)-\(UUID().uuidString)", isDirectory: true)
+    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url.path
+}

@@ -55,7 +55,7 @@ struct TrainerTests {
 
     @Test("learns from generated IDX files read by MNISTDataset")
     func learnsFromIDXFiles() throws {
-        let directory = checkpointTestDirectory()
+        let directory = makeTemporaryDirectory("TrainerTests")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // 28×28 images: class c lights rows 2c…2c+1, plus noise.
         var generator = SplitMix64(seed: 3)
