@@ -7,6 +7,7 @@ import Glibc
 import Darwin
 #endif
 import BatchNormKernels
+import BatchNormKit
 import CBatchNormKitBLAS
 import CBatchNormKitMallocCounter
 
@@ -141,25 +142,6 @@ func printAllocations(_ r: AllocationReport, batch n: Int, active: Bool, configu
 
 // MARK: - JSON
 
-private func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += "\\u" + lpad(String(u.value, radix: 16), 4).replacingSpaces() } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
-
-private extension String {
-    func replacingSpaces() -> String { String(map { $0 == " " ? "0" : $0 }) }
-}
-
 private func jsonNumber(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
 
 private func jsonTiming(_ t: Timing) -> String {
@@ -169,34 +151,34 @@ private func jsonTiming(_ t: Timing) -> String {
 func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: AllocationReport?) {
     var s = "{\n"
     s += "  \"tool\": \"bnkbench\",\n"
-    s += "  \"build\": \(jsonString(info.build)),\n"
-    s += "  \"configuration\": \(jsonString(info.configuration)),\n"
+    s += "  \"build\": \(_jsonStringLiteral(info.build)),\n"
+    s += "  \"configuration\": \(_jsonStringLiteral(info.configuration)),\n"
     s += "  \"vector_fma\": \(info.fma),\n"
-    s += "  \"cpu\": \(jsonString(info.cpu)),\n"
+    s += "  \"cpu\": \(_jsonStringLiteral(info.cpu)),\n"
     s += "  \"cores\": \(info.cores),\n"
     s += "  \"fma_peak_GFLOPs\": \(jsonNumber(info.fmaPeakGFLOPs)),\n"
-    s += "  \"date\": \(jsonString(info.date)),\n"
-    s += "  \"openblas_corename\": \(jsonString(info.corename)),\n"
-    s += "  \"environment\": {" + info.environment.map { "\(jsonString($0.0)): \(jsonString($0.1))" }.joined(separator: ", ") + "},\n"
+    s += "  \"date\": \(_jsonStringLiteral(info.date)),\n"
+    s += "  \"openblas_corename\": \(_jsonStringLiteral(info.corename)),\n"
+    s += "  \"environment\": {" + info.environment.map { "\(_jsonStringLiteral($0.0)): \(_jsonStringLiteral($0.1))" }.joined(separator: ", ") + "},\n"
     s += "  \"rounds\": \(bench.options.rounds),\n"
     s += "  \"thread_counts\": [" + bench.options.threadCounts.map(String.init).joined(separator: ", ") + "],\n"
     s += "  \"kernel_parallel_threshold\": \(BatchNormKernel.parallelThreshold),\n"
-    s += "  \"epoch_data\": \(epochDataDescription.map(jsonString) ?? "null"),\n"
+    s += "  \"epoch_data\": \(epochDataDescription.map(_jsonStringLiteral) ?? "null"),\n"
     if let a = allocation, info.mallocCounterActive {
         s += "  \"allocations\": {\"per_training_step\": \(jsonNumber(a.perStep)), \"per_inference\": \(jsonNumber(a.perInference)), "
         if let (threads, count) = a.threaded {
             s += "\"per_threaded_batchnorm_step\": {\"threads\": \(threads), \"allocations\": \(jsonNumber(count))}, "
         }
-        s += "\"allocating_calls\": {" + a.breakdown.filter { $0.1 != 0 }.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}},\n"
+        s += "\"allocating_calls\": {" + a.breakdown.filter { $0.1 != 0 }.map { "\(_jsonStringLiteral($0.0)): \($0.1)" }.joined(separator: ", ") + "}},\n"
     } else {
         s += "  \"allocations\": null,\n"
     }
     s += "  \"cases\": [\n"
     s += bench.results.map { r -> String in
         var f: [String] = [
-            "\"name\": \(jsonString(r.name))", "\"group\": \(jsonString(r.group))", "\"threads\": \(r.threads)",
-            "\"metric\": \(jsonString(r.metric.jsonKind))", "\"amount\": \(jsonNumber(r.metric.amount))",
-            "\"unit\": \(jsonString(r.metric.unit))",
+            "\"name\": \(_jsonStringLiteral(r.name))", "\"group\": \(_jsonStringLiteral(r.group))", "\"threads\": \(r.threads)",
+            "\"metric\": \(_jsonStringLiteral(r.metric.jsonKind))", "\"amount\": \(jsonNumber(r.metric.amount))",
+            "\"unit\": \(_jsonStringLiteral(r.metric.unit))",
             "\"fast\": \(jsonTiming(r.fast))", "\"fast_rate\": \(jsonNumber(r.metric.rate(r.fast.median)))",
         ]
         if let ref = r.reference {
@@ -208,8 +190,8 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
             f.append("\"speedup\": \(jsonNumber(ref.median / r.fast.median))")
         }
         if let l = r.limit {
-            f.append("\"limit\": {\"kind\": \(jsonString(l.kind)), \"bound_s\": \(jsonNumber(l.boundTime)), \"rate\": \(jsonNumber(r.metric.rate(l.boundTime)))"
-                     + l.details.map { ", \(jsonString($0.0)): \(jsonNumber($0.1))" }.joined() + "}")
+            f.append("\"limit\": {\"kind\": \(_jsonStringLiteral(l.kind)), \"bound_s\": \(jsonNumber(l.boundTime)), \"rate\": \(jsonNumber(r.metric.rate(l.boundTime)))"
+                     + l.details.map { ", \(_jsonStringLiteral($0.0)): \(jsonNumber($0.1))" }.joined() + "}")
             f.append("\"percent_of_limit\": \(jsonNumber(100 * l.boundTime / r.fast.median))")
         }
         return "    {" + f.joined(separator: ", ") + "}"

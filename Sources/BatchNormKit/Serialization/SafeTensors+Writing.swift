@@ -38,8 +38,8 @@ extension SafeTensorsFile {
         if !metadata.isEmpty {
             header += "\"__metadata__\":{"
             for (index, key) in metadata.keys.sorted(by: SafeTensorsIO.byteOrder).enumerated() {
-                header += (index == 0 ? "" : ",") + SafeTensorsFile.jsonString(key) + ":"
-                    + SafeTensorsFile.jsonString(metadata[key] ?? "")
+                header += (index == 0 ? "" : ",") + _jsonStringLiteral(key) + ":"
+                    + _jsonStringLiteral(metadata[key] ?? "")
             }
             header += "}"
             separator = ","
@@ -47,7 +47,7 @@ extension SafeTensorsFile {
         var offset = 0
         for (name, tensor) in ordered {
             let end = offset + tensor.bytes.count
-            header += separator + SafeTensorsFile.jsonString(name)
+            header += separator + _jsonStringLiteral(name)
                 + ":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":["
                 + tensor.shape.map(String.init).joined(separator: ",")
                 + "],\"data_offsets\":[\(offset),\(end)]}"
@@ -79,28 +79,29 @@ extension SafeTensorsFile {
     public func write(to path: String) throws {
         try SafeTensorsIO.writeAtomically(serialized(), to: path)
     }
+}
 
-    /// `text` as a JSON string literal, escaped as serde_json (the reference
-    /// implementation) escapes it: quotes, backslashes and control characters only.
-    static func jsonString(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\u{08}": result += "\\b"
-            case "\u{0C}": result += "\\f"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case "\u{00}"..."\u{1F}":
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
+/// `text` as a JSON string literal, escaped as serde_json (the safetensors
+/// reference implementation) escapes it: quotes, backslashes and control
+/// characters only. Public for bnkbench's JSON report, not part of the API.
+public func _jsonStringLiteral(_ text: String) -> String {
+    var result = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": result += "\\\""
+        case "\\": result += "\\\\"
+        case "\u{08}": result += "\\b"
+        case "\u{0C}": result += "\\f"
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        case "\u{00}"..."\u{1F}":
+            let hex = String(scalar.value, radix: 16)
+            result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: result.unicodeScalars.append(scalar)
         }
-        return result + "\""
     }
+    return result + "\""
 }
 
 extension SafeTensorsIO {
