@@ -41,15 +41,29 @@ extension BatchNormKernel {
             _backwardInputParallel(gradOutput: gradOutput, input: input, shape: shape, shift: shift,
                                    gradScale: gradScale, inputScale: inputScale, constant: constant,
                                    gradInput: gradInput, parts: parts)
-        } else if shape.l == 1 {
-            _backwardInputRows(gradOutput: gradOutput, input: input, rows: 0..<shape.n, batchRows: shape.n,
-                               c: shape.c, shift: shift,
+        } else {
+            _backwardInputSamples(gradOutput: gradOutput, input: input, shape: shape, samples: 0..<shape.n, shift: shift,
+                                  gradScale: gradScale, inputScale: inputScale, constant: constant, gradInput: gradInput)
+        }
+    }
+
+    /// Samples `samples` of the batch (all of it, or one thread's share):
+    /// rows for `(N, C)`, runs for `(N, C, L)`.
+    @inlinable
+    static func _backwardInputSamples(
+        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: BatchNormShape, samples: Range<Int>,
+        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
+        gradInput: UnsafeMutablePointer<Float>
+    ) {
+        if shape.l == 1 {
+            _backwardInputRows(gradOutput: gradOutput, input: input, rows: samples, batchRows: shape.n, c: shape.c,
+                               streaming: _streams(values: shape.elementCount), shift: shift,
                                gradScale: gradScale, inputScale: inputScale, constant: constant, gradInput: gradInput)
         } else {
-            _backwardInputRuns(gradOutput: gradOutput, input: input, samples: 0..<shape.n, c: shape.c, l: shape.l,
-                               streaming: _streams(shape),
-                               shift: shift, gradScale: gradScale, inputScale: inputScale, constant: constant,
-                               gradInput: gradInput)
+            _backwardInputRuns(gradOutput: gradOutput, input: input, samples: samples, c: shape.c, l: shape.l,
+                               streaming: _streams(values: shape.elementCount), shift: shift,
+                               gradScale: gradScale, inputScale: inputScale, constant: constant, gradInput: gradInput)
         }
     }
 
@@ -59,11 +73,11 @@ extension BatchNormKernel {
     @inlinable
     static func _backwardInputRows(
         gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int,
-        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        streaming: Bool, shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>
     ) {
-        if batchRows * c >= _streamingValues {
+        if streaming {
             // one row at a time: each row aligns its streaming stores on its own
             for row in rows {
                 let dy = gradOutput + row * c, x = input + row * c

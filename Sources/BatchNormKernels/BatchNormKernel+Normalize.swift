@@ -22,29 +22,38 @@ extension BatchNormKernel {
         let parts = _threadParts(shape)
         if parts > 1 {
             _normalizeParallel(input, shape: shape, shift: shift, scale: scale, bias: bias, output: output, parts: parts)
-        } else if shape.l == 1 {
-            _normalizeRows(input, rows: 0..<shape.n, batchRows: shape.n, c: shape.c,
-                           shift: shift, scale: scale, bias: bias, output: output)
         } else {
-            _normalizeRuns(input, samples: 0..<shape.n, c: shape.c, l: shape.l, streaming: _streams(shape),
-                           shift: shift, scale: scale, bias: bias, output: output)
+            _normalizeSamples(input, shape: shape, samples: 0..<shape.n, shift: shift, scale: scale, bias: bias, output: output)
         }
     }
 
-    /// Whether the elementwise passes on `shape` write with streaming stores.
+    /// Samples `samples` of the batch (all of it, or one thread's share):
+    /// rows for `(N, C)`, runs for `(N, C, L)`.
     @inlinable
-    static func _streams(_ shape: BatchNormShape) -> Bool { shape.elementCount >= _streamingValues }
+    static func _normalizeSamples(
+        _ input: UnsafePointer<Float>, shape: BatchNormShape, samples: Range<Int>,
+        shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        if shape.l == 1 {
+            _normalizeRows(input, rows: samples, batchRows: shape.n, c: shape.c, streaming: _streams(values: shape.elementCount),
+                           shift: shift, scale: scale, bias: bias, output: output)
+        } else {
+            _normalizeRuns(input, samples: samples, c: shape.c, l: shape.l, streaming: _streams(values: shape.elementCount),
+                           shift: shift, scale: scale, bias: bias, output: output)
+        }
+    }
 
     /// `(N, C)`, rows `rows` of a batch of `batchRows`: up to four rows per
     /// load of the per-feature constants (``_rowGroup(c:rows:streams:maximum:)``
     /// picks how many).
     @inlinable
     static func _normalizeRows(
-        _ input: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int,
+        _ input: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int, streaming: Bool,
         shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
-        if batchRows * c >= _streamingValues {
+        if streaming {
             // one row at a time: each row aligns its streaming stores on its own
             for row in rows {
                 let x = input + row * c

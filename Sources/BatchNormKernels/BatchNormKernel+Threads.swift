@@ -210,15 +210,8 @@ struct _NormalizeJob: _PartedJob {
     var parts: Int
 
     func run(part: Int) {
-        let n = shape.n, c = shape.c, l = shape.l
-        let range = BatchNormKernel._partRange(part, of: parts, n)
-        if l == 1 {
-            BatchNormKernel._normalizeRows(input, rows: range, batchRows: n, c: c,
-                                           shift: shift, scale: scale, bias: bias, output: output)
-        } else {
-            BatchNormKernel._normalizeRuns(input, samples: range, c: c, l: l, streaming: BatchNormKernel._streams(shape),
-                                           shift: shift, scale: scale, bias: bias, output: output)
-        }
+        BatchNormKernel._normalizeSamples(input, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
+                                          shift: shift, scale: scale, bias: bias, output: output)
     }
 }
 
@@ -230,18 +223,10 @@ struct _BackwardInputJob: _PartedJob {
     var parts: Int
 
     func run(part: Int) {
-        let n = shape.n, c = shape.c, l = shape.l
-        let range = BatchNormKernel._partRange(part, of: parts, n)
-        if l == 1 {
-            BatchNormKernel._backwardInputRows(gradOutput: gradOutput, input: input, rows: range, batchRows: n, c: c,
-                                               shift: shift, gradScale: gradScale, inputScale: inputScale,
-                                               constant: constant, gradInput: gradInput)
-        } else {
-            BatchNormKernel._backwardInputRuns(gradOutput: gradOutput, input: input, samples: range, c: c, l: l,
-                                               streaming: BatchNormKernel._streams(shape),
-                                               shift: shift, gradScale: gradScale, inputScale: inputScale,
-                                               constant: constant, gradInput: gradInput)
-        }
+        BatchNormKernel._backwardInputSamples(gradOutput: gradOutput, input: input, shape: shape,
+                                              samples: BatchNormKernel._partRange(part, of: parts, shape.n), shift: shift,
+                                              gradScale: gradScale, inputScale: inputScale, constant: constant,
+                                              gradInput: gradInput)
     }
 }
 

@@ -33,7 +33,7 @@ extension GroupNormKernel {
     ) {
         let c = shape.c, m = shape.valuesPerRow, k = shape.channelsPerGroup, l = shape.l
         let wantsParams = gammaGrad != nil && betaGrad != nil
-        let streaming = shape.elementCount >= _streamingValues
+        let streaming = _streams(values: shape.elementCount)
         defer { if streaming && gradInput != nil { bnk_stream_fence() } }
         // Σdy·x̂ and Σdy per channel: Double totals, and (L = 1) Float32 sums
         // of one block of at most 64 samples that are folded into them

@@ -37,7 +37,7 @@ extension GroupNormKernel {
         invStd: UnsafeMutablePointer<Double>
     ) {
         let m = shape.valuesPerRow, k = shape.channelsPerGroup
-        let streaming = shape.elementCount >= _streamingValues
+        let streaming = _streams(values: shape.elementCount)
         defer { if streaming { bnk_stream_fence() } }
         for row in 0..<shape.rows {
             let x = input + row * m, y = output + row * m
@@ -72,7 +72,7 @@ extension GroupNormKernel {
         output: UnsafeMutablePointer<Float>
     ) {
         let m = shape.valuesPerRow, k = shape.channelsPerGroup
-        let streaming = shape.elementCount >= _streamingValues
+        let streaming = _streams(values: shape.elementCount)
         defer { if streaming { bnk_stream_fence() } }
         for row in 0..<shape.rows {
             let firstChannel = (row % shape.groups) * k
