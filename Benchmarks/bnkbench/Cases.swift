@@ -241,6 +241,16 @@ final class SeedSetup {
         sgd.step()
     }
 
+    /// For the inference cases: a few training steps, so the running
+    /// statistics are not the initial 0 / 1, then eval mode; returns the input
+    /// in Double and the first `refN` rows of it (the naive reference's share).
+    func preparedForInference(inputSize: Int) throws -> (xd: [Double], refN: Int, xdr: [Double]) {
+        for _ in 0..<3 { try step() }
+        net.eval()
+        let xd = xs.map(Double.init), refN = min(n, 32)
+        return (xd, refN, Array(xd[..<(refN * inputSize)]))
+    }
+
     /// The flops of the step's matrix products and their plain-sgemm time.
     func gemmBound(_ roofline: Roofline, training: Bool) -> Limit {
         seedGemmBound(roofline, linears: net.layers.layers.compactMap { $0 as? Linear }.map { ($0.inFeatures, $0.outFeatures) },
@@ -316,13 +326,8 @@ func inferenceCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws {
     let name = "inference N=\(n)"
     guard bench.wants(name) else { return }
     let s = try SeedSetup(sizes: sizes, batch: n)
-    // a few training steps first, so the running statistics are not the initial 0 / 1
-    for _ in 0..<3 { try s.step() }
-    s.net.eval()
+    let (xd, refN, xdr) = try s.preparedForInference(inputSize: sizes.input)
     let reference = ReferenceNetwork(s.net)
-    let xd = s.xs.map(Double.init)
-    let refN = min(n, 32)
-    let xdr = Array(xd[..<(refN * sizes.input)])
     try bench.run(name, group: "inference", metric: .samples(n),
                   reference: { blackHole(reference.inference(xdr, n: refN)) },
                   referenceRows: (refN, n),

@@ -17,15 +17,10 @@ func foldedInferenceCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws 
     let name = "inference-folded N=\(n)"
     guard bench.wants(name) else { return }
     let s = try SeedSetup(sizes: sizes, batch: n)
-    // the same network as `inference N=…`: a few steps, so the running
-    // statistics (folded into the weights) are not the initial 0 / 1
-    for _ in 0..<3 { try s.step() }
-    s.net.eval()
+    // the same network as `inference N=…` (its running statistics get folded into the weights)
+    let (xd, refN, xdr) = try s.preparedForInference(inputSize: sizes.input)
     let folded = try s.net.foldingBatchNorm()
     let reference = ReferenceNetwork(folded)   // Linear, ReLU, Linear, ReLU, Linear in Double
-    let xd = s.xs.map(Double.init)
-    let refN = min(n, 32)
-    let xdr = Array(xd[..<(refN * sizes.input)])
     try bench.run(name, group: "inference", metric: .samples(n),
                   reference: { blackHole(reference.inference(xdr, n: refN)) },
                   referenceRows: (refN, n),
