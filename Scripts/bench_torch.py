@@ -139,28 +139,30 @@ def cases(args):
         extra = f"  {per / med / 1e3:9.1f} k samples/s" if per else ""
         print(f"  {name:<34} median {med * 1e6:11.1f} µs   min {mn * 1e6:11.1f} µs  ({reps} runs){extra}", flush=True)
 
+    def no_grad_forward(module, x):
+        def run():
+            with torch.no_grad():
+                return module(x)
+        return run
+
+    def add_backward(name, group, module, x, dy):
+        """autograd.grad of one recorded forward: dx, dweight, dbias. Returns
+        the recorded input and the tensors differentiated for."""
+        xg = x.clone().requires_grad_(True)
+        y = module(xg)
+        params = (xg, module.weight, module.bias)
+        add(name, group, lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+        return xg, params
+
     for s in BN_SHAPES:
         c = s[1]
         x = torch.randn(*s, generator=g)
         dy = torch.randn(*s, generator=g)
         bn = nn.BatchNorm1d(c)
         bn.train()
-
-        def fwd_train_nograd():
-            with torch.no_grad():
-                return bn(x)
-
-        def fwd_train_autograd():
-            return bn(x)
-
         add(f"bn.forward-train {shape_str(s)}", "bn",
-            fwd_train_autograd if args.autograd_forward else fwd_train_nograd)
-
-        xg = x.clone().requires_grad_(True)
-        y = bn(xg)
-        params = (xg, bn.weight, bn.bias)
-        add(f"bn.backward {shape_str(s)}", "bn",
-            lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+            (lambda: bn(x)) if args.autograd_forward else no_grad_forward(bn, x))
+        xg, params = add_backward(f"bn.backward {shape_str(s)}", "bn", bn, x, dy)
 
         def fwd_bwd():
             yy = bn(xg)
@@ -168,11 +170,7 @@ def cases(args):
         add(f"bn.forward+backward {shape_str(s)}", "bn-extra", fwd_bwd)
 
         bn.eval()
-
-        def fwd_eval():
-            with torch.no_grad():
-                return bn(x)
-        add(f"bn.forward-eval {shape_str(s)}", "bn", fwd_eval)
+        add(f"bn.forward-eval {shape_str(s)}", "bn", no_grad_forward(bn, x))
 
     for s, groups in GN_SHAPES:
         c = s[1]
@@ -180,31 +178,16 @@ def cases(args):
         dy = torch.randn(*s, generator=g)
         layer = nn.LayerNorm(c) if groups == 1 and len(s) == 2 else nn.GroupNorm(groups, c)
         name = shape_str(s) + ("" if groups == 1 else f" in {groups} groups")
-
-        def gn_fwd():
-            with torch.no_grad():
-                return layer(x)
-        add(f"gn.forward {name}", "gn", gn_fwd)
-        xg = x.clone().requires_grad_(True)
-        y = layer(xg)
-        params = (xg, layer.weight, layer.bias)
-        add(f"gn.backward {name}", "gn", lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+        add(f"gn.forward {name}", "gn", no_grad_forward(layer, x))
+        add_backward(f"gn.backward {name}", "gn", layer, x, dy)
 
     for (i, o) in LINEAR_SHAPES:
         n = LINEAR_BATCH
         lin = nn.Linear(i, o)
         x = torch.randn(n, i, generator=g)
         dy = torch.randn(n, o, generator=g)
-
-        def lf():
-            with torch.no_grad():
-                return lin(x)
-        add(f"linear.forward {i}→{o} N={n}", "linear", lf)
-        xg = x.clone().requires_grad_(True)
-        y = lin(xg)
-        params = (xg, lin.weight, lin.bias)
-        add(f"linear.backward {i}→{o} N={n}", "linear",
-            lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+        add(f"linear.forward {i}→{o} N={n}", "linear", no_grad_forward(lin, x))
+        add_backward(f"linear.backward {i}→{o} N={n}", "linear", lin, x, dy)
 
     for n in STEP_BATCHES:
         torch.manual_seed(0)
