@@ -12,8 +12,15 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= idx safetensors checkpoint
 BENCH_NATIVE   = .build-native/release/bnkbench
 BENCH_PORTABLE = .build-portable/release/bnkbench
+# Python tools (matplotlib for charts, torch for fixtures and side-by-side
+# benchmarks) live in a project-local virtual environment, never in the
+# system Python. `make venv` makes it with matplotlib; `make venv-torch`
+# adds PyTorch's CPU build and safetensors.
+VENV        = .venv
+PYTHON      = $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0+cpu
 
-.PHONY: deps build test test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: venv venv-torch deps build test test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -25,6 +32,20 @@ deps:
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+## venv: a project-local Python with matplotlib (git-ignored .venv)
+venv: $(VENV)/.plot-ready
+$(VENV)/.plot-ready:
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet matplotlib numpy
+	touch $@
+
+## venv-torch: the same environment plus PyTorch (CPU) and safetensors
+venv-torch: $(VENV)/.torch-ready
+$(VENV)/.torch-ready: $(VENV)/.plot-ready
+	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)" safetensors
+	touch $@
 
 build: deps
 	$(SWIFT) build
@@ -57,9 +78,8 @@ experiments: deps
 	$(SWIFT) build $(NATIVE) --product bnkit
 	mkdir -p experiments
 	$(BNKIT) hessian --output experiments/hessian.csv $(EXPERIMENT_ARGS)
-	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install --quiet matplotlib \
-	  || echo "experiments: matplotlib unavailable, CSV only"
-	@if python3 -c "import matplotlib" 2>/dev/null; then python3 Scripts/plot_experiments.py experiments/hessian.csv experiments/hessian.png; fi
+	@$(MAKE) --no-print-directory venv || echo "experiments: matplotlib unavailable, CSV only"
+	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import matplotlib" 2>/dev/null; then $(PYTHON) Scripts/plot_experiments.py experiments/hessian.csv experiments/hessian.png; fi
 
 bench: bench-native bench-portable
 
@@ -76,8 +96,8 @@ bench-smoke: deps
 
 ## bench-compare: the same cases in PyTorch, when torch is importable (never installs it)
 bench-compare: bench-native
-	@if python3 -c "import torch" 2>/dev/null; then python3 Scripts/bench_torch.py; \
-	else echo "bench-compare: PyTorch not importable (pip install torch), skipping the PyTorch side"; fi
+	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_torch.py; \
+	else echo "bench-compare: PyTorch not in .venv (make venv-torch), skipping the PyTorch side"; fi
 
 ## fuzz: libFuzzer (with AddressSanitizer) on every file parser, FUZZ_SECONDS each;
 ## crashing inputs land in fuzz-findings/<target>/, replay with .build/debug/bnkfuzz <target> FILE
@@ -91,9 +111,9 @@ fuzz: deps
 	    .build-fuzz/corpus/$$t Fuzz/corpus/$$t || exit 1; \
 	done
 
-## fixtures: rewrite the golden files from PyTorch (needs torch and safetensors)
-fixtures:
-	python3 Scripts/make_fixtures.py
+## fixtures: rewrite the golden files from PyTorch (installs torch into .venv)
+fixtures: venv-torch
+	$(PYTHON) Scripts/make_fixtures.py
 
 clean:
 	rm -rf .build .build-native .build-portable .build-fuzz
