@@ -20,6 +20,9 @@ public enum BatchNormKitError: Error, Equatable, CustomStringConvertible {
     case fileFormat(path: String, reason: String)
     /// A checkpoint that does not match the model it is loaded into.
     case checkpointMismatch(path: String, missing: [String], unexpected: [String], mismatched: [String])
+    /// Training produced a non-finite loss (or non-finite weights) at
+    /// 1-based `epoch` and `step`: the run diverged and was stopped.
+    case diverged(epoch: Int, step: Int, loss: Double)
 
     public var description: String {
         switch self {
@@ -45,6 +48,8 @@ public enum BatchNormKitError: Error, Equatable, CustomStringConvertible {
             if !unexpected.isEmpty { parts.append("unexpected \(unexpected.joined(separator: ", "))") }
             if !mismatched.isEmpty { parts.append("mismatched \(mismatched.joined(separator: "; "))") }
             return "\(path): checkpoint does not fit the model: " + parts.joined(separator: "; ")
+        case let .diverged(epoch, step, loss):
+            return "training diverged at epoch \(epoch), step \(step): the loss is \(loss), not finite (a smaller learning rate, or BatchNorm, may train)"
         }
     }
 }

@@ -8,7 +8,7 @@ struct CompareLRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare-lr",
         abstract: "Train with and without BatchNorm at several learning rates and compare.",
-        discussion: "A run diverges when its loss is NaN or infinite or its test accuracy is at most 20%."
+        discussion: "A run diverges when its loss stops being finite (training stops there: diverged at epoch k, step s) or its test accuracy is at most 20%."
     )
 
     @OptionGroup var options: RunOptions
@@ -30,10 +30,12 @@ struct CompareLRCommand: ParsableCommand {
     struct Outcome {
         let norm: NormChoice
         let learningRate: Float
-        let last: EpochMetrics
-        var diverged: Bool {
-            !last.trainLoss.isFinite || !last.testLoss.isFinite || last.testAccuracy <= 0.20
-        }
+        /// The last epoch's metrics; nil when the loss stopped being finite.
+        let last: EpochMetrics?
+        /// Where the loss stopped being finite, when it did.
+        var stoppedAt: (epoch: Int, step: Int)? = nil
+        var diverged: Bool { last.map { $0.testAccuracy <= 0.20 } ?? true }
+        var accuracy: Double { last?.testAccuracy ?? .nan }
     }
 
     func run() throws {
@@ -41,6 +43,7 @@ struct CompareLRCommand: ParsableCommand {
             try threads.apply()
             let (dataset, _) = try data.load()
             let (train, test, _) = try input.prepare(dataset)
+            let batchSize = try effectiveBatchSize(options.batchSize, samples: train.count)
             print("compare-lr: \(options.epochs) epochs, batch \(options.batchSize), momentum \(options.momentum), seed \(options.seed), BatchNorm \(placement.rawValue) ReLU")
 
             var outcomes: [Outcome] = []
@@ -48,32 +51,40 @@ struct CompareLRCommand: ParsableCommand {
                 for norm in NormChoice.allCases {
                     let model = try SeedNetwork(inputSize: train.featureCount, batchNorm: norm == .batchnorm,
                                                 placement: placement.placement, seed: options.seed)
-                    let configuration = options.configuration(learningRate: lr)
+                    var configuration = options.configuration(learningRate: lr)
+                    configuration.batchSize = batchSize
                     let progress = ProgressReporter(totalEpochs: options.epochs)
                     progress.prefix = "\(norm.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) lr \(lr)  "
-                    let history = try Trainer(model: model, configuration: configuration)
-                        .fit(train: train, test: test, onBatch: progress.batchDone, onEpoch: progress.epochDone)
-                    outcomes.append(Outcome(norm: norm, learningRate: lr, last: history.last!))
+                    do {
+                        let history = try Trainer(model: model, configuration: configuration)
+                            .fit(train: train, test: test, onBatch: progress.batchDone, onEpoch: progress.epochDone)
+                        outcomes.append(Outcome(norm: norm, learningRate: lr, last: history.last))
+                    } catch let BatchNormKitError.diverged(epoch, step, _) {
+                        print("\(progress.prefix)diverged at epoch \(epoch), step \(step): the loss is not finite")
+                        outcomes.append(Outcome(norm: norm, learningRate: lr, last: nil, stoppedAt: (epoch, step)))
+                    }
                 }
             }
 
             print("")
             print("norm       lr      train loss  test loss  test acc  verdict")
             for o in outcomes {
+                let cells = o.last.map { [decimal($0.trainLoss), decimal($0.testLoss), percent($0.testAccuracy)] } ?? ["-", "-", "-"]
+                let verdict = o.stoppedAt.map { "diverged at epoch \($0.epoch), step \($0.step)" } ?? (o.diverged ? "diverges" : "trains")
                 let row = [o.norm.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0),
                            "\(o.learningRate)".padding(toLength: 6, withPad: " ", startingAt: 0),
-                           decimal(o.last.trainLoss).padding(toLength: 10, withPad: " ", startingAt: 0),
-                           decimal(o.last.testLoss).padding(toLength: 9, withPad: " ", startingAt: 0),
-                           percent(o.last.testAccuracy).padding(toLength: 8, withPad: " ", startingAt: 0),
-                           o.diverged ? "diverges" : "trains"]
+                           cells[0].padding(toLength: 10, withPad: " ", startingAt: 0),
+                           cells[1].padding(toLength: 9, withPad: " ", startingAt: 0),
+                           cells[2].padding(toLength: 8, withPad: " ", startingAt: 0),
+                           verdict]
                 print(row.joined(separator: "  "))
             }
             // The issue's claim at lr 1.0: BatchNorm trains (> 80%), the plain network diverges.
             if let bn = outcomes.first(where: { $0.norm == .batchnorm && $0.learningRate == 1 }),
                let plain = outcomes.first(where: { $0.norm == NormChoice.none && $0.learningRate == 1 }) {
-                let holds = bn.last.testAccuracy > 0.80 && !bn.diverged && plain.diverged
+                let holds = bn.accuracy > 0.80 && !bn.diverged && plain.diverged
                 print("")
-                print("lr 1.0: BatchNorm \(percent(bn.last.testAccuracy)), without \(plain.diverged ? "diverges" : percent(plain.last.testAccuracy))"
+                print("lr 1.0: BatchNorm \(bn.stoppedAt == nil ? percent(bn.accuracy) : "diverges"), without \(plain.diverged ? "diverges" : percent(plain.accuracy))"
                       + " — claim \(holds ? "holds" : "does NOT hold") (BatchNorm > 80% while the plain network diverges)")
             }
         }

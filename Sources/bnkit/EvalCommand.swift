@@ -18,6 +18,7 @@ struct EvalCommand: ParsableCommand {
     var checkpoint: String
     @Option(help: "Samples per forward pass (memory and speed only).")
     var batchSize: Int = 1000
+    @OptionGroup var scale: EvalInputOptions
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var data: DataOptions
 
@@ -36,9 +37,9 @@ struct EvalCommand: ParsableCommand {
             let (dataset, _) = try data.load()
             let start = ContinuousClock.now
             // apply the training run's input standardization, if it recorded one
-            let standardization = InputStandardization(metadata: file.metadata)
+            let (standardization, source) = try scale.standardization(for: file, path: checkpoint)
             let test = try standardization.map { try $0.apply(to: LabeledSamples(dataset.test)) } ?? LabeledSamples(dataset.test)
-            print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), from the checkpoint" } ?? "raw pixels in [0, 1]"))
+            print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), \(source)" } ?? "raw pixels in [0, 1], \(source)"))
             let result = try model.evaluate(on: test, batchSize: batchSize)
             let elapsed = seconds(since: start)
             print("test   accuracy \(percent(result.accuracy)), loss \(decimal(result.loss))"
@@ -51,6 +52,10 @@ struct EvalCommand: ParsableCommand {
                 let shown = accuracy.map(percent) ?? "-"
                 print("\(name)  \(shown.padding(toLength: 8, withPad: " ", startingAt: 0))  "
                       + "\(result.correctPerClass[index])/\(result.countPerClass[index])")
+            }
+            guard result.loss.isFinite else {
+                throw BatchNormKitError.invalidArgument(name: "evaluation loss", value: "\(result.loss)",
+                                                        requirement: "must be finite: the model's outputs overflow on this data")
             }
         }
     }

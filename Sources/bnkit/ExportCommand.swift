@@ -21,6 +21,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try checkOutputs([(foldBatchnorm, "folded model", .atomicReplace)])
             let file = try SafeTensorsFile(contentsOf: checkpoint)
             print("model  " + describeArchitecture(of: file, path: checkpoint))
             let model = try SeedNetwork(stateDict: file, path: checkpoint)
@@ -37,14 +38,15 @@ struct ExportCommand: ParsableCommand {
             let x = try Tensor(shape: [n, features], scalars: (0..<(n * features)).map { _ in Float.random(in: 0..<1, using: &generator) })
             let reference = try model.forward(x).copy()
             let output = try folded.forward(x)
-            var worst: Float = 0, largest: Float = 0
-            for i in 0..<reference.count {
-                worst = max(worst, abs(reference[flat: i] - output[flat: i]))
-                largest = max(largest, abs(reference[flat: i]))
-            }
+            let worst = maxAbsoluteDifference(reference.scalars, output.scalars)
+            let largest = maxAbsoluteDifference(reference.scalars, [Float](repeating: 0, count: reference.count))
             // Float32 rounding scales with the logits, so the relative figure is the telling one.
             print("check  max |logits difference| \(String(format: "%.2e", worst)) on \(n) random inputs"
                   + " (max |logit| \(String(format: "%.1f", largest)), relative \(String(format: "%.1e", worst / max(largest, 1))))")
+            guard worst.isFinite, largest.isFinite else {
+                throw BatchNormKitError.invalidArgument(name: "folded model check", value: "max |difference| \(worst)",
+                                                        requirement: "the logits must be finite; \(foldBatchnorm) was written but does not reproduce the model")
+            }
             print("saved  \(foldBatchnorm)")
         }
     }

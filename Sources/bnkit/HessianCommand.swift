@@ -41,13 +41,15 @@ struct HessianCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try checkOutputs([(output, "CSV", .atomicReplace)])
             try threads.apply()
             let (dataset, _) = try data.load()
             let (train, test, _) = try input.prepare(dataset)
             let n = min(samples, train.count), features = train.featureCount
             let batch = try Tensor(shape: [n, features], scalars: Array(train.features[..<(n * features)]))
             let labels = Array(train.labels[..<n])
-            let configuration = recipe.configuration()
+            var configuration = recipe.configuration()
+            configuration.batchSize = try effectiveBatchSize(configuration.batchSize, samples: train.count)
             print("hessian: \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
                   + " momentum \(configuration.momentum), seed \(configuration.seed); Hessian on \(n) training samples,"
                   + " \(lanczosSteps) Lanczos steps")
@@ -78,9 +80,7 @@ struct HessianCommand: ParsableCommand {
                 }
             }
             if let output {
-                guard FileManager.default.createFile(atPath: output, contents: Data(csv.utf8)) else {
-                    throw BatchNormKitError.fileUnreadable(path: output, reason: "cannot write the CSV")
-                }
+                try OutputPath.writeAtomically(Array(csv.utf8), to: output)
                 print("wrote  \(output)")
             }
         }

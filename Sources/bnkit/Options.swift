@@ -117,6 +117,7 @@ func printError(_ message: String) {
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
+        try checkStandardOutput()
     } catch let error as BatchNormKitError {
         printError("bnkit: error: \(error)")
         throw ExitCode.failure

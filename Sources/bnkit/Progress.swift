@@ -57,9 +57,12 @@ final class ProgressReporter {
 
 /// `--metrics FILE`: one record per epoch, CSV (default) or JSON lines
 /// (`.jsonl`, `.ndjson`, `.json`). Each record is flushed as it is written,
-/// so an interrupted run keeps the epochs it finished.
+/// so an interrupted run keeps the epochs it finished; every write and
+/// flush is checked (`--metrics /dev/full` fails at the header line, before
+/// training).
 final class MetricsFile {
     private let handle: UnsafeMutablePointer<FILE>
+    private let path: String
     private let json: Bool
     private static let columns = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
                                   "seconds", "samples_per_second", "evaluation_seconds"]
@@ -69,13 +72,14 @@ final class MetricsFile {
             throw BatchNormKitError.fileUnreadable(path: path, reason: "cannot create the metrics file: \(String(cString: strerror(errno)))")
         }
         self.handle = handle
+        self.path = path
         json = ["jsonl", "ndjson", "json"].contains((path as NSString).pathExtension.lowercased())
-        if !json { emit(Self.columns.joined(separator: ",")) }
+        if !json { try emit(Self.columns.joined(separator: ",")) }
     }
 
     deinit { fclose(handle) }
 
-    func append(_ m: EpochMetrics) {
+    func append(_ m: EpochMetrics) throws {
         let values: [Double] = [Double(m.epoch), m.trainLoss, m.trainAccuracy, m.testLoss, m.testAccuracy,
                                 m.seconds, m.samplesPerSecond, m.evaluationSeconds]
         if json {
@@ -83,14 +87,15 @@ final class MetricsFile {
             let fields = zip(Self.columns, values).map { name, value in
                 "\"\(name)\":" + (name == "epoch" ? "\(m.epoch)" : value.isFinite ? "\(value)" : "null")
             }
-            emit("{" + fields.joined(separator: ",") + "}")
+            try emit("{" + fields.joined(separator: ",") + "}")
         } else {
-            emit(values.enumerated().map { $0.offset == 0 ? "\(m.epoch)" : "\($0.element)" }.joined(separator: ","))
+            try emit(values.enumerated().map { $0.offset == 0 ? "\(m.epoch)" : "\($0.element)" }.joined(separator: ","))
         }
     }
 
-    private func emit(_ line: String) {
-        fputs(line + "\n", handle)
-        fflush(handle)
+    private func emit(_ line: String) throws {
+        guard fputs(line + "\n", handle) >= 0, fflush(handle) == 0 else {
+            throw BatchNormKitError.fileUnreadable(path: path, reason: "cannot write the metrics file: \(String(cString: strerror(errno)))")
+        }
     }
 }

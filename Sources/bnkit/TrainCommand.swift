@@ -27,17 +27,22 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
-        guard recipe.options.batchSize >= 2 * ranks else {
-            throw ValidationError("--batch-size must be at least 2 per rank (\(2 * ranks) for \(ranks) ranks)")
+        guard ranks <= recipe.options.batchSize / 2 else {
+            throw ValidationError("--batch-size must be at least 2 per rank (\(ranks) ranks)")
         }
     }
 
     func run() throws {
         try reportingErrors {
+            // Outputs first: a bad path fails now, not after the last epoch.
+            try checkOutputs([(checkpoint, "checkpoint", .atomicReplace), (metrics, "metrics file", .stream)])
             try threads.apply()
             let (dataset, loadSeconds) = try data.load()
             let (train, test, standardization) = try input.prepare(dataset)
-            let configuration = recipe.configuration()
+            var configuration = recipe.configuration()
+            configuration.batchSize = try effectiveBatchSize(configuration.batchSize, samples: train.count, ranks: ranks)
+            // Opened before any replica thread starts, so its failure cannot strand one.
+            let metricsFile = try metrics.map { try MetricsFile(path: $0) }
             // ranks 1…: replicas on threads of their own, silent; rank 0 reports
             let groups = ranks > 1 ? try ThreadProcessGroup.make(size: ranks) : nil
             func replica(_ rank: Int) throws -> (SeedNetwork, Trainer) {
@@ -51,8 +56,6 @@ struct TrainCommand: ParsableCommand {
                 ReplicaThread(rank: rank, trainer: try replica(rank).1, data: train, epochs: configuration.epochs)
             }
             workers.forEach { $0.start() }
-            defer { workers.forEach { $0.join() } }
-            let metricsFile = try metrics.map { try MetricsFile(path: $0) }
 
             print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
             print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
@@ -63,10 +66,19 @@ struct TrainCommand: ParsableCommand {
                   + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : ""))
 
             let progress = ProgressReporter(totalEpochs: configuration.epochs)
-            let history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
-                progress.epochDone(epoch)
-                metricsFile?.append(epoch)
+            let history: [EpochMetrics]
+            do {
+                history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
+                    progress.epochDone(epoch)
+                    try metricsFile?.append(epoch)
+                }
+            } catch let error as BatchNormKitError {
+                // Replicas are not joined on failure: one stuck in an all-reduce
+                // would hold the process; exiting ends them.
+                if case .diverged = error, let checkpoint { printError("bnkit: no checkpoint written to \(checkpoint)") }
+                throw error
             }
+            workers.forEach { $0.join() }
             guard let last = history.last else { return }
             let trainingSeconds = history.reduce(0) { $0 + $1.seconds }
             print("final  test accuracy \(percent(last.testAccuracy)), test loss \(decimal(last.testLoss));"
@@ -74,6 +86,10 @@ struct TrainCommand: ParsableCommand {
                   + " (\(String(format: "%.3f", trainingSeconds / Double(history.count))) s/epoch)")
 
             if let checkpoint {
+                if let bad = model.firstNonFiniteStateEntry() {
+                    throw BatchNormKitError.invalidArgument(name: "model state", value: bad,
+                                                            requirement: "holds NaN or infinity; no checkpoint written to \(checkpoint)")
+                }
                 try model.saveCheckpoint(to: checkpoint, metadata: (standardization?.metadata ?? [:]).merging([
                     "created_by": "bnkit train",
                     "epochs": "\(configuration.epochs)",

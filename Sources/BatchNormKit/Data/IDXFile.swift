@@ -1,4 +1,7 @@
 import CBatchNormKitZlib
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 
 /// An IDX file (the MNIST container format) of unsigned bytes, fully read
@@ -75,8 +78,8 @@ public struct IDXFile: Sendable, Equatable {
             throw BatchNormKitError.fileFormat(path: path, reason: "truncated: header says \(shape) = \(expected) bytes of data, file has \(payload.count)\(compressed)\(reader.truncationNote)")
         }
         let extra = try reader.countRemaining()
-        guard extra == 0 else {
-            throw BatchNormKitError.fileFormat(path: path, reason: "\(extra) extra bytes\(compressed) after the \(shape) = \(expected)-byte payload the header describes")
+        guard extra.count == 0 else {
+            throw BatchNormKitError.fileFormat(path: path, reason: "\(extra.more ? "more than " : "")\(extra.count) extra bytes\(compressed) after the \(shape) = \(expected)-byte payload the header describes")
         }
         try reader.finish()
 
@@ -162,8 +165,12 @@ private final class GzipReader {
     private var file: gzFile?
 
     init(path: String) throws {
-        guard let file = gzopen(path, "rb") else {
-            throw BatchNormKitError.fileUnreadable(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
+        // Only a regular file: /dev/zero would inflate forever, a FIFO block.
+        let (descriptor, _) = try _openRegularFile(path)
+        guard let file = gzdopen(descriptor, "rb") else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(descriptor)
+            throw BatchNormKitError.fileUnreadable(path: path, reason: "cannot open: \(reason)")
         }
         self.path = path
         self.file = file
@@ -199,20 +206,22 @@ private final class GzipReader {
         return buffer
     }
 
-    /// Reads to the end, returning how many bytes were left (memory stays
-    /// bounded by one scratch chunk however long the tail is).
-    func countRemaining() throws -> Int {
-        guard let file else { return 0 }
-        var scratch = [UInt8](repeating: 0, count: 1 << 16)
+    /// How many bytes follow what was read, counting at most `limit`: a
+    /// gzip member that inflates far beyond what the header needs is
+    /// rejected after `limit` extra bytes, not inflated to its end.
+    /// Returns (count, whether the stream goes on past `limit`).
+    func countRemaining(limit: Int = 1 << 16) throws -> (count: Int, more: Bool) {
+        guard let file else { return (0, false) }
+        var scratch = [UInt8](repeating: 0, count: limit + 1)
         var total = 0
-        while true {
-            let n = scratch.withUnsafeMutableBytes { bnk_gzread(file, $0.baseAddress!, $0.count) }
+        while total <= limit {
+            let n = scratch.withUnsafeMutableBytes { bnk_gzread(file, $0.baseAddress!, limit + 1 - total) }
             if n < 0 { try throwStreamError() }
             if n <= 0 { break }
             total += n
         }
-        try throwStreamError()
-        return total
+        if total <= limit { try throwStreamError() }
+        return (min(total, limit), total > limit)
     }
 
     /// Describes why reading stopped early, for truncation messages:

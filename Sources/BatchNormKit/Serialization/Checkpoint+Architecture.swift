@@ -180,6 +180,7 @@ extension SeedNetwork {
     ///   the tensors do not fit the architecture.
     public convenience init(stateDict file: SafeTensorsFile, path: String = "state dict") throws {
         let architecture = try NetworkArchitecture(of: file, path: path)
+        try architecture.checkStateNames(file, path: path)   // names every bad entry first
         try architecture.checkFits(file, path: path)
         try self.init(inputSize: architecture.inputSize, hiddenSizes: architecture.hiddenSizes,
                       classes: architecture.classes, batchNorm: architecture.batchNorm,

@@ -68,22 +68,16 @@ extension Layer {
     /// - Parameter path: names the file in the error message.
     /// - Throws: `BatchNormKitError.checkpointMismatch` listing every missing
     ///   name (model order), every unexpected name and every mismatch as e.g.
-    ///   `"layers.0.weight: expected F32 [256, 784], got F32 [128, 784]"`.
+    ///   `"layers.0.weight: expected F32 [256, 784], got F32 [128, 784]"`;
+    ///   `fileFormat` naming the tensor when a value is NaN or infinite or a
+    ///   `running_var` is negative (unlike PyTorch, which loads them and then
+    ///   computes NaN).
     public func loadStateDict(_ file: SafeTensorsFile, path: String = "state dict") throws {
         let entries = namedStateEntries(prefix: "")
-        var missing: [String] = [], mismatched: [String] = []
-        for (name, entry) in entries {
-            guard let stored = file.tensors[name] else { missing.append(name); continue }
+        try _checkStrictly(file, against: entries.map { name, entry in
             let (dtype, shape) = _checkpointLayout(entry)
-            if stored.dtype != dtype || stored.shape != shape {
-                mismatched.append("\(name): expected \(_describe(dtype, shape)), got \(_describe(stored.dtype, stored.shape))")
-            }
-        }
-        let known = Set(entries.map(\.name))
-        let unexpected = file.tensors.keys.filter { !known.contains($0) }.sorted(by: _stateNameOrder)
-        guard missing.isEmpty, unexpected.isEmpty, mismatched.isEmpty else {
-            throw BatchNormKitError.checkpointMismatch(path: path, missing: missing, unexpected: unexpected, mismatched: mismatched)
-        }
+            return (name, dtype, shape)
+        }, path: path)
 
         // Decode everything before the first write: decoding can still fail
         // on an in-memory SafeTensor whose bytes were edited out of shape.
@@ -92,8 +86,8 @@ extension Layer {
         for (name, entry) in entries {
             let stored = file.tensors[name]!
             switch entry {
-            case let .parameter(p): floats.append((p.value, try stored.floats))
-            case let .buffer(t): floats.append((t, try stored.floats))
+            case let .parameter(p): floats.append((p.value, try _checkedStateValues(stored.floats, name: name, path: path)))
+            case let .buffer(t): floats.append((t, try _checkedStateValues(stored.floats, name: name, path: path)))
             case let .batchCounter(norm):
                 guard let count = try stored.int64s.first else {
                     throw BatchNormKitError.checkpointMismatch(path: path, missing: [], unexpected: [],
@@ -112,6 +106,37 @@ extension Layer {
 }
 
 // MARK: - Entry layout
+
+/// PyTorch's strict check: `file` holds exactly the entries of `layout`.
+/// - Throws: `checkpointMismatch` naming every missing name (layout order),
+///   every unexpected name and every dtype or shape mismatch.
+func _checkStrictly(_ file: SafeTensorsFile, against layout: [(name: String, dtype: SafeTensorsDType, shape: [Int])],
+                    path: String) throws {
+    var missing: [String] = [], mismatched: [String] = []
+    for (name, dtype, shape) in layout {
+        guard let stored = file.tensors[name] else { missing.append(name); continue }
+        if stored.dtype != dtype || stored.shape != shape {
+            mismatched.append("\(name): expected \(_describe(dtype, shape)), got \(_describe(stored.dtype, stored.shape))")
+        }
+    }
+    let known = Set(layout.map(\.name))
+    let unexpected = file.tensors.keys.filter { !known.contains($0) }.sorted(by: _stateNameOrder)
+    guard missing.isEmpty, unexpected.isEmpty, mismatched.isEmpty else {
+        throw BatchNormKitError.checkpointMismatch(path: path, missing: missing, unexpected: unexpected, mismatched: mismatched)
+    }
+}
+
+/// `values` of state entry `name` if they can be a trained model's: every one
+/// finite, and a `running_var` never negative.
+/// - Throws: `fileFormat` naming the tensor, the first bad index and its value.
+func _checkedStateValues(_ values: [Float], name: String, path: String) throws -> [Float] {
+    let isVariance = name.hasSuffix("running_var")
+    if let bad = values.firstIndex(where: { !$0.isFinite || (isVariance && $0 < 0) }) {
+        let problem = values[bad].isFinite ? "is negative (a variance is ≥ 0)" : "is not finite"
+        throw BatchNormKitError.fileFormat(path: path, reason: "tensor \"\(name)\": value \(values[bad]) at index \(bad) \(problem)")
+    }
+    return values
+}
 
 /// The dtype and shape PyTorch uses for one state entry.
 func _checkpointLayout(_ entry: StateEntry) -> (SafeTensorsDType, [Int]) {

@@ -138,8 +138,13 @@ extension SafeTensorsIO {
         }
 
         var existing = stat()
-        if lstat(path, &existing) == 0, (existing.st_mode & S_IFMT) == S_IFREG {
-            _ = fchmod(descriptor, existing.st_mode & 0o7777)
+        if lstat(path, &existing) == 0 {
+            let type = existing.st_mode & S_IFMT
+            // rename(2) would replace a device node or FIFO (as root, /dev/full itself)
+            guard type == S_IFREG || type == S_IFLNK else {
+                throw BatchNormKitError.fileUnreadable(path: path, reason: "cannot write: it exists and is not a regular file")
+            }
+            if type == S_IFREG { _ = fchmod(descriptor, existing.st_mode & 0o7777) }
         }
         var written = 0
         while written < bytes.count {
@@ -158,6 +163,7 @@ extension SafeTensorsIO {
         guard close(descriptor) == 0 else { throw failure("cannot close temporary file \(temporary)") }
         guard rename(temporary, path) == 0 else { throw failure("cannot rename \(temporary) over the file") }
         renamed = true
+        removeStaleTemporaries(of: String(base), in: directory)
 
         // Make the rename itself durable; best effort (not every file system allows it).
         let directoryDescriptor = open(directory, O_RDONLY | O_CLOEXEC)
@@ -165,5 +171,44 @@ extension SafeTensorsIO {
             _ = fsync(directoryDescriptor)
             close(directoryDescriptor)
         }
+    }
+
+    /// Removes `.<base>.tmp-<pid>-*` files that an earlier save of the same
+    /// target left behind when it was killed mid-write. A file is stale when
+    /// its process is gone, or when the process now holding that PID started
+    /// after the file was last written (the PID was reused). A live writer's
+    /// file is kept, so concurrent saves of one path by several processes
+    /// never break each other; this process's own files (another thread may
+    /// be saving) are kept too. Best effort: failures are ignored.
+    static func removeStaleTemporaries(of base: String, in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        let prefix = ".\(base).tmp-"
+        for name in names where name.hasPrefix(prefix) {
+            let rest = name.dropFirst(prefix.count)
+            guard let dash = rest.firstIndex(of: "-"), let pid = pid_t(rest[..<dash]), pid > 0, pid != getpid() else { continue }
+            let path = OutputPath.joined(directory, name)
+            var file = stat()
+            guard lstat(path, &file) == 0, (file.st_mode & S_IFMT) == S_IFREG else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM {
+                // Alive: stale only if that process began after the file's last write.
+                guard let started = processStartTime(pid), started > Double(file.st_mtim.tv_sec) + 1 else { continue }
+            }
+            unlink(path)
+        }
+    }
+
+    /// When process `pid` started, in seconds since the epoch (Linux
+    /// `/proc/<pid>/stat` field 22 plus the boot time), or nil if unknown.
+    static func processStartTime(_ pid: pid_t) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); starttime is field 22
+        guard fields.count > 19, let ticks = Double(fields[19]),
+              let system = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = system.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+              let boot = Double(line.dropFirst(6).trimmingCharacters(in: .whitespaces)) else { return nil }
+        let hertz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return hertz > 0 ? boot + ticks / hertz : nil
     }
 }

@@ -114,6 +114,8 @@ public struct EpochTraining: Sendable, Equatable {
     public let samples: Int
     /// Wall-clock seconds of the pass (gather, forward, backward, update).
     public let seconds: Double
+    /// SGD steps taken.
+    public var steps: Int = 0
 }
 
 // MARK: - Trainer
@@ -194,19 +196,22 @@ public final class Trainer {
     @discardableResult
     public func fit(train: LabeledSamples, test: LabeledSamples,
                     onBatch: ((BatchProgress) -> Void)? = nil,
-                    onEpoch: ((EpochMetrics) -> Void)? = nil) throws -> [EpochMetrics] {
+                    onEpoch: ((EpochMetrics) throws -> Void)? = nil) throws -> [EpochMetrics] {
         var history: [EpochMetrics] = []
         for _ in 0..<configuration.epochs {
             let pass = try trainEpoch(on: train, onBatch: onBatch)
             let start = ContinuousClock.now
             let result = try evaluate(on: test)
+            guard result.loss.isFinite else {
+                throw BatchNormKitError.diverged(epoch: epochsCompleted, step: pass.steps, loss: result.loss)
+            }
             let metrics = EpochMetrics(
                 epoch: epochsCompleted, trainLoss: pass.loss, trainAccuracy: pass.accuracy,
                 testLoss: result.loss, testAccuracy: result.accuracy, seconds: pass.seconds,
                 samplesPerSecond: Double(pass.samples) / max(pass.seconds, 1e-9),
                 evaluationSeconds: _seconds(ContinuousClock.now - start))
             history.append(metrics)
-            onEpoch?(metrics)
+            try onEpoch?(metrics)
         }
         return history
     }
@@ -224,6 +229,7 @@ public final class Trainer {
         }
         let size = configuration.batchSize, features = data.featureCount
         let ranks = processGroup?.size ?? 1, rank = processGroup?.rank ?? 0
+        try checkBatches(for: data, ranks: ranks)
         // Drop a final batch of one (two per rank when data-parallel; see the type's documentation).
         let remainder = data.count % size
         let used = remainder > 0 && remainder < 2 * ranks ? data.count - remainder : data.count
@@ -269,6 +275,10 @@ public final class Trainer {
                         if processGroup != nil {
                             (stepLoss, stepCorrect) = try allReduceGradients(lossSum: stepLoss, correct: stepCorrect)
                         }
+                        // every rank sees the same all-reduced loss, so all stop at the same step
+                        guard stepLoss.isFinite else {
+                            throw BatchNormKitError.diverged(epoch: epoch, step: step + 1, loss: stepLoss / Double(n))
+                        }
                         optimizer.step()
 
                         lossSum += stepLoss
@@ -284,9 +294,13 @@ public final class Trainer {
                 }
             }
         }
+        // the last step can still overflow the weights with a finite loss
+        if model.firstNonFiniteStateEntry() != nil {
+            throw BatchNormKitError.diverged(epoch: epoch, step: batchCount, loss: .nan)
+        }
         epochsCompleted = epoch
         return EpochTraining(loss: lossSum / Double(done), accuracy: Double(correct) / Double(done),
-                             samples: done, seconds: _seconds(ContinuousClock.now - start))
+                             samples: done, seconds: _seconds(ContinuousClock.now - start), steps: batchCount)
     }
 
     // MARK: - Buffers and shuffling
