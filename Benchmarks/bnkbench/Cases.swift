@@ -90,32 +90,13 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
     let refN = min(n, max(2, (1 << 18) / (c * l)))
     let xr = Array(x[..<(refN * c * l)]), dyr = Array(dy[..<(refN * c * l)])
     let rows = (measured: refN, scaledTo: n)
-    // Float32 against Double: outputs of O(1) agree to a few ulps of the data;
-    // gradients are sums over N·L terms, so their atol grows with √(N·L).
-    let fwdTol = (rtol: 1e-4, atol: 1e-4)
-    let sumTol = 1e-4 * Double(shape.valuesPerFeature).squareRoot()
 
     bn.train()
     try bench.run(names[0], group: "bn", metric: .bytes(Double(3 * tensorBytes)),
                   reference: { blackHole(BatchNormReference.forwardTrain(xr, n: refN, c: c, l: l, gamma: gamma, beta: beta, eps: eps)) },
                   referenceRows: rows,
                   fast: { blackHole(try bn.forward(xt)) },
-                  limit: { bench.roofline.forwardTrainBound(tensorBytes: tensorBytes) },
-                  check: {
-                      setRunning()
-                      let tracked = bn.numBatchesTracked
-                      let y = try bn.forward(xt)
-                      let want = BatchNormReference.forwardTrain(x, n: n, c: c, l: l, gamma: gamma, beta: beta, eps: eps)
-                      var rm = runMean, rv = runVar, count = Int(tracked)
-                      BatchNormReference.updateRunningStatistics(
-                          runningMean: &rm, runningVar: &rv, moments: BatchNormReference.moments(x, n: n, c: c, l: l),
-                          momentum: 0.1, numBatchesTracked: &count)
-                      return Check.all([
-                          ("y", compareToReference(y.scalars, want, rtol: fwdTol.rtol, atol: fwdTol.atol)),
-                          ("running_mean", compareToReference(bn.runningMean!.scalars, rm, rtol: 1e-5, atol: 1e-5)),
-                          ("running_var", compareToReference(bn.runningVar!.scalars, rv, rtol: 1e-5, atol: 1e-5)),
-                      ])
-                  })
+                  limit: { bench.roofline.forwardTrainBound(tensorBytes: tensorBytes) })
 
     bn.eval()
     setRunning()
@@ -124,13 +105,7 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
                                                                          gamma: gamma, beta: beta, eps: eps)) },
                   referenceRows: rows,
                   fast: { blackHole(try bn.forward(xt)) },
-                  limit: { bench.roofline.forwardEvalBound(tensorBytes: tensorBytes) },
-                  check: {
-                      let y = try bn.forward(xt)
-                      let want = BatchNormReference.forwardEval(x, n: n, c: c, l: l, runningMean: runMean, runningVar: runVar,
-                                                                gamma: gamma, beta: beta, eps: eps)
-                      return Check.all([("y", compareToReference(y.scalars, want, rtol: fwdTol.rtol, atol: fwdTol.atol))])
-                  })
+                  limit: { bench.roofline.forwardEvalBound(tensorBytes: tensorBytes) })
 
     bn.train()
     _ = try bn.forward(xt)
@@ -139,17 +114,7 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
                                                                           gamma: gamma, eps: eps).input) },
                   referenceRows: rows,
                   fast: { blackHole(try bn.backward(dyt, needsInputGradient: true)) },
-                  limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) },
-                  check: {
-                      bn.weight!.grad.fill(0); bn.bias!.grad.fill(0)
-                      let dx = try bn.backward(dyt, needsInputGradient: true)!
-                      let want = BatchNormReference.backwardTrain(gradOutput: dy, input: x, n: n, c: c, l: l, gamma: gamma, eps: eps)
-                      return Check.all([
-                          ("dx", compareToReference(dx.scalars, want.input, rtol: 1e-3, atol: 1e-4)),
-                          ("dgamma", compareToReference(bn.weight!.grad.scalars, want.gamma, rtol: 1e-4, atol: sumTol)),
-                          ("dbeta", compareToReference(bn.bias!.grad.scalars, want.beta, rtol: 1e-4, atol: sumTol)),
-                      ])
-                  })
+                  limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) })
 }
 
 // MARK: - Linear

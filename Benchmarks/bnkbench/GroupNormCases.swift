@@ -29,21 +29,13 @@ func groupNormCases(_ bench: Bench, shape: GroupNormShape) throws {
     let refN = min(n, max(1, (1 << 18) / (c * l)))
     let xr = Array(x[..<(refN * c * l)]), dyr = Array(dy[..<(refN * c * l)])
     let rows = (measured: refN, scaledTo: n)
-    // as the BatchNorm cases: outputs of O(1) to a few Float32 ulps; dγ, dβ
-    // sum N·L terms, so their atol grows with √(N·L)
-    let sumTol = 1e-4 * Double(n * l).squareRoot()
 
     try bench.run(names[0], group: "gn", metric: .bytes(Double(3 * tensorBytes)),
                   reference: { blackHole(GroupNormReference.forward(xr, n: refN, c: c, groups: g, l: l,
                                                                     gamma: gamma, beta: beta, eps: eps)) },
                   referenceRows: rows,
                   fast: { blackHole(try layer.forward(xt)) },
-                  limit: { bench.roofline.forwardTrainBound(tensorBytes: tensorBytes) },
-                  check: {
-                      let y = try layer.forward(xt)
-                      let want = GroupNormReference.forward(x, n: n, c: c, groups: g, l: l, gamma: gamma, beta: beta, eps: eps)
-                      return Check.all([("y", compareToReference(y.scalars, want, rtol: 1e-4, atol: 1e-4))])
-                  })
+                  limit: { bench.roofline.forwardTrainBound(tensorBytes: tensorBytes) })
 
     _ = try layer.forward(xt)
     try bench.run(names[1], group: "gn", metric: .bytes(Double(5 * tensorBytes)),
@@ -51,16 +43,5 @@ func groupNormCases(_ bench: Bench, shape: GroupNormShape) throws {
                                                                      l: l, gamma: gamma, eps: eps).gradInput) },
                   referenceRows: rows,
                   fast: { blackHole(try layer.backward(dyt, needsInputGradient: true)) },
-                  limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) },
-                  check: {
-                      layer.weight!.zeroGrad(); layer.bias!.zeroGrad()
-                      let dx = try layer.backward(dyt, needsInputGradient: true)!
-                      let want = GroupNormReference.backward(gradOutput: dy, input: x, n: n, c: c, groups: g, l: l,
-                                                             gamma: gamma, eps: eps)
-                      return Check.all([
-                          ("dx", compareToReference(dx.scalars, want.gradInput, rtol: 1e-3, atol: 1e-4)),
-                          ("dgamma", compareToReference(layer.weight!.grad.scalars, want.gammaGrad, rtol: 1e-4, atol: sumTol)),
-                          ("dbeta", compareToReference(layer.bias!.grad.scalars, want.betaGrad, rtol: 1e-4, atol: sumTol)),
-                      ])
-                  })
+                  limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) })
 }

@@ -48,8 +48,8 @@ struct Options {
                         streaming stores (BatchNormKernel.streamingThreshold, default 2097152)
       --probe-threads   only measure streaming bandwidth with 1 and 2 threads
       --probe-copy      only compare direct stores with L1 chunks + memcpy
-      --smoke           tiny sizes, every case once, each result checked
-                        against the reference; exits 1 on a mismatch
+      --smoke           tiny sizes, every case once; the Linear and seed-network
+                        cases checked against the reference; exits 1 on a mismatch
     """
 
     static func parse(_ args: [String]) -> Options {

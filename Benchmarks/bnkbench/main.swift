@@ -20,20 +20,15 @@ let info = SystemInfo.collect(options: options)
 info.printHeader()
 
 var allocation: AllocationReport? = nil
-let defaultParallelThreshold = BatchNormKernel.parallelThreshold
-let defaultStreamingThreshold = BatchNormKernel.streamingThreshold
 
 /// Every selected case at one thread count (OpenBLAS and the kernels).
 func runCases(threads: Int) throws {
     bench.setThreads(threads)
     setKernelThreads(threads)
     if options.smoke {
-        // with more than one thread, split every batch, however small, and
-        // write every output with streaming stores, so those paths are checked too
-        BatchNormKernel.parallelThreshold = threads > 1 ? 1 : defaultParallelThreshold
-        BatchNormKernel.streamingThreshold = threads > 1 ? 1 : defaultStreamingThreshold
-        print("smoke: tiny sizes, each case once, checked against BatchNormReference"
-              + (threads > 1 ? " — \(threads) threads, every BatchNorm batch split and streamed" : ""))
+        // the kernels' threaded and streaming paths are checked by swift test
+        // (ThreadedKernelTests); here every case runs once
+        print("smoke: tiny sizes, each case once" + (threads > 1 ? ", \(threads) threads" : ""))
     }
     for shape in sizes.batchNorm { try batchNormCases(bench, shape: shape) }
     if options.kernels || options.filters.contains(where: { $0.hasPrefix("kernel") }) {

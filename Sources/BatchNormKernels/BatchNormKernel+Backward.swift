@@ -36,13 +36,14 @@ extension BatchNormKernel {
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>
     ) {
-        let parts = _threadParts(shape)
+        let parts = _threadParts(shape), streaming = _streams(values: shape.elementCount)
         if parts > 1 {
-            _backwardInputParallel(gradOutput: gradOutput, input: input, shape: shape, shift: shift,
+            _backwardInputParallel(gradOutput: gradOutput, input: input, shape: shape, streaming: streaming, shift: shift,
                                    gradScale: gradScale, inputScale: inputScale, constant: constant,
                                    gradInput: gradInput, parts: parts)
         } else {
-            _backwardInputSamples(gradOutput: gradOutput, input: input, shape: shape, samples: 0..<shape.n, shift: shift,
+            _backwardInputSamples(gradOutput: gradOutput, input: input, shape: shape, samples: 0..<shape.n,
+                                  streaming: streaming, shift: shift,
                                   gradScale: gradScale, inputScale: inputScale, constant: constant, gradInput: gradInput)
         }
     }
@@ -52,17 +53,17 @@ extension BatchNormKernel {
     @inlinable
     static func _backwardInputSamples(
         gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: BatchNormShape, samples: Range<Int>,
-        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        streaming: Bool, shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>
     ) {
         if shape.l == 1 {
             _backwardInputRows(gradOutput: gradOutput, input: input, rows: samples, batchRows: shape.n, c: shape.c,
-                               streaming: _streams(values: shape.elementCount), shift: shift,
+                               streaming: streaming, shift: shift,
                                gradScale: gradScale, inputScale: inputScale, constant: constant, gradInput: gradInput)
         } else {
             _backwardInputRuns(gradOutput: gradOutput, input: input, samples: samples, c: shape.c, l: shape.l,
-                               streaming: _streams(values: shape.elementCount), shift: shift,
+                               streaming: streaming, shift: shift,
                                gradScale: gradScale, inputScale: inputScale, constant: constant, gradInput: gradInput)
         }
     }

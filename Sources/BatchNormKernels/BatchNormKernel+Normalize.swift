@@ -19,11 +19,13 @@ extension BatchNormKernel {
         shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
-        let parts = _threadParts(shape)
+        let parts = _threadParts(shape), streaming = _streams(values: shape.elementCount)
         if parts > 1 {
-            _normalizeParallel(input, shape: shape, shift: shift, scale: scale, bias: bias, output: output, parts: parts)
+            _normalizeParallel(input, shape: shape, streaming: streaming, shift: shift, scale: scale, bias: bias,
+                               output: output, parts: parts)
         } else {
-            _normalizeSamples(input, shape: shape, samples: 0..<shape.n, shift: shift, scale: scale, bias: bias, output: output)
+            _normalizeSamples(input, shape: shape, samples: 0..<shape.n, streaming: streaming,
+                              shift: shift, scale: scale, bias: bias, output: output)
         }
     }
 
@@ -31,15 +33,15 @@ extension BatchNormKernel {
     /// rows for `(N, C)`, runs for `(N, C, L)`.
     @inlinable
     static func _normalizeSamples(
-        _ input: UnsafePointer<Float>, shape: BatchNormShape, samples: Range<Int>,
+        _ input: UnsafePointer<Float>, shape: BatchNormShape, samples: Range<Int>, streaming: Bool,
         shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
         if shape.l == 1 {
-            _normalizeRows(input, rows: samples, batchRows: shape.n, c: shape.c, streaming: _streams(values: shape.elementCount),
+            _normalizeRows(input, rows: samples, batchRows: shape.n, c: shape.c, streaming: streaming,
                            shift: shift, scale: scale, bias: bias, output: output)
         } else {
-            _normalizeRuns(input, samples: samples, c: shape.c, l: shape.l, streaming: _streams(values: shape.elementCount),
+            _normalizeRuns(input, samples: samples, c: shape.c, l: shape.l, streaming: streaming,
                            shift: shift, scale: scale, bias: bias, output: output)
         }
     }

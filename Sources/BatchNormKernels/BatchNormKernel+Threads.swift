@@ -51,9 +51,7 @@ extension BatchNormKernel {
     /// How many parts a call on `shape` runs in (1: the calling thread only).
     @inlinable
     static func _threadParts(_ shape: BatchNormShape) -> Int {
-        let threads = _threading.threads
-        guard threads > 1, shape.elementCount >= _threading.threshold else { return 1 }
-        return min(threads, shape.n)
+        BatchNormKernels._threadParts(values: shape.elementCount, samples: shape.n)
     }
 
     /// Rows (or samples) `part` of `parts` owns out of `n`.
@@ -116,11 +114,11 @@ extension BatchNormKernel {
 
     @usableFromInline
     static func _normalizeParallel(
-        _ input: UnsafePointer<Float>, shape: BatchNormShape,
+        _ input: UnsafePointer<Float>, shape: BatchNormShape, streaming: Bool,
         shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>, parts: Int
     ) {
-        var job = _NormalizeJob(input: input, shape: shape, shift: shift, scale: scale, bias: bias,
+        var job = _NormalizeJob(input: input, shape: shape, streaming: streaming, shift: shift, scale: scale, bias: bias,
                                 output: output, parts: parts)
         _runElementwise(&job, parts: parts) { raw, part in
             raw.assumingMemoryBound(to: _NormalizeJob.self).pointee.run(part: part)
@@ -129,12 +127,12 @@ extension BatchNormKernel {
 
     @usableFromInline
     static func _backwardInputParallel(
-        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: BatchNormShape,
+        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: BatchNormShape, streaming: Bool,
         shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>, parts: Int
     ) {
-        var job = _BackwardInputJob(gradOutput: gradOutput, input: input, shape: shape, shift: shift,
+        var job = _BackwardInputJob(gradOutput: gradOutput, input: input, shape: shape, streaming: streaming, shift: shift,
                                     gradScale: gradScale, inputScale: inputScale, constant: constant,
                                     gradInput: gradInput, parts: parts)
         _runElementwise(&job, parts: parts) { raw, part in
@@ -205,26 +203,29 @@ struct _ReduceJob {
 struct _NormalizeJob: _PartedJob {
     var input: UnsafePointer<Float>
     var shape: BatchNormShape
+    var streaming: Bool
     var shift, scale, bias: UnsafePointer<Float>
     var output: UnsafeMutablePointer<Float>
     var parts: Int
 
     func run(part: Int) {
         BatchNormKernel._normalizeSamples(input, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
-                                          shift: shift, scale: scale, bias: bias, output: output)
+                                          streaming: streaming, shift: shift, scale: scale, bias: bias, output: output)
     }
 }
 
 struct _BackwardInputJob: _PartedJob {
     var gradOutput, input: UnsafePointer<Float>
     var shape: BatchNormShape
+    var streaming: Bool
     var shift, gradScale, inputScale, constant: UnsafePointer<Float>
     var gradInput: UnsafeMutablePointer<Float>
     var parts: Int
 
     func run(part: Int) {
         BatchNormKernel._backwardInputSamples(gradOutput: gradOutput, input: input, shape: shape,
-                                              samples: BatchNormKernel._partRange(part, of: parts, shape.n), shift: shift,
+                                              samples: BatchNormKernel._partRange(part, of: parts, shape.n),
+                                              streaming: streaming, shift: shift,
                                               gradScale: gradScale, inputScale: inputScale, constant: constant,
                                               gradInput: gradInput)
     }

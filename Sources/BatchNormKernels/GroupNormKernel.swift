@@ -45,8 +45,11 @@ extension GroupNormKernel {
             // pass 1: shifted sums → mean offset and 1/σ
             let s = x[0]
             let sums = _shiftedSums(x, count: m, shift: s)
-            let offset = sums.sum / Double(m)
-            let variance = max(0, sums.sumSquares - sums.sum * offset) / Double(m)
+            var offset = sums.sum / Double(m)
+            var variance = max(0, sums.sumSquares - sums.sum * offset) / Double(m)
+            if !(sums.sum + sums.sumSquares).isFinite {
+                (offset, variance) = _rowStatisticsInDouble(x, count: m, shift: s)
+            }
             shift[row] = s
             meanOffset[row] = offset
             invStd[row] = 1 / (variance + Double(eps)).squareRoot()
@@ -80,6 +83,19 @@ extension GroupNormKernel {
                           gamma: gamma + firstChannel, beta: beta + firstChannel,
                           shift: shift[row], meanOffset: Float(meanOffset[row]), invStd: Float(invStd[row]))
         }
+    }
+
+    /// A row whose Float32 sums overflowed (|x − shift| ≳ 1.8e19), in Double,
+    /// two-pass: (μ − shift, Σ(x − μ)²/M). Finite for any finite input.
+    @usableFromInline @inline(never)
+    static func _rowStatisticsInDouble(_ x: UnsafePointer<Float>, count m: Int, shift: Float)
+        -> (meanOffset: Double, variance: Double) {
+        var sum = 0.0
+        for i in 0..<m { sum += Double(x[i]) }
+        let mean = sum / Double(m)
+        var squares = 0.0
+        for i in 0..<m { let d = Double(x[i]) - mean; squares += d * d }
+        return (mean - Double(shift), squares / Double(m))
     }
 
     /// Σd and Σd² over `count` values, d = x − shift: Float32 partial sums of

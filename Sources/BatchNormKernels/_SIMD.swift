@@ -59,9 +59,6 @@ func _sumLanes(_ v: _Vector) -> Double {
 /// Backs ``BatchNormKernel/streamingThreshold``.
 @usableFromInline nonisolated(unsafe) var _streamingValues = 1 << 21
 
-/// Whether an elementwise pass writing `values` outputs uses streaming stores.
-@inlinable @inline(__always)
-func _streams(values: Int) -> Bool { values >= _streamingValues }
 
 extension BatchNormKernel {
     /// Output values (N·C·L) from which the elementwise passes (normalize,

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Thread and streaming settings for the calling thread only, inside
+/// ``BatchNormKernel/_withSettings(_:_:)``: how the tests run the threaded and
+/// streaming paths on tiny batches while other tests, on other threads, keep
+/// the process-wide ``BatchNormKernel/threadCount``,
+/// ``BatchNormKernel/parallelThreshold`` and ``BatchNormKernel/streamingThreshold``.
+package struct _KernelSettings: Sendable {
+    package var threadCount: Int
+    package var parallelThreshold: Int
+    package var streamingThreshold: Int
+
+    package init(threadCount: Int, parallelThreshold: Int, streamingThreshold: Int) {
+        precondition(threadCount >= 1 && parallelThreshold >= 1 && streamingThreshold >= 1, "kernel settings must be ≥ 1")
+        self.threadCount = threadCount
+        self.parallelThreshold = parallelThreshold
+        self.streamingThreshold = streamingThreshold
+    }
+}
+
+extension BatchNormKernel {
+    /// Runs `body` with `settings` in force for kernel calls made on this thread.
+    package static func _withSettings<R>(_ settings: _KernelSettings, _ body: () throws -> R) rethrows -> R {
+        let previous = pthread_getspecific(_settingsKey)
+        var scoped = settings
+        return try withUnsafeMutablePointer(to: &scoped) { p in
+            pthread_setspecific(_settingsKey, p)
+            defer { pthread_setspecific(_settingsKey, previous) }
+            return try body()
+        }
+    }
+}
+
+/// The calling thread's scoped settings, or nil (one TLS read per kernel call).
+func _scopedSettings() -> _KernelSettings? {
+    pthread_getspecific(_settingsKey)?.assumingMemoryBound(to: _KernelSettings.self).pointee
+}
+
+/// How many parts a call on a batch of `values` values and `n` samples runs
+/// in (1: the calling thread only).
+@usableFromInline
+func _threadParts(values: Int, samples n: Int) -> Int {
+    let threads, threshold: Int
+    if let s = _scopedSettings() {
+        (threads, threshold) = (s.threadCount, s.parallelThreshold)
+    } else {
+        (threads, threshold) = (_threading.threads, _threading.threshold)
+    }
+    guard threads > 1, values >= threshold else { return 1 }
+    return min(threads, n)
+}
+
+/// Whether an elementwise pass writing `values` outputs uses streaming stores.
+@usableFromInline
+func _streams(values: Int) -> Bool {
+    values >= (_scopedSettings()?.streamingThreshold ?? _streamingValues)
+}
+
+private let _settingsKey: pthread_key_t = {
+    var key = pthread_key_t()
+    precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+    return key
+}()
