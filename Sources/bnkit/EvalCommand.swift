@@ -31,8 +31,10 @@ struct EvalCommand: ParsableCommand {
             try threads.apply()
             let file = try SafeTensorsFile(contentsOf: checkpoint)
             // Said before loading, so a mismatch error shows what the file was checked against.
-            print("model  " + describeArchitecture(of: file, path: checkpoint))
-            let model = try SeedNetwork(stateDict: file, path: checkpoint)
+            let isBuilt = try NetworkSpec(metadata: file.metadata, path: checkpoint) != nil
+            if !isBuilt { print("model  " + describeArchitecture(of: file, path: checkpoint)) }
+            let (model, description) = try loadCheckpointNetwork(stateDict: file, path: checkpoint)
+            if isBuilt { print("model  \(description) (from metadata)") }
 
             let (dataset, _) = try data.load()
             let start = ContinuousClock.now
