@@ -20,6 +20,12 @@ public enum BatchNormKitError: Error, Equatable, CustomStringConvertible {
     case fileFormat(path: String, reason: String)
     /// A checkpoint that does not match the model it is loaded into.
     case checkpointMismatch(path: String, missing: [String], unexpected: [String], mismatched: [String])
+    /// A data-parallel rank failed (nil: a rank that did not arrive in time),
+    /// ending the whole job.
+    case rankFailed(rank: Int?, reason: String)
+    /// The ranks of a data-parallel job started with different settings,
+    /// data or models; each difference names the setting and the ranks.
+    case configurationMismatch(differences: [String])
 
     public var description: String {
         switch self {
@@ -45,6 +51,10 @@ public enum BatchNormKitError: Error, Equatable, CustomStringConvertible {
             if !unexpected.isEmpty { parts.append("unexpected \(unexpected.joined(separator: ", "))") }
             if !mismatched.isEmpty { parts.append("mismatched \(mismatched.joined(separator: "; "))") }
             return "\(path): checkpoint does not fit the model: " + parts.joined(separator: "; ")
+        case let .rankFailed(rank, reason):
+            return (rank.map { "rank \($0) failed" } ?? "a rank did not arrive") + ": \(reason)"
+        case let .configurationMismatch(differences):
+            return "the ranks disagree on their configuration, refusing to start: " + differences.joined(separator: "; ")
         }
     }
 }

@@ -24,16 +24,22 @@ struct TrainCommand: ParsableCommand {
     var metrics: String?
     @Option(help: "Data-parallel replicas, one thread each (SyncBatchNorm, gradients summed every step); 1: none.")
     var ranks: Int = 1
+    @OptionGroup var distribution: DistributedOptions
 
     func validate() throws {
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
+        guard ranks == 1 || distribution.distributed == .none else {
+            throw ValidationError("--ranks (threads) and --distributed mpi (processes) do not combine; use mpirun -np N")
+        }
         guard recipe.options.batchSize >= 2 * ranks else {
             throw ValidationError("--batch-size must be at least 2 per rank (\(2 * ranks) for \(ranks) ranks)")
         }
     }
 
     func run() throws {
-        try reportingErrors {
+        let job = try distribution.join()
+        let reports = (job?.rank ?? 0) == 0   // only rank 0 prints and writes files
+        try reportingErrors(as: job) {
             try threads.apply()
             let (dataset, loadSeconds) = try data.load()
             let (train, test, standardization) = try input.prepare(dataset)
@@ -43,16 +49,18 @@ struct TrainCommand: ParsableCommand {
             func replica(_ rank: Int) throws -> (SeedNetwork, Trainer) {
                 let model = try SeedNetwork(inputSize: train.featureCount, classes: MNISTDataset.classCount,
                                             batchNorm: norm == .batchnorm, placement: placement.placement, seed: recipe.seed,
-                                            processGroup: groups?[rank])
-                return (model, try Trainer(model: model, configuration: configuration, processGroup: groups?[rank]))
+                                            processGroup: job ?? groups?[rank])
+                return (model, try Trainer(model: model, configuration: configuration, processGroup: job ?? groups?[rank]))
             }
             let (model, trainer) = try replica(0)
+            if let job { try job.agree(on: startupSettings(model: model, train: train, test: test, configuration: configuration)) }
+            // before the replicas start: a failure here must not leave them waiting
+            let metricsFile = try (reports ? metrics : nil).map { try MetricsFile(path: $0) }
             let workers = try (1..<max(ranks, 1)).map { rank in
                 ReplicaThread(rank: rank, trainer: try replica(rank).1, data: train, epochs: configuration.epochs)
             }
             workers.forEach { $0.start() }
             defer { workers.forEach { $0.join() } }
-            let metricsFile = try metrics.map { try MetricsFile(path: $0) }
 
             print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
             print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
@@ -60,12 +68,19 @@ struct TrainCommand: ParsableCommand {
             print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
                   + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
-                  + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : ""))
+                  + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : "")
+                  + (job.map { " per rank, \($0.size) MPI ranks" } ?? ""))
 
             let progress = ProgressReporter(totalEpochs: configuration.epochs)
-            let history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
-                progress.epochDone(epoch)
-                metricsFile?.append(epoch)
+            let history: [EpochMetrics]
+            do {
+                history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
+                    progress.epochDone(epoch)
+                    metricsFile?.append(epoch)
+                }
+            } catch {
+                groups?[0].abort(reason: "\(error)")   // wakes the thread replicas waiting for rank 0
+                throw error
             }
             guard let last = history.last else { return }
             let trainingSeconds = history.reduce(0) { $0 + $1.seconds }
@@ -73,7 +88,7 @@ struct TrainCommand: ParsableCommand {
                   + " training \(String(format: "%.2f", trainingSeconds)) s"
                   + " (\(String(format: "%.3f", trainingSeconds / Double(history.count))) s/epoch)")
 
-            if let checkpoint {
+            if let checkpoint, reports {
                 try model.saveCheckpoint(to: checkpoint, metadata: (standardization?.metadata ?? [:]).merging([
                     "created_by": "bnkit train",
                     "epochs": "\(configuration.epochs)",
@@ -107,7 +122,12 @@ final class ReplicaThread: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
-            do { for _ in 0..<epochs { _ = try trainer.trainEpoch(on: data) } } catch { printError("rank \(rank): \(error)") }
+            do {
+                for _ in 0..<epochs { _ = try trainer.trainEpoch(on: data) }
+            } catch {
+                // rank 0 reports this failure, naming this rank; another rank's failure is rank 0's to report too
+                trainer.processGroup?.abort(reason: "\(error)")
+            }
             finished.signal()
         }
         self.thread = thread
