@@ -2,7 +2,7 @@
 # work on a fresh Debian 12 machine: both install what is missing first.
 
 SWIFT       ?= swift
-APT_PACKAGES = libopenblas-dev liblapacke-dev pkg-config zlib1g-dev dataset-fashion-mnist
+APT_PACKAGES = libopenblas-dev liblapacke-dev pkg-config zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
 # The CPU-specific build: vector FMA instead of libm calls (see README, "Speed").
 NATIVE      = -c release --scratch-path .build-native -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA
 PORTABLE    = -c release --scratch-path .build-portable
@@ -19,8 +19,15 @@ BENCH_PORTABLE = .build-portable/release/bnkbench
 VENV        = .venv
 PYTHON      = $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0+cpu
+# MPI jobs on this machine: NP processes, more than the cores allowed, shared
+# memory only (no network); as root (CI containers) Open MPI needs the two
+# OMPI_ALLOW_RUN_AS_ROOT variables. On a cluster run mpirun yourself (README).
+NP         ?= 2
+MPIRUN      = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(NP) --oversubscribe --bind-to none \
+              --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+BNKMPI      = .build-native/release/bnkmpi
 
-.PHONY: venv venv-torch deps build test test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: venv venv-torch deps build test test-release train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -66,6 +73,25 @@ test-release: deps
 train: deps
 	$(SWIFT) build $(NATIVE) --product bnkit
 	$(BNKIT) train $(TRAIN_ARGS)
+
+## train-mpi: the main job data-parallel on NP MPI processes (default 2) on this machine
+train-mpi: deps
+	$(SWIFT) build $(NATIVE) --product bnkit
+	$(MPIRUN) $(BNKIT) train --distributed mpi $(TRAIN_ARGS)
+
+## bench-mpi: samples/s of the seed network's step on 1 and 2 MPI ranks and 2 thread
+## ranks, the step's all-reduce (bytes, µs), PyTorch DDP (Gloo) on 2 processes when
+## torch is importable; then the README's cost model from those figures
+bench-mpi: deps
+	$(SWIFT) build $(NATIVE) --product bnkmpi
+	mkdir -p bench-results
+	{ $(MAKE) --no-print-directory NP=1 bench-mpi-run; $(MAKE) --no-print-directory NP=2 bench-mpi-run; \
+	  $(BNKMPI) bench --thread-ranks 2 $(BENCH_ARGS); \
+	  if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_ddp.py $(BENCH_ARGS); \
+	  else echo "bench-mpi: PyTorch not in .venv (make venv-torch), no DDP figures" >&2; fi; } | tee bench-results/mpi.jsonl
+	python3 Scripts/mpi_cost_model.py bench-results/mpi.jsonl
+bench-mpi-run:
+	$(MPIRUN) $(BNKMPI) bench $(BENCH_ARGS)
 
 ## compare-lr: BatchNorm vs none at lr 1.0 (the seed's claim)
 compare-lr: deps

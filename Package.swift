@@ -11,6 +11,8 @@ let package = Package(
     products: [
         .library(name: "BatchNormKit", targets: ["BatchNormKit"]),
         .library(name: "BatchNormReference", targets: ["BatchNormReference"]),
+        // Data parallelism across processes and machines; needs Open MPI (the core does not).
+        .library(name: "BatchNormKitMPI", targets: ["BatchNormKitMPI"]),
         .executable(name: "bnkit", targets: ["bnkit"]),
     ],
     dependencies: [
@@ -27,6 +29,11 @@ let package = Package(
             name: "CBatchNormKitZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .systemLibrary(
+            name: "CBatchNormKitMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
         // Header only: a vectorised square root and streaming stores (Swift has neither).
         .systemLibrary(name: "CBatchNormKitIntrinsics"),
 
@@ -40,11 +47,14 @@ let package = Package(
             dependencies: ["BatchNormKernels", "CBatchNormKitBLAS", "CBatchNormKitZlib"]
         ),
 
+        .target(name: "BatchNormKitMPI", dependencies: ["BatchNormKit", "CBatchNormKitMPI"]),
+
         // MARK: - Tools
         .executableTarget(
             name: "bnkit",
             dependencies: [
                 "BatchNormKit",
+                "BatchNormKitMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,6 +69,12 @@ let package = Package(
             name: "bnkfuzz",
             dependencies: ["BatchNormKit"],
             path: "Fuzz/bnkfuzz"
+        ),
+        // The MPI tests' rank program and the MPI benchmark, run under mpirun (`make bench-mpi`).
+        .executableTarget(
+            name: "bnkmpi",
+            dependencies: ["BatchNormKit", "BatchNormKitMPI", "BatchNormReference"],
+            path: "Benchmarks/bnkmpi"
         ),
         // Counts heap allocations by interposing malloc & co.; linked into bnkbench only.
         .target(
@@ -76,6 +92,8 @@ let package = Package(
             dependencies: ["BatchNormKit", "BatchNormReference"],
             resources: [.copy("Fixtures")]
         ),
+        // Launch mpirun on the built bnkit and bnkmpi (no MPI import: the ranks are processes).
+        .testTarget(name: "BatchNormKitMPITests"),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -23,6 +23,12 @@ public enum BatchNormKitError: Error, Equatable, CustomStringConvertible {
     /// Training produced a non-finite loss (or non-finite weights) at
     /// 1-based `epoch` and `step`: the run diverged and was stopped.
     case diverged(epoch: Int, step: Int, loss: Double)
+    /// A data-parallel rank failed (nil: a rank that did not arrive in time),
+    /// ending the whole job.
+    case rankFailed(rank: Int?, reason: String)
+    /// The ranks of a data-parallel job started with different settings,
+    /// data or models; each difference names the setting and the ranks.
+    case configurationMismatch(differences: [String])
 
     public var description: String {
         switch self {
@@ -50,6 +56,10 @@ public enum BatchNormKitError: Error, Equatable, CustomStringConvertible {
             return "\(path): checkpoint does not fit the model: " + parts.joined(separator: "; ")
         case let .diverged(epoch, step, loss):
             return "training diverged at epoch \(epoch), step \(step): the loss is \(loss), not finite (a smaller learning rate, or BatchNorm, may train)"
+        case let .rankFailed(rank, reason):
+            return (rank.map { "rank \($0) failed" } ?? "a rank did not arrive") + ": \(reason)"
+        case let .configurationMismatch(differences):
+            return "the ranks disagree on their configuration, refusing to start: " + differences.joined(separator: "; ")
         }
     }
 }

@@ -25,37 +25,46 @@ struct TrainCommand: ParsableCommand {
     var metrics: String?
     @Option(help: "Data-parallel replicas, one thread each (SyncBatchNorm, gradients summed every step); 1: none.")
     var ranks: Int = 1
+    @OptionGroup var distribution: DistributedOptions
 
     func validate() throws {
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
-        guard ranks <= recipe.options.batchSize / 2 else {
+        guard ranks == 1 || distribution.distributed == .none else {
+            throw ValidationError("--ranks (threads) and --distributed mpi (processes) do not combine; use mpirun -np N")
+        }
+        guard ranks <= recipe.options.batchSize / 2 else {   // not 2 * ranks: that can overflow
             throw ValidationError("--batch-size must be at least 2 per rank (\(ranks) ranks)")
         }
     }
 
     func run() throws {
-        try reportingErrors {
+        let job = try distribution.join()
+        let reports = (job?.rank ?? 0) == 0   // only rank 0 prints and writes files
+        try reportingErrors(as: job) {
             // Outputs first: a bad path fails now, not after the last epoch.
-            try checkOutputs([(checkpoint, "checkpoint", .atomicReplace), (metrics, "metrics file", .stream)])
+            if reports { try checkOutputs([(checkpoint, "checkpoint", .atomicReplace), (metrics, "metrics file", .stream)]) }
             try threads.apply()
             let (dataset, loadSeconds) = try data.load()
             let (train, test, standardization) = try input.prepare(dataset)
             var configuration = recipe.configuration()
             configuration.batchSize = try effectiveBatchSize(configuration.batchSize, samples: train.count, ranks: ranks)
-            // Opened before any replica thread starts, so its failure cannot strand one.
-            let metricsFile = try metrics.map { try MetricsFile(path: $0) }
             // ranks 1…: replicas on threads of their own, silent; rank 0 reports
             let groups = ranks > 1 ? try ThreadProcessGroup.make(size: ranks) : nil
             func replica(_ rank: Int) throws -> (Layer, Trainer) {
+                let group: ProcessGroup? = job ?? groups?[rank]
                 let model = try network.makeModel(inputSize: train.featureCount, norm: norm, placement: placement.placement,
-                                                  seed: recipe.seed, processGroup: groups?[rank])
-                return (model, try Trainer(model: model, configuration: configuration, processGroup: groups?[rank]))
+                                                  seed: recipe.seed, processGroup: group)
+                return (model, try Trainer(model: model, configuration: configuration, processGroup: group))
             }
             let (model, trainer) = try replica(0)
+            if let job { try job.agree(on: startupSettings(model: model, train: train, test: test, configuration: configuration)) }
+            // Opened before any replica thread starts, so its failure cannot strand one.
+            let metricsFile = try (reports ? metrics : nil).map { try MetricsFile(path: $0) }
             let workers = try (1..<max(ranks, 1)).map { rank in
                 ReplicaThread(rank: rank, trainer: try replica(rank).1, data: train, epochs: configuration.epochs)
             }
             workers.forEach { $0.start() }
+            defer { workers.forEach { $0.join() } }
 
             print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
             print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
@@ -63,7 +72,8 @@ struct TrainCommand: ParsableCommand {
             print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
                   + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
-                  + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : ""))
+                  + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : "")
+                  + (job.map { " per rank, \($0.size) MPI ranks" } ?? ""))
 
             let progress = ProgressReporter(totalEpochs: configuration.epochs)
             let history: [EpochMetrics]
@@ -72,20 +82,20 @@ struct TrainCommand: ParsableCommand {
                     progress.epochDone(epoch)
                     try metricsFile?.append(epoch)
                 }
-            } catch let error as BatchNormKitError {
-                // Replicas are not joined on failure: one stuck in an all-reduce
-                // would hold the process; exiting ends them.
-                if case .diverged = error, let checkpoint { printError("bnkit: no checkpoint written to \(checkpoint)") }
+            } catch {
+                groups?[0].abort(reason: "\(error)")   // wakes the thread replicas waiting for rank 0
+                if case BatchNormKitError.diverged = error, let checkpoint, reports {
+                    printError("bnkit: no checkpoint written to \(checkpoint)")
+                }
                 throw error
             }
-            workers.forEach { $0.join() }
             guard let last = history.last else { return }
             let trainingSeconds = history.reduce(0) { $0 + $1.seconds }
             print("final  test accuracy \(percent(last.testAccuracy)), test loss \(decimal(last.testLoss));"
                   + " training \(String(format: "%.2f", trainingSeconds)) s"
                   + " (\(String(format: "%.3f", trainingSeconds / Double(history.count))) s/epoch)")
 
-            if let checkpoint {
+            if let checkpoint, reports {
                 if let bad = model.firstNonFiniteStateEntry() {
                     throw BatchNormKitError.invalidArgument(name: "model state", value: bad,
                                                             requirement: "holds NaN or infinity; no checkpoint written to \(checkpoint)")
@@ -123,7 +133,12 @@ final class ReplicaThread: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
-            do { for _ in 0..<epochs { _ = try trainer.trainEpoch(on: data) } } catch { printError("rank \(rank): \(error)") }
+            do {
+                for _ in 0..<epochs { _ = try trainer.trainEpoch(on: data) }
+            } catch {
+                // rank 0 reports this failure, naming this rank; another rank's failure is rank 0's to report too
+                trainer.processGroup?.abort(reason: "\(error)")
+            }
             finished.signal()
         }
         self.thread = thread

@@ -33,3 +33,45 @@ extension Trainer {
         return (buffer[offset], Int(buffer[offset + 1]))
     }
 }
+
+extension Trainer {
+    /// Copies rank 0's parameters, buffers and batch counters to every rank,
+    /// once before the first step: replicas built from the same seed start
+    /// equal anyway, but ranks on different machines (different BLAS, a
+    /// checkpoint loaded on one) must not start apart. One flat broadcast.
+    func broadcastStateFromRankZero() throws {
+        let entries = model.namedStateEntries(prefix: "").map(\.entry)
+        func tensor(_ entry: StateEntry) -> Tensor? {
+            switch entry {
+            case let .parameter(p): return p.value
+            case let .buffer(t): return t
+            case .batchCounter: return nil
+            }
+        }
+        let total = entries.reduce(0) { $0 + (tensor($1)?.count ?? 1) }
+        let buffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(total, 1))
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 0)
+        var offset = 0
+        for entry in entries {
+            if let t = tensor(entry) {
+                t.withUnsafeBufferPointer { for i in 0..<$0.count { buffer[offset + i] = Double($0[i]) } }
+                offset += t.count
+            } else if case let .batchCounter(counter) = entry {
+                buffer[offset] = Double(counter.numBatchesTracked)
+                offset += 1
+            }
+        }
+        try processGroup!.broadcast(buffer, from: 0)
+        offset = 0
+        for entry in entries {
+            if let t = tensor(entry) {
+                t.withUnsafeMutableBufferPointer { for i in 0..<$0.count { $0[i] = Float(buffer[offset + i]) } }
+                offset += t.count
+            } else if case let .batchCounter(counter) = entry {
+                counter.numBatchesTracked = Int64(buffer[offset])
+                offset += 1
+            }
+        }
+    }
+}

@@ -145,6 +145,8 @@ public final class Trainer {
     /// Every parameter's gradient plus the step's loss sum and correct count,
     /// flattened for one all-reduce per step (data-parallel only).
     var exchange: UnsafeMutableBufferPointer<Double>
+    /// Whether rank 0's state has been broadcast (before the first step).
+    var replicasSynchronized = false
     private var generator: SplitMix64
     private var order: [Int] = []
     // Batch buffers: full-size, and a second pair for a smaller final batch,
@@ -239,6 +241,7 @@ public final class Trainer {
         prepareBuffers(sampleCount: data.count, features: features, rows: share(size).count, tailRows: share(used % size).count)
         shuffleOrder()
         model.train()
+        if processGroup != nil && !replicasSynchronized { try broadcastStateFromRankZero(); replicasSynchronized = true }
         let epoch = epochsCompleted + 1
         var lossSum = 0.0, correct = 0, done = 0
         let start = ContinuousClock.now
