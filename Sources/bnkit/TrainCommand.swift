@@ -11,6 +11,7 @@ struct TrainCommand: ParsableCommand {
     )
 
     @OptionGroup var recipe: RecipeOptions
+    @OptionGroup var optimization: OptimizerOptions
     @Option(help: "Normalization in the hidden blocks.")
     var norm: NormChoice = .batchnorm
     @Option(help: "BatchNorm before or after each ReLU.")
@@ -24,8 +25,11 @@ struct TrainCommand: ParsableCommand {
     var metrics: String?
     @Option(help: "Data-parallel replicas, one thread each (SyncBatchNorm, gradients summed every step); 1: none.")
     var ranks: Int = 1
+    @OptionGroup var resume: ResumeOptions
 
     func validate() throws {
+        try optimization.validate(epochs: recipe.options.epochs)
+        if resume.resume != nil && ranks > 1 { throw ValidationError("--resume trains on one rank only (no --ranks)") }
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
         guard recipe.options.batchSize >= 2 * ranks else {
             throw ValidationError("--batch-size must be at least 2 per rank (\(2 * ranks) for \(ranks) ranks)")
@@ -37,16 +41,32 @@ struct TrainCommand: ParsableCommand {
             try threads.apply()
             let (dataset, loadSeconds) = try data.load()
             let (train, test, standardization) = try input.prepare(dataset)
-            let configuration = recipe.configuration()
+            var configuration = recipe.configuration()
+            configuration.optimizer = optimization.optimizer.kind
             // ranks 1…: replicas on threads of their own, silent; rank 0 reports
             let groups = ranks > 1 ? try ThreadProcessGroup.make(size: ranks) : nil
             func replica(_ rank: Int) throws -> (SeedNetwork, Trainer) {
                 let model = try SeedNetwork(inputSize: train.featureCount, classes: MNISTDataset.classCount,
                                             batchNorm: norm == .batchnorm, placement: placement.placement, seed: recipe.seed,
                                             processGroup: groups?[rank])
-                return (model, try Trainer(model: model, configuration: configuration, processGroup: groups?[rank]))
+                let trainer = try Trainer(model: model, configuration: configuration, processGroup: groups?[rank])
+                try optimization.configure(trainer, epochs: configuration.epochs, sampleCount: train.count)
+                return (model, trainer)
             }
             let (model, trainer) = try replica(0)
+            var checkpoints = CheckpointWriter(path: checkpoint, bestPath: resume.saveBest, metadata: [:], bestAccuracy: -1)
+            checkpoints.metadata = (standardization?.metadata ?? [:]).merging([
+                "created_by": "bnkit train",
+                "epochs": "\(configuration.epochs)",
+                "batch_size": "\(configuration.batchSize)",
+                "learning_rate": "\(configuration.learningRate)",
+                "momentum": "\(configuration.momentum)",
+                "weight_decay": "\(configuration.weightDecay)",
+                "seed": "\(configuration.seed)",
+                "schedule": optimization.description,
+            ]) { _, new in new }
+            try checkpoints.checkWritable()
+            checkpoints.bestAccuracy = try resume.restore(trainer)
             let workers = try (1..<max(ranks, 1)).map { rank in
                 ReplicaThread(rank: rank, trainer: try replica(rank).1, data: train, epochs: configuration.epochs)
             }
@@ -57,36 +77,26 @@ struct TrainCommand: ParsableCommand {
             print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
             print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
             print("model  \(model.architecture)")
-            print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
+            print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), \(optimization.description), lr \(configuration.learningRate)"
                   + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
                   + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : ""))
 
+            var checkpointError: Error?
             let progress = ProgressReporter(totalEpochs: configuration.epochs)
             let history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
                 progress.epochDone(epoch)
                 metricsFile?.append(epoch)
+                do { try checkpoints.epochDone(trainer, epoch) } catch { checkpointError = checkpointError ?? error }
             }
+            if let checkpointError { throw checkpointError }
             guard let last = history.last else { return }
             let trainingSeconds = history.reduce(0) { $0 + $1.seconds }
             print("final  test accuracy \(percent(last.testAccuracy)), test loss \(decimal(last.testLoss));"
                   + " training \(String(format: "%.2f", trainingSeconds)) s"
                   + " (\(String(format: "%.3f", trainingSeconds / Double(history.count))) s/epoch)")
 
-            if let checkpoint {
-                try model.saveCheckpoint(to: checkpoint, metadata: (standardization?.metadata ?? [:]).merging([
-                    "created_by": "bnkit train",
-                    "epochs": "\(configuration.epochs)",
-                    "batch_size": "\(configuration.batchSize)",
-                    "learning_rate": "\(configuration.learningRate)",
-                    "momentum": "\(configuration.momentum)",
-                    "weight_decay": "\(configuration.weightDecay)",
-                    "seed": "\(configuration.seed)",
-                    "test_accuracy": "\(last.testAccuracy)",
-                    "test_loss": "\(last.testLoss)",
-                ]) { _, new in new })
-                print("saved  \(checkpoint)")
-            }
+            for case let path? in [checkpoint, resume.saveBest] { print("saved  \(path)") }
         }
     }
 }

@@ -32,3 +32,18 @@ extension TrainingConfiguration {
         }
     }
 }
+
+extension Trainer {
+    /// Optimizer steps in one epoch over `sampleCount` samples, e.g. to size
+    /// a per-batch schedule such as ``OneCycleLR`` (epochs × this).
+    public func stepsPerEpoch(sampleCount: Int) -> Int { epochShape(sampleCount: sampleCount).steps }
+
+    /// Samples an epoch trains on (a final batch of one — two per rank when
+    /// data-parallel — is dropped; see ``Trainer``) and its step count.
+    func epochShape(sampleCount: Int) -> (samples: Int, steps: Int) {
+        let size = configuration.batchSize, ranks = processGroup?.size ?? 1
+        let remainder = sampleCount % size
+        let used = remainder > 0 && remainder < 2 * ranks ? sampleCount - remainder : sampleCount
+        return (used, (used + size - 1) / size)
+    }
+}

@@ -235,9 +235,7 @@ public final class Trainer {
         let size = configuration.batchSize, features = data.featureCount
         let ranks = processGroup?.size ?? 1, rank = processGroup?.rank ?? 0
         // Drop a final batch of one (two per rank when data-parallel; see the type's documentation).
-        let remainder = data.count % size
-        let used = remainder > 0 && remainder < 2 * ranks ? data.count - remainder : data.count
-        let batchCount = (used + size - 1) / size
+        let (used, batchCount) = epochShape(sampleCount: data.count)
         // this rank's rows of a batch of n: [n·rank/ranks, n·(rank+1)/ranks)
         @inline(__always) func share(_ n: Int) -> Range<Int> { (n * rank / ranks)..<(n * (rank + 1) / ranks) }
         prepareBuffers(sampleCount: data.count, features: features, rows: share(size).count, tailRows: share(used % size).count)
