@@ -7,7 +7,7 @@ import PackageDescription
 /// as a dependency. `make bench` adds `-target-cpu native` from the command line.
 let package = Package(
     name: "BatchNormKit",
-    platforms: [.macOS(.v13)],
+    // Linux only (OpenBLAS and LAPACKE through pkg-config, Glibc): no Apple platforms are declared.
     products: [
         .library(name: "BatchNormKit", targets: ["BatchNormKit"]),
         .library(name: "BatchNormReference", targets: ["BatchNormReference"]),
@@ -17,6 +17,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // `swift package generate-documentation` (make docs); a plugin only, nothing is linked.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: - C shims (implementation details, never products)
@@ -94,6 +96,8 @@ let package = Package(
         ),
         // Launch mpirun on the built bnkit and bnkmpi (no MPI import: the ranks are processes).
         .testTarget(name: "BatchNormKitMPITests"),
+        // The command line's own logic (progress-line layout); an executable target, testable since Swift 5.5.
+        .testTarget(name: "bnkitTests", dependencies: ["bnkit"]),
     ],
     swiftLanguageModes: [.v5]
 )

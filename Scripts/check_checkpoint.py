@@ -6,7 +6,8 @@
         [--json] [--hidden 256,64] [--placement before|after] [--no-batchnorm]
 
 Loads CHECKPOINT with ``safetensors.torch.load_file`` into the seed network
-``MyNetwork`` (defined in make_fixtures.py) with ``load_state_dict(strict=True)``.
+``MyNetwork`` (defined in make_fixtures.py) with ``load_state_dict(strict=True)``,
+after setting aside a training checkpoint's ``optimizer.*`` and ``trainer.*`` entries.
 It also requires exactly the model's keys (strict loading lets a missing
 ``num_batches_tracked`` through) and every tensor's dtype to equal the model's
 (float32 parameters and running statistics, int64 ``num_batches_tracked``),
@@ -59,6 +60,10 @@ def main():
         state = load_file(args.checkpoint)
     except Exception as error:  # safetensors raises several types for malformed files
         fail(f"{args.checkpoint}: cannot read: {error}")
+    # A training checkpoint of bnkit train is a state dict plus extras
+    # (optimizer.*, trainer.*: optimizer buffers, epoch, data order); set them aside.
+    extras = {name for name in state if name.startswith(("optimizer.", "trainer."))}
+    state = {name: tensor for name, tensor in state.items() if name not in extras}
     expected = model.state_dict()
     # load_state_dict(strict=True) quietly accepts a missing num_batches_tracked
     # (BatchNorm's backward compatibility), so compare the key sets first.
@@ -74,7 +79,7 @@ def main():
     except RuntimeError as error:
         fail(f"{args.checkpoint}: load_state_dict(strict=True) failed: {error}")
 
-    report = {"checkpoint": args.checkpoint, "loaded": True, "tensors": len(state)}
+    report = {"checkpoint": args.checkpoint, "loaded": True, "tensors": len(state), "training_state_entries": len(extras)}
     if args.input:
         try:
             inputs = load_file(args.input)
@@ -100,7 +105,8 @@ def main():
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{args.checkpoint}: loaded {len(state)} tensors into MyNetwork (strict)")
+        print(f"{args.checkpoint}: loaded {len(state)} tensors into MyNetwork (strict)"
+              + (f", set aside {len(extras)} training-state entries (optimizer.*, trainer.*)" if extras else ""))
         if args.input:
             torch.set_printoptions(precision=6, sci_mode=False)
             print(f"eval logits for {args.input}[{args.input_key!r}]:\n{logits}")

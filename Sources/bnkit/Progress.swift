@@ -15,6 +15,21 @@ final class ProgressReporter {
     /// Printed before every line, e.g. "batchnorm lr 1.0  ".
     var prefix = ""
     private var lastDraw = -Double.infinity
+    // For the whole run's ETA: when this process's first epoch began, and
+    // the samples of the epochs finished since.
+    private var runStart: ContinuousClock.Instant?
+    private var currentEpoch = 0, samplesBeforeEpoch = 0, lastEpochSamples = 0
+
+    private func startEpoch(_ p: BatchProgress) {
+        if runStart == nil {
+            // the first callback comes after one step: count the run from then
+            runStart = ContinuousClock.now - .seconds(p.elapsedSeconds)
+        } else {
+            samplesBeforeEpoch += lastEpochSamples
+        }
+        currentEpoch = p.epoch
+        lastEpochSamples = p.sampleCount
+    }
 
     init(totalEpochs: Int) { self.totalEpochs = totalEpochs }
 
@@ -25,13 +40,17 @@ final class ProgressReporter {
         let last = p.batch == p.batchCount
         guard last || p.elapsedSeconds - lastDraw >= 0.05 else { return }
         lastDraw = p.elapsedSeconds
-        let width = 24
-        let filled = width * p.batch / max(p.batchCount, 1)
-        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" + String(repeating: " ", count: width - filled - 1) : "")
+        if runStart == nil || p.epoch != currentEpoch { startEpoch(p) }
         let rate = Double(p.samplesDone) / max(p.elapsedSeconds, 1e-9)
-        let eta = Double(p.sampleCount - p.samplesDone) / max(rate, 1e-9)
-        let line = "\(prefix)\(epochLabel(p.epoch)) [\(bar)] \(p.batch)/\(p.batchCount)  loss \(decimal(p.runningLoss))"
-            + "  acc \(percent(p.runningAccuracy))  \(Int(rate)) samples/s  ETA \(String(format: "%.1f", eta)) s"
+        // The run's pace so far (training and evaluation) over the samples it trained on.
+        let runSeconds = seconds(since: runStart!), runSamples = Double(samplesBeforeEpoch + p.samplesDone)
+        let samplesLeft = Double((totalEpochs - p.epoch) * p.sampleCount + p.sampleCount - p.samplesDone)
+        let line = ProgressLine(
+            prefix: prefix, epochLabel: epochLabel(p.epoch), batch: p.batch, batchCount: p.batchCount,
+            loss: p.runningLoss, accuracy: p.runningAccuracy, samplesPerSecond: rate,
+            epochSecondsLeft: Double(p.sampleCount - p.samplesDone) / max(rate, 1e-9),
+            runSecondsLeft: runSamples > 0 ? samplesLeft * runSeconds / runSamples : .nan
+        ).render(width: terminalWidth())
         fputs("\r\u{1B}[2K" + line, stdout)
         fflush(stdout)
     }
@@ -40,9 +59,11 @@ final class ProgressReporter {
     func epochDone(_ m: EpochMetrics) {
         if interactive { fputs("\r\u{1B}[2K", stdout) }
         lastDraw = -Double.infinity
-        print("\(prefix)\(epochLabel(m.epoch))  train loss \(decimal(m.trainLoss)) acc \(percent(m.trainAccuracy))"
-              + "  test loss \(decimal(m.testLoss)) acc \(percent(m.testAccuracy))"
-              + "  \(String(format: "%.2f", m.seconds)) s  \(Int(m.samplesPerSecond.isFinite ? m.samplesPerSecond : 0)) samples/s")
+        let summary = "\(prefix)\(epochLabel(m.epoch))  train loss \(decimal(m.trainLoss)) acc \(percent(m.trainAccuracy))"
+            + "  test loss \(decimal(m.testLoss)) acc \(percent(m.testAccuracy))"
+        let timing = "  \(String(format: "%.2f", m.seconds)) s  \(Int(m.samplesPerSecond.isFinite ? m.samplesPerSecond : 0)) samples/s"
+        // On a narrow terminal the timing goes rather than wrapping the line.
+        print(summary + (interactive && summary.count + timing.count >= terminalWidth() ? "" : timing))
         fflush(stdout)
     }
 

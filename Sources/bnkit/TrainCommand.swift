@@ -11,6 +11,7 @@ struct TrainCommand: ParsableCommand {
     )
 
     @OptionGroup var recipe: RecipeOptions
+    @OptionGroup var optimization: OptimizerOptions
     @Option(help: "Normalization in the hidden blocks.")
     var norm: NetworkNormChoice = .batchnorm
     @Option(help: "BatchNorm before or after each ReLU.")
@@ -26,8 +27,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Data-parallel replicas, one thread each (SyncBatchNorm, gradients summed every step); 1: none.")
     var ranks: Int = 1
     @OptionGroup var distribution: DistributedOptions
+    @OptionGroup var resume: ResumeOptions
 
     func validate() throws {
+        try optimization.validate(epochs: recipe.options.epochs)
+        if resume.resume != nil && ranks > 1 { throw ValidationError("--resume trains on one rank only (no --ranks)") }
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
         guard ranks == 1 || distribution.distributed == .none else {
             throw ValidationError("--ranks (threads) and --distributed mpi (processes) do not combine; use mpirun -np N")
@@ -42,22 +46,41 @@ struct TrainCommand: ParsableCommand {
         let reports = (job?.rank ?? 0) == 0   // only rank 0 prints and writes files
         try reportingErrors(as: job) {
             // Outputs first: a bad path fails now, not after the last epoch.
-            if reports { try checkOutputs([(checkpoint, "checkpoint", .atomicReplace), (metrics, "metrics file", .stream)]) }
+            if reports {
+                try checkOutputs([(checkpoint, "checkpoint", .atomicReplace), (resume.saveBest, "best checkpoint", .atomicReplace),
+                                  (metrics, "metrics file", .stream)])
+            }
             try threads.apply()
             let (dataset, loadSeconds) = try data.load()
             let (train, test, standardization) = try input.prepare(dataset)
             var configuration = recipe.configuration()
             configuration.batchSize = try effectiveBatchSize(configuration.batchSize, samples: train.count, ranks: ranks)
+            configuration.optimizer = optimization.optimizer.kind
             // ranks 1…: replicas on threads of their own, silent; rank 0 reports
             let groups = ranks > 1 ? try ThreadProcessGroup.make(size: ranks) : nil
             func replica(_ rank: Int) throws -> (Layer, Trainer) {
                 let group: ProcessGroup? = job ?? groups?[rank]
                 let model = try network.makeModel(inputSize: train.featureCount, norm: norm, placement: placement.placement,
                                                   seed: recipe.seed, processGroup: group)
-                return (model, try Trainer(model: model, configuration: configuration, processGroup: group))
+                let trainer = try Trainer(model: model, configuration: configuration, processGroup: group)
+                try optimization.configure(trainer, epochs: configuration.epochs, sampleCount: train.count)
+                return (model, trainer)
             }
             let (model, trainer) = try replica(0)
             if let job { try job.agree(on: startupSettings(model: model, train: train, test: test, configuration: configuration)) }
+            var checkpoints = CheckpointWriter(path: reports ? checkpoint : nil, bestPath: reports ? resume.saveBest : nil,
+                                               metadata: [:], bestAccuracy: -1)
+            checkpoints.metadata = (standardization?.metadata ?? [:]).merging([
+                "created_by": "bnkit train",
+                "epochs": "\(configuration.epochs)",
+                "batch_size": "\(configuration.batchSize)",
+                "learning_rate": "\(configuration.learningRate)",
+                "momentum": "\(configuration.momentum)",
+                "weight_decay": "\(configuration.weightDecay)",
+                "seed": "\(configuration.seed)",
+                "schedule": optimization.description,
+            ]) { _, new in new }
+            checkpoints.bestAccuracy = try resume.restore(trainer)
             // Opened before any replica thread starts, so its failure cannot strand one.
             let metricsFile = try (reports ? metrics : nil).map { try MetricsFile(path: $0) }
             let workers = try (1..<max(ranks, 1)).map { rank in
@@ -69,50 +92,36 @@ struct TrainCommand: ParsableCommand {
             print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
             print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
             print("model  \(describeModel(model))")
-            print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
+            print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), \(optimization.description), lr \(configuration.learningRate)"
                   + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
                   + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : "")
                   + (job.map { " per rank, \($0.size) MPI ranks" } ?? ""))
 
+            var checkpointError: Error?
             let progress = ProgressReporter(totalEpochs: configuration.epochs)
             let history: [EpochMetrics]
             do {
                 history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
                     progress.epochDone(epoch)
                     try metricsFile?.append(epoch)
+                    do { try checkpoints.epochDone(trainer, epoch) } catch { checkpointError = checkpointError ?? error }
                 }
             } catch {
                 groups?[0].abort(reason: "\(error)")   // wakes the thread replicas waiting for rank 0
                 if case BatchNormKitError.diverged = error, let checkpoint, reports {
-                    printError("bnkit: no checkpoint written to \(checkpoint)")
+                    printError("bnkit: training stopped; \(checkpoint) holds the last finite epoch's state, if any")
                 }
                 throw error
             }
+            if let checkpointError { throw checkpointError }
             guard let last = history.last else { return }
             let trainingSeconds = history.reduce(0) { $0 + $1.seconds }
             print("final  test accuracy \(percent(last.testAccuracy)), test loss \(decimal(last.testLoss));"
                   + " training \(String(format: "%.2f", trainingSeconds)) s"
                   + " (\(String(format: "%.3f", trainingSeconds / Double(history.count))) s/epoch)")
 
-            if let checkpoint, reports {
-                if let bad = model.firstNonFiniteStateEntry() {
-                    throw BatchNormKitError.invalidArgument(name: "model state", value: bad,
-                                                            requirement: "holds NaN or infinity; no checkpoint written to \(checkpoint)")
-                }
-                try model.saveCheckpoint(to: checkpoint, metadata: (standardization?.metadata ?? [:]).merging([
-                    "created_by": "bnkit train",
-                    "epochs": "\(configuration.epochs)",
-                    "batch_size": "\(configuration.batchSize)",
-                    "learning_rate": "\(configuration.learningRate)",
-                    "momentum": "\(configuration.momentum)",
-                    "weight_decay": "\(configuration.weightDecay)",
-                    "seed": "\(configuration.seed)",
-                    "test_accuracy": "\(last.testAccuracy)",
-                    "test_loss": "\(last.testLoss)",
-                ]) { _, new in new })
-                print("saved  \(checkpoint)")
-            }
+            if reports { for case let path? in [checkpoint, resume.saveBest] { print("saved  \(path)") } }
         }
     }
 }

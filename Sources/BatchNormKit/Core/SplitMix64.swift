@@ -1,7 +1,8 @@
 /// A small seedable random number generator (SplitMix64, Steele, Lea &
 /// Flood 2014): same seed → same weights on every machine.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    /// The whole generator (a checkpoint saves it to resume the data order).
+    var state: UInt64
 
     /// A generator whose whole output is fixed by `seed`.
     public init(seed: UInt64) { state = seed }

@@ -97,7 +97,7 @@ public struct NetworkArchitecture: Equatable, Sendable, CustomStringConvertible 
     public init(inferringFrom file: SafeTensorsFile, path: String) throws {
         var linears: [(index: Int, shape: [Int])] = []
         var norms: [Int] = []
-        for (name, tensor) in file.tensors {
+        for (name, tensor) in file._seedNetworkNames().tensors {
             let parts = name.split(separator: ".")
             guard parts.count == 3, parts[0] == "layers", let index = Int(parts[1]) else { continue }
             if parts[2] == "weight" && tensor.shape.count == 2 { linears.append((index, tensor.shape)) }
@@ -106,7 +106,10 @@ public struct NetworkArchitecture: Equatable, Sendable, CustomStringConvertible 
         linears.sort { $0.index < $1.index }
         guard let first = linears.first, let last = linears.last else {
             throw BatchNormKitError.fileFormat(
-                path: path, reason: "cannot infer the network: no metadata and no Linear weight named like layers.0.weight")
+                path: path, reason: "cannot infer the network: no metadata and no 2-D Linear weight named like layers.0.weight"
+                    + " (the lesson's MyNetwork) or 0.weight (a bare nn.Sequential); the file holds "
+                    + (file.tensors.isEmpty ? "no tensors" : file.tensors.keys.sorted(by: _stateNameOrder).prefix(8).joined(separator: ", ")
+                       + (file.tensors.count > 8 ? ", …" : "")))
         }
         var placement = NormPlacement.before
         if let norm = norms.min(), let owner = linears.last(where: { $0.index < norm }), norm - owner.index == 2 {
@@ -173,12 +176,16 @@ extension SeedNetwork {
     }
 
     /// Rebuilds the network a state dict belongs to and loads it strictly
-    /// (see ``NetworkArchitecture/init(of:path:)``). The network is in
+    /// (see ``NetworkArchitecture/init(of:path:)``). Names may be the
+    /// lesson's `MyNetwork` ones (`layers.0.weight`) or a bare
+    /// `nn.Sequential`'s (`0.weight`); a training checkpoint's `optimizer.*`
+    /// and `trainer.*` entries are ignored. The network is in
     /// training mode, like a fresh PyTorch module; call `eval()` for inference.
     ///
     /// - Throws: `fileFormat` for bad metadata, `checkpointMismatch` when
     ///   the tensors do not fit the architecture.
     public convenience init(stateDict file: SafeTensorsFile, path: String = "state dict") throws {
+        let file = file.modelStateDict._seedNetworkNames()
         let architecture = try NetworkArchitecture(of: file, path: path)
         try architecture.checkStateNames(file, path: path)   // names every bad entry first
         try architecture.checkFits(file, path: path)
@@ -194,5 +201,19 @@ extension SeedNetwork {
     ///   file, `checkpointMismatch` when the tensors do not fit.
     public convenience init(checkpoint path: String) throws {
         try self.init(stateDict: try SafeTensorsFile(contentsOf: path), path: path)
+    }
+}
+
+extension SafeTensorsFile {
+    /// A bare `nn.Sequential`'s state dict (`0.weight`, `1.running_mean`, …)
+    /// renamed to ``SeedNetwork``'s `layers.<i>.<name>`; any other file as it is.
+    func _seedNetworkNames() -> SafeTensorsFile {
+        let bare = !tensors.isEmpty && tensors.keys.allSatisfy { name in
+            name.split(separator: ".", maxSplits: 1).first.map { Int($0) != nil } ?? false
+        }
+        guard bare else { return self }
+        var renamed = self
+        renamed.tensors = Dictionary(uniqueKeysWithValues: tensors.map { ("layers." + $0.key, $0.value) })
+        return renamed
     }
 }

@@ -7,7 +7,7 @@
 ///
 /// Updates parameters only; BatchNorm's running buffers are never touched.
 /// Momentum buffers are allocated on the first step and reused after it.
-public final class SGD {
+public final class SGD: Optimizer {
     /// The parameters ``step()`` updates, in order.
     public let parameters: [Parameter]
     /// lr; may be changed between steps (a schedule).
@@ -20,20 +20,15 @@ public final class SGD {
     public let weightDecay: Float
     /// Nesterov momentum (needs μ > 0 and dampening 0).
     public let nesterov: Bool
-    private var momentumBuffers: [UnsafeMutablePointer<Float>] = []
+    /// PyTorch's `momentum_buffer` of every parameter, made by the first step.
+    var momentumBuffers: _ParameterBuffers?
 
     /// PyTorch's defaults: momentum 0, dampening 0, weightDecay 0, nesterov false.
     public init(parameters: [Parameter], learningRate: Float, momentum: Float = 0, dampening: Float = 0,
                 weightDecay: Float = 0, nesterov: Bool = false) throws {
-        guard learningRate >= 0, learningRate.isFinite else {
-            throw BatchNormKitError.invalidArgument(name: "learning rate", value: "\(learningRate)", requirement: "must be finite and ≥ 0")
-        }
-        guard momentum >= 0, momentum.isFinite else {
-            throw BatchNormKitError.invalidArgument(name: "momentum", value: "\(momentum)", requirement: "must be finite and ≥ 0")
-        }
-        guard weightDecay >= 0, weightDecay.isFinite else {
-            throw BatchNormKitError.invalidArgument(name: "weight decay", value: "\(weightDecay)", requirement: "must be finite and ≥ 0")
-        }
+        try _checkLearningRate(learningRate)
+        try _checkFiniteNonNegative(momentum, "momentum")
+        try _checkFiniteNonNegative(weightDecay, "weight decay")
         if nesterov && (momentum <= 0 || dampening != 0) {
             throw BatchNormKitError.invalidArgument(name: "nesterov", value: "true", requirement: "requires momentum > 0 and dampening 0")
         }
@@ -45,27 +40,16 @@ public final class SGD {
         self.nesterov = nesterov
     }
 
-    deinit { for b in momentumBuffers { b.deallocate() } }
-
-    /// Sets every parameter's gradient to zero (PyTorch's `zero_grad`).
-    public func zeroGrad() { for p in parameters { p.zeroGrad() } }
-
     /// One update of every parameter from its accumulated gradient.
     public func step() {
-        let firstStep = momentum != 0 && momentumBuffers.isEmpty
-        if firstStep {
-            momentumBuffers = parameters.map {
-                let b = UnsafeMutablePointer<Float>.allocate(capacity: max($0.value.count, 1))
-                b.initialize(repeating: 0, count: max($0.value.count, 1))   // read (×0) by the first step
-                return b
-            }
-        }
+        let firstStep = momentum != 0 && momentumBuffers == nil
+        if firstStep { momentumBuffers = _ParameterBuffers(like: parameters) }   // read (×0) by the first step
         for (index, p) in parameters.enumerated() {
             let w = p.value._pointer, grad = p.grad._pointer, n = p.value.count
             if momentum == 0 {
                 _plainStep(w, grad, n)
             } else {
-                _momentumStep(w, grad, momentumBuffers[index], n, first: firstStep)
+                _momentumStep(w, grad, momentumBuffers!.pointers[index], n, first: firstStep)
             }
         }
     }
@@ -92,5 +76,27 @@ public final class SGD {
             b[i] = buf
             w[i] -= lr * (stepG * g + stepB * buf)
         }
+    }
+}
+
+// MARK: - State for checkpoints
+
+extension SGD {
+    /// `momentum_buffer.<name>` per parameter once a step with momentum has run.
+    public func stateTensors(parameterNames: [String]) -> [String: SafeTensor] {
+        momentumBuffers?.tensors(kind: "momentum_buffer", parameters: parameters, names: parameterNames) ?? [:]
+    }
+
+    /// Restores the momentum buffers; no entries means "before the first step".
+    public func loadStateTensors(_ tensors: [String: SafeTensor], parameterNames: [String], path: String) throws {
+        guard momentum != 0, tensors.keys.contains(where: { $0.hasPrefix("momentum_buffer.") }) else {
+            momentumBuffers = nil
+            return
+        }
+        let values = try _readStateBuffers(kinds: ["momentum_buffer"], from: tensors, parameters: parameters,
+                                           names: parameterNames, path: path)
+        let buffers = _ParameterBuffers(like: parameters)
+        for (index, v) in values["momentum_buffer"]!.enumerated() { buffers.pointers[index].update(from: v, count: v.count) }
+        momentumBuffers = buffers
     }
 }

@@ -69,6 +69,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var seed: UInt64
     /// Samples per evaluation forward; only memory and speed depend on it.
     public var evaluationBatchSize: Int
+    /// SGD (``momentum`` applies), Adam or AdamW (PyTorch's betas and eps;
+    /// ``learningRate`` and ``weightDecay`` apply).
+    public var optimizer: OptimizerKind = .sgd
 
     /// The seed lesson's recipe unless told otherwise.
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Float = 0.1, momentum: Float = 0.9,
@@ -132,12 +135,19 @@ public struct EpochTraining: Sendable, Equatable {
 public final class Trainer {
     /// The network being trained, logits `(N, K)` from `(N, featureCount)`.
     public let model: Layer
-    /// SGD over `model.parameters()`.
-    public let optimizer: SGD
+    /// The optimizer over `model.parameters()` chosen by ``TrainingConfiguration/optimizer``.
+    public let optimizer: any Optimizer
     /// The hyperparameters, fixed at creation.
     public let configuration: TrainingConfiguration
     /// Epochs finished by ``trainEpoch(on:onBatch:)`` (numbers the next one).
-    public private(set) var epochsCompleted = 0
+    public internal(set) var epochsCompleted = 0
+    /// Optimizer steps taken so far, over all epochs.
+    public internal(set) var stepsCompleted = 0
+    /// Sets the optimizer's lr before every step (nil: the configuration's
+    /// constant lr), stepped once per epoch or per batch as ``schedulerInterval`` says.
+    public var scheduler: (any LearningRateScheduler)?
+    /// What one step of ``scheduler`` is.
+    public var schedulerInterval: SchedulerInterval = .epoch
 
     let criterion = CrossEntropyLoss()
     /// Data parallelism: the ranks this trainer is one of (nil: alone).
@@ -147,8 +157,8 @@ public final class Trainer {
     var exchange: UnsafeMutableBufferPointer<Double>
     /// Whether rank 0's state has been broadcast (before the first step).
     var replicasSynchronized = false
-    private var generator: SplitMix64
-    private var order: [Int] = []
+    var generator: SplitMix64
+    var order: [Int] = []
     // Batch buffers: full-size, and a second pair for a smaller final batch,
     // so neither is ever resized (layers' own buffers only re-view storage).
     private var batch: Tensor?
@@ -178,8 +188,7 @@ public final class Trainer {
         self.model = model
         self.configuration = configuration
         self.processGroup = processGroup
-        optimizer = try SGD(parameters: model.parameters(), learningRate: configuration.learningRate,
-                            momentum: configuration.momentum, weightDecay: configuration.weightDecay)
+        optimizer = try configuration.makeOptimizer(parameters: model.parameters())
         let values = processGroup == nil ? 0 : optimizer.parameters.reduce(2) { $0 + $1.value.count }
         exchange = .allocate(capacity: values)
         exchange.initialize(repeating: 0)
@@ -189,7 +198,8 @@ public final class Trainer {
 
     deinit { exchange.deallocate() }
 
-    /// Trains `configuration.epochs` epochs, evaluating on `test` after each.
+    /// Trains until `configuration.epochs` epochs are done (all of them for a fresh
+    /// trainer, the rest for a resumed one), evaluating on `test` after each.
     ///
     /// - Parameters:
     ///   - onBatch: called after every step (keep it cheap: it runs inside the timed loop).
@@ -200,7 +210,7 @@ public final class Trainer {
                     onBatch: ((BatchProgress) -> Void)? = nil,
                     onEpoch: ((EpochMetrics) throws -> Void)? = nil) throws -> [EpochMetrics] {
         var history: [EpochMetrics] = []
-        for _ in 0..<configuration.epochs {
+        for _ in epochsCompleted..<max(configuration.epochs, epochsCompleted) {   // a resumed trainer continues
             let pass = try trainEpoch(on: train, onBatch: onBatch)
             let start = ContinuousClock.now
             let result = try evaluate(on: test)
@@ -233,9 +243,7 @@ public final class Trainer {
         let ranks = processGroup?.size ?? 1, rank = processGroup?.rank ?? 0
         try checkBatches(for: data, ranks: ranks)
         // Drop a final batch of one (two per rank when data-parallel; see the type's documentation).
-        let remainder = data.count % size
-        let used = remainder > 0 && remainder < 2 * ranks ? data.count - remainder : data.count
-        let batchCount = (used + size - 1) / size
+        let (used, batchCount) = epochShape(sampleCount: data.count)
         // this rank's rows of a batch of n: [n·rank/ranks, n·(rank+1)/ranks)
         @inline(__always) func share(_ n: Int) -> Range<Int> { (n * rank / ranks)..<(n * (rank + 1) / ranks) }
         prepareBuffers(sampleCount: data.count, features: features, rows: share(size).count, tailRows: share(used % size).count)
@@ -282,7 +290,11 @@ public final class Trainer {
                         guard stepLoss.isFinite else {
                             throw BatchNormKitError.diverged(epoch: epoch, step: step + 1, loss: stepLoss / Double(n))
                         }
+                        if let scheduler {
+                            optimizer.learningRate = Float(scheduler.learningRate(at: schedulerInterval == .epoch ? epoch - 1 : stepsCompleted))
+                        }
                         optimizer.step()
+                        stepsCompleted += 1
 
                         lossSum += stepLoss
                         correct += stepCorrect

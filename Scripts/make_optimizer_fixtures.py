@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Write the PyTorch golden files of BatchNormKit's optimizers and LR schedules.
+
+Run from the repository root:  .venv/bin/python Scripts/make_optimizer_fixtures.py
+(`make fixtures` runs it after make_fixtures.py.)
+
+optimizers.safetensors -- Adam/AdamW on three free parameters, fed fixed gradients
+    init.p0 [5, 7], init.p1 [7], init.p2 [3]     initial values (float32)
+    grad<t>.p<i>                                 the gradient set before step t = 1…6;
+                                                 their scales jump (1, 3, 0.1, 0.1, 2, 0.01)
+                                                 so the amsgrad maximum matters
+    <variant>.step<t>.p<i>                       the parameters after step t
+    <variant>.state.exp_avg.p<i>, .exp_avg_sq.p<i>, (.max_exp_avg_sq.p<i>)
+                                                 the optimizer state after step 6
+    The variants and their settings are in the file's metadata
+    (``<variant>`` → JSON of the keyword arguments); ``adam_lr_changes`` sets
+    ``lr = 0.01 · 0.5^(t-1)`` before step t, as a schedule would.
+
+schedules.safetensors -- float64 ``lr.<variant>`` [S + 1]: the optimizer's lr after
+    0…S calls of ``scheduler.step()`` (base lr 0.1; settings in the metadata).
+    OneCycleLR uses ``cycle_momentum=False`` (BatchNormKit does not cycle momentum).
+"""
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "Tests", "BatchNormKitTests", "Fixtures")
+SHAPES = [(5, 7), (7,), (3,)]
+SCALES = [1.0, 3.0, 0.1, 0.1, 2.0, 0.01]
+
+ADAM_VARIANTS = {
+    "adam": ("Adam", dict(lr=0.01)),
+    "adam_weight_decay": ("Adam", dict(lr=0.01, weight_decay=0.1)),
+    "adam_amsgrad": ("Adam", dict(lr=0.01, betas=(0.8, 0.99), amsgrad=True)),
+    "adam_lr_changes": ("Adam", dict(lr=0.01, eps=1e-6)),
+    "adamw": ("AdamW", dict(lr=0.01)),
+    "adamw_amsgrad": ("AdamW", dict(lr=0.02, weight_decay=0.1, amsgrad=True, eps=1e-6)),
+}
+
+
+def save(tensors, metadata, name):
+    path = os.path.join(FIXTURES, name)
+    save_file(tensors, path, metadata=dict(sorted(metadata.items())))
+    print(f"{os.path.getsize(path):>9}  {os.path.relpath(path)}")
+
+
+def make_optimizers():
+    generator = torch.Generator().manual_seed(11)
+    init = [torch.randn(shape, generator=generator) for shape in SHAPES]
+    grads = [[torch.randn(shape, generator=generator) * scale for shape in SHAPES] for scale in SCALES]
+    tensors = {f"init.p{i}": p for i, p in enumerate(init)}
+    for t, step in enumerate(grads, start=1):
+        tensors.update({f"grad{t}.p{i}": g for i, g in enumerate(step)})
+    metadata = {}
+    for name, (kind, options) in ADAM_VARIANTS.items():
+        params = [torch.nn.Parameter(p.clone()) for p in init]
+        optimizer = getattr(torch.optim, kind)(params, foreach=False, **options)
+        for t, step in enumerate(grads, start=1):
+            if name == "adam_lr_changes":
+                optimizer.param_groups[0]["lr"] = 0.01 * 0.5 ** (t - 1)
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            optimizer.step()
+            tensors.update({f"{name}.step{t}.p{i}": p.detach().clone() for i, p in enumerate(params)})
+        for i, p in enumerate(params):
+            for key, value in optimizer.state[p].items():
+                if key != "step":
+                    tensors[f"{name}.state.{key}.p{i}"] = value.clone()
+        metadata[name] = json.dumps({"optimizer": kind, **options})
+    save(tensors, metadata, "optimizers.safetensors")
+
+
+def make_schedules():
+    from torch.optim import lr_scheduler as S
+
+    def run(make, steps):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = make(optimizer)
+        values = [optimizer.param_groups[0]["lr"]]
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            values.append(optimizer.param_groups[0]["lr"])
+        return torch.tensor(values, dtype=torch.float64)
+
+    variants = {
+        "step": ("StepLR(step_size=3, gamma=0.5)", lambda o: S.StepLR(o, step_size=3, gamma=0.5), 12),
+        "cosine": ("CosineAnnealingLR(T_max=10, eta_min=0.001)", lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=0.001), 25),
+        "linear": ("LinearLR(start_factor=0.1, end_factor=1.0, total_iters=4)",
+                   lambda o: S.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=4), 8),
+        "onecycle": ("OneCycleLR(max_lr=0.1, total_steps=20, cycle_momentum=False)",
+                     lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=20, cycle_momentum=False), 19),
+        "onecycle_custom": ("OneCycleLR(max_lr=0.1, total_steps=17, pct_start=0.25, div_factor=10, final_div_factor=100, cycle_momentum=False)",
+                            lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=17, pct_start=0.25, div_factor=10,
+                                                   final_div_factor=100, cycle_momentum=False), 16),
+        "warmup_cosine": ("SequentialLR([LinearLR(start_factor=0.01, total_iters=3), CosineAnnealingLR(T_max=7)], milestones=[3])",
+                          lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.01, total_iters=3),
+                                                       S.CosineAnnealingLR(o, T_max=7)], milestones=[3]), 12),
+        "warmup_step": ("SequentialLR([LinearLR(start_factor=0.5, total_iters=2), StepLR(step_size=2, gamma=0.1)], milestones=[2])",
+                        lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.5, total_iters=2),
+                                                     S.StepLR(o, step_size=2, gamma=0.1)], milestones=[2]), 8),
+    }
+    tensors = {f"lr.{name}": run(make, steps) for name, (_, make, steps) in variants.items()}
+    save(tensors, {name: text for name, (text, _, _) in variants.items()}, "schedules.safetensors")
+
+
+def main():
+    torch.set_num_threads(1)
+    make_optimizers()
+    make_schedules()
+
+
+if __name__ == "__main__":
+    main()
