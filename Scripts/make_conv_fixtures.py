@@ -15,6 +15,14 @@ conv2d_<case>.safetensors -- one ``torch.nn.Conv2d`` forward and backward
          stride2_pad  Conv2d(2, 3, 3, stride=2, padding=1) on (2, 2, 7, 6)
          dilated_groups  Conv2d(4, 6, 3, padding=2, dilation=2, groups=2, bias=False) on (2, 4, 5, 7)
          k1_stride3   Conv2d(2, 5, 1, stride=3) on (3, 2, 8, 7)
+
+pool_<case>.safetensors -- one pooling forward and backward: x, dy, y, dx, y_f64, dx_f64
+  cases: max_k2            MaxPool2d(2) on (2, 3, 5, 7)       (odd sizes: the last row/column is dropped)
+         max_k3_s2_p1      MaxPool2d(3, stride=2, padding=1) on (2, 2, 7, 6)
+         avg_k3_s2_p1      AvgPool2d(3, stride=2, padding=1) on (2, 2, 7, 6)
+         avg_k3_s2_p1_exclude  AvgPool2d(3, stride=2, padding=1, count_include_pad=False) on (2, 2, 7, 6)
+         adaptive1         AdaptiveAvgPool2d(1) on (3, 4, 5, 3)
+         adaptive3         AdaptiveAvgPool2d(3) on (2, 2, 7, 5) (overlapping cells)
 """
 import copy
 import os
@@ -69,10 +77,24 @@ def make_conv():
     yield module_case("conv2d_k1_stride3.safetensors", lambda: nn.Conv2d(2, 5, 1, stride=3), (3, 2, 8, 7), seed=14)
 
 
+def make_pool():
+    nn = torch.nn
+    cases = [
+        ("max_k2", lambda: nn.MaxPool2d(2), (2, 3, 5, 7)),
+        ("max_k3_s2_p1", lambda: nn.MaxPool2d(3, stride=2, padding=1), (2, 2, 7, 6)),
+        ("avg_k3_s2_p1", lambda: nn.AvgPool2d(3, stride=2, padding=1), (2, 2, 7, 6)),
+        ("avg_k3_s2_p1_exclude", lambda: nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), (2, 2, 7, 6)),
+        ("adaptive1", lambda: nn.AdaptiveAvgPool2d(1), (3, 4, 5, 3)),
+        ("adaptive3", lambda: nn.AdaptiveAvgPool2d(3), (2, 2, 7, 5)),
+    ]
+    for index, (name, module, shape) in enumerate(cases):
+        yield module_case(f"pool_{name}.safetensors", module, shape, seed=20 + index, parameters=False)
+
+
 def main():
     _setup()
     os.makedirs(FIXTURES, exist_ok=True)
-    paths = [*make_conv()]
+    paths = [*make_conv(), *make_pool()]
     for path in paths:
         print(f"{os.path.getsize(path):>9}  {os.path.relpath(path)}")
 

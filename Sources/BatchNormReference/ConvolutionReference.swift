@@ -77,4 +77,61 @@ public enum ConvolutionReference {
         } } } }
         return (dx, dw, db)
     }
+
+    // MARK: - Pooling
+
+    /// Max pooling y `(N, C, H_out, W_out)` and, for upstream gradient dy of
+    /// that shape, dx `(N, C, H, W)`: each dy added to the first maximum of
+    /// its window (padding never wins).
+    public static func maxPool2d<T: BinaryFloatingPoint>(_ x: [T], _ s: Shape, gradOutput dy: [T]) -> (output: [Double], input: [Double]) {
+        let (oh, ow, k) = (s.outHeight, s.outWidth, s.kernel)
+        var y = [Double](repeating: 0, count: s.n * s.channels * oh * ow), dx = [Double](repeating: 0, count: x.count)
+        for plane in 0..<(s.n * s.channels) { for i in 0..<oh { for j in 0..<ow {
+            var best = -Double.infinity, at = -1
+            for u in 0..<k { for v in 0..<k {
+                guard let (r, q) = s.source(i, j, u, v) else { continue }
+                let index = (plane * s.height + r) * s.width + q
+                if at < 0 || Double(x[index]) > best { best = Double(x[index]); at = index }
+            } }
+            let o = (plane * oh + i) * ow + j
+            y[o] = best
+            dx[at] += Double(dy[o])
+        } } }
+        return (y, dx)
+    }
+
+    /// Average pooling y and dx (as ``maxPool2d(_:_:gradOutput:)``): padding
+    /// counts as 0, the divisor is k² with `countIncludePad`, else the
+    /// window's pixels inside the image.
+    public static func avgPool2d<T: BinaryFloatingPoint>(_ x: [T], _ s: Shape, countIncludePad: Bool = true,
+                                                         gradOutput dy: [T]) -> (output: [Double], input: [Double]) {
+        let (oh, ow, k) = (s.outHeight, s.outWidth, s.kernel)
+        var y = [Double](repeating: 0, count: s.n * s.channels * oh * ow), dx = [Double](repeating: 0, count: x.count)
+        for plane in 0..<(s.n * s.channels) { for i in 0..<oh { for j in 0..<ow {
+            var taps: [Int] = []
+            for u in 0..<k { for v in 0..<k {
+                if let (r, q) = s.source(i, j, u, v) { taps.append((plane * s.height + r) * s.width + q) }
+            } }
+            let divisor = Double(countIncludePad ? k * k : taps.count)
+            let o = (plane * oh + i) * ow + j
+            y[o] = taps.reduce(0) { $0 + Double(x[$1]) } / divisor
+            for t in taps { dx[t] += Double(dy[o]) / divisor }
+        } } }
+        return (y, dx)
+    }
+
+    /// Adaptive average pooling to `out × out` cells, cell i covering rows
+    /// ⌊i·H/out⌋ ..< ⌈(i+1)·H/out⌉: y `(N, C, out, out)` and dx `(N, C, H, W)`.
+    public static func adaptiveAvgPool2d<T: BinaryFloatingPoint>(_ x: [T], n: Int, channels: Int, height: Int, width: Int,
+                                                                 outputSize out: Int, gradOutput dy: [T]) -> (output: [Double], input: [Double]) {
+        var y = [Double](repeating: 0, count: n * channels * out * out), dx = [Double](repeating: 0, count: x.count)
+        func cells(_ i: Int, _ size: Int) -> Range<Int> { (i * size / out)..<(((i + 1) * size + out - 1) / out) }
+        for plane in 0..<(n * channels) { for i in 0..<out { for j in 0..<out {
+            let pixels = cells(i, height).flatMap { r in cells(j, width).map { (plane * height + r) * width + $0 } }
+            let o = (plane * out + i) * out + j
+            y[o] = pixels.reduce(0) { $0 + Double(x[$1]) } / Double(pixels.count)
+            for p in pixels { dx[p] += Double(dy[o]) / Double(pixels.count) }
+        } } }
+        return (y, dx)
+    }
 }

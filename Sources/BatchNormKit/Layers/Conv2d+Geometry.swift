@@ -19,8 +19,8 @@ struct _WindowGeometry: Equatable {
     /// Input pixels per channel, `height·width`.
     var inPlane: Int { height * width }
 
-    /// The window over `shape`, which must be `(N, channels, H, W)` with
-    /// N ≥ 1 and a window that fits at least once.
+    /// The window over `shape`, which must be `(N, channels, H, W)` (any C
+    /// when `channels` is nil) with N ≥ 1 and a window that fits at least once.
     ///
     /// - Parameter context: the layer as messages name it, e.g.
     ///   `Conv2d(1→32, kernel 3, stride 1, padding 0, dilation 1)`; an
@@ -28,13 +28,14 @@ struct _WindowGeometry: Equatable {
     /// - Throws: `shapeMismatch` for another rank or an image smaller than
     ///   the (dilated) kernel after padding; `featureCountMismatch` for the
     ///   wrong channel count; `emptyBatch` for N = 0.
-    init(input shape: [Int], channels: Int, kernel: Int, stride: Int, padding: Int, dilation: Int,
+    init(input shape: [Int], channels expected: Int?, kernel: Int, stride: Int, padding: Int, dilation: Int,
          context: @autoclosure () -> String) throws {
         guard shape.count == 4 else {
-            throw BatchNormKitError.shapeMismatch(context: context(), expected: "(N, \(channels), H, W)", got: shape)
+            throw BatchNormKitError.shapeMismatch(context: context(), expected: "(N, \(expected.map(String.init) ?? "C"), H, W)", got: shape)
         }
-        guard shape[1] == channels else {
-            throw BatchNormKitError.featureCountMismatch(context: context(), expected: channels, got: shape[1])
+        let channels = shape[1]
+        if let expected, channels != expected {
+            throw BatchNormKitError.featureCountMismatch(context: context(), expected: expected, got: channels)
         }
         guard shape[0] > 0 else { throw BatchNormKitError.emptyBatch(context: context()) }
         let span = dilation * (kernel - 1) + 1
