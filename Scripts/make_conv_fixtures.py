@@ -23,6 +23,14 @@ pool_<case>.safetensors -- one pooling forward and backward: x, dy, y, dx, y_f64
          avg_k3_s2_p1_exclude  AvgPool2d(3, stride=2, padding=1, count_include_pad=False) on (2, 2, 7, 6)
          adaptive1         AdaptiveAvgPool2d(1) on (3, 4, 5, 3)
          adaptive3         AdaptiveAvgPool2d(3) on (2, 2, 7, 5) (overlapping cells)
+
+cnn_state_dict.safetensors -- exactly ``save_file(model.state_dict())`` (no metadata) of a small
+    ``CNN(channels=(4, 8), hidden=16)`` of Scripts/train_cnn_torch.py trained 5 SGD steps
+    (lr 0.05, momentum 0.9) on random batches of 32, so running statistics are non-trivial.
+cnn_eval.safetensors -- that model on x (8, 1, 28, 28) with labels (8,) I64:
+    logits_eval             eval mode, no grad
+    logits_train, loss_train  train mode (batch statistics), CrossEntropyLoss
+    grad.<name>             the gradients of loss_train (one backward from zero grads)
 """
 import copy
 import os
@@ -91,10 +99,43 @@ def make_pool():
         yield module_case(f"pool_{name}.safetensors", module, shape, seed=20 + index, parameters=False)
 
 
+def make_cnn():
+    from train_cnn_torch import CNN
+    torch.manual_seed(30)
+    model = CNN(channels=(4, 8), hidden=16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    criterion = torch.nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(5):
+        x = torch.randn(32, 1, 28, 28)
+        labels = torch.randint(0, 10, (32,))
+        optimizer.zero_grad(set_to_none=True)
+        criterion(model(x), labels).backward()
+        optimizer.step()
+    path = os.path.join(FIXTURES, "cnn_state_dict.safetensors")
+    save_file(model.state_dict(), path)
+    yield path
+    x = torch.randn(8, 1, 28, 28)
+    labels = torch.randint(0, 10, (8,))
+    model.eval()
+    with torch.no_grad():
+        logits_eval = model(x)
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    logits_train = model(x)
+    loss = criterion(logits_train, labels)
+    loss.backward()
+    model.load_state_dict(state)  # the file describes the saved model, not one with updated buffers
+    out = {"x": x, "labels": labels, "logits_eval": logits_eval, "logits_train": logits_train, "loss_train": loss}
+    out.update({f"grad.{key}": p.grad for key, p in model.named_parameters()})
+    yield save("cnn_eval.safetensors", out, {"model": "cnn_state_dict.safetensors", "channels": "4,8", "hidden": 16})
+
+
 def main():
     _setup()
     os.makedirs(FIXTURES, exist_ok=True)
-    paths = [*make_conv(), *make_pool()]
+    paths = [*make_conv(), *make_pool(), *make_cnn()]
     for path in paths:
         print(f"{os.path.getsize(path):>9}  {os.path.relpath(path)}")
 

@@ -30,8 +30,8 @@ struct EvalCommand: ParsableCommand {
             try threads.apply()
             let file = try SafeTensorsFile(contentsOf: checkpoint)
             // Said before loading, so a mismatch error shows what the file was checked against.
-            print("model  " + describeArchitecture(of: file, path: checkpoint))
-            let model = try SeedNetwork(stateDict: file, path: checkpoint)
+            print("model  " + describeNetwork(of: file, path: checkpoint))
+            let model = try loadNetwork(file, path: checkpoint)
 
             let (dataset, _) = try data.load()
             let start = ContinuousClock.now

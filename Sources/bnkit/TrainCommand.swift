@@ -11,6 +11,7 @@ struct TrainCommand: ParsableCommand {
     )
 
     @OptionGroup var recipe: RecipeOptions
+    @OptionGroup var network: ModelOptions
     @Option(help: "Normalization in the hidden blocks.")
     var norm: NormChoice = .batchnorm
     @Option(help: "BatchNorm before or after each ReLU.")
@@ -40,10 +41,12 @@ struct TrainCommand: ParsableCommand {
             let configuration = recipe.configuration()
             // ranks 1…: replicas on threads of their own, silent; rank 0 reports
             let groups = ranks > 1 ? try ThreadProcessGroup.make(size: ranks) : nil
-            func replica(_ rank: Int) throws -> (SeedNetwork, Trainer) {
-                let model = try SeedNetwork(inputSize: train.featureCount, classes: MNISTDataset.classCount,
-                                            batchNorm: norm == .batchnorm, placement: placement.placement, seed: recipe.seed,
-                                            processGroup: groups?[rank])
+            var description = ""
+            func replica(_ rank: Int) throws -> (Layer, Trainer) {
+                let (model, text) = try network.makeNetwork(features: train.featureCount, rows: dataset.train.rows,
+                                                            columns: dataset.train.columns, batchNorm: norm == .batchnorm,
+                                                            placement: placement.placement, seed: recipe.seed, processGroup: groups?[rank])
+                description = text
                 return (model, try Trainer(model: model, configuration: configuration, processGroup: groups?[rank]))
             }
             let (model, trainer) = try replica(0)
@@ -56,7 +59,7 @@ struct TrainCommand: ParsableCommand {
 
             print("data   \(dataset.directory): \(train.count) train / \(test.count) test samples (read in \(String(format: "%.2f", loadSeconds)) s)")
             print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
-            print("model  \(model.architecture)")
+            print("model  \(description)")
             print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
                   + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"

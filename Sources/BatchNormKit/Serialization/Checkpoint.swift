@@ -35,6 +35,9 @@ extension Layer {
         if let network = self as? SeedNetwork {
             header.merge(network.architecture.metadata) { _, architecture in architecture }
         }
+        if let network = self as? CNN {
+            header.merge(network.architecture.metadata) { _, architecture in architecture }
+        }
         return SafeTensorsFile(tensors: tensors, metadata: header)
     }
 
