@@ -31,10 +31,17 @@ struct EvalCommand: ParsableCommand {
             try threads.apply()
             let file = try SafeTensorsFile(contentsOf: checkpoint)
             // Said before loading, so a mismatch error shows what the file was checked against.
-            let isBuilt = try NetworkSpec(metadata: file.metadata, path: checkpoint) != nil
-            if !isBuilt { print("model  " + describeArchitecture(of: file, path: checkpoint)) }
-            let (model, description) = try loadCheckpointNetwork(stateDict: file, path: checkpoint)
-            if isBuilt { print("model  \(description) (from metadata)") }
+            let model: Layer
+            if CNNArchitecture.describes(file) {
+                print("model  " + describeNetwork(of: file, path: checkpoint))
+                model = try loadNetwork(file, path: checkpoint)
+            } else {
+                let isBuilt = try NetworkSpec(metadata: file.metadata, path: checkpoint) != nil
+                if !isBuilt { print("model  " + describeArchitecture(of: file, path: checkpoint)) }
+                let (loaded, description) = try loadCheckpointNetwork(stateDict: file, path: checkpoint)
+                if isBuilt { print("model  \(description) (from metadata)") }
+                model = loaded
+            }
 
             let (dataset, _) = try data.load()
             let start = ContinuousClock.now

@@ -70,5 +70,6 @@ struct NetworkOptions: ParsableArguments {
 func describeModel(_ model: Layer) -> String {
     if let seed = model as? SeedNetwork { return "\(seed.architecture)" }
     if let built = model as? FeedForwardNetwork { return "\(built.spec)" }
+    if let cnn = model as? CNN { return "CNN \(cnn.architecture)" }
     return "\(type(of: model))"
 }

@@ -12,6 +12,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var optimization: OptimizerOptions
+    @OptionGroup var modelChoice: ModelOptions
     @Option(help: "Normalization in the hidden blocks.")
     var norm: NetworkNormChoice = .batchnorm
     @Option(help: "BatchNorm before or after each ReLU.")
@@ -32,6 +33,9 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         try optimization.validate(epochs: recipe.options.epochs)
         if resume.resume != nil && ranks > 1 { throw ValidationError("--resume trains on one rank only (no --ranks)") }
+        if modelChoice.model == .cnn, network.needsBuilder(norm: norm) {
+            throw ValidationError("--model cnn takes --norm batchnorm|none; --depth, --width, --activation, dropout and --init-scale are for the mlp")
+        }
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
         guard ranks == 1 || distribution.distributed == .none else {
             throw ValidationError("--ranks (threads) and --distributed mpi (processes) do not combine; use mpirun -np N")
@@ -60,8 +64,12 @@ struct TrainCommand: ParsableCommand {
             let groups = ranks > 1 ? try ThreadProcessGroup.make(size: ranks) : nil
             func replica(_ rank: Int) throws -> (Layer, Trainer) {
                 let group: ProcessGroup? = job ?? groups?[rank]
-                let model = try network.makeModel(inputSize: train.featureCount, norm: norm, placement: placement.placement,
-                                                  seed: recipe.seed, processGroup: group)
+                let model = modelChoice.model == .cnn
+                    ? try modelChoice.makeNetwork(features: train.featureCount, rows: dataset.train.rows, columns: dataset.train.columns,
+                                                  batchNorm: norm == .batchnorm, placement: placement.placement, seed: recipe.seed,
+                                                  processGroup: group).0
+                    : try network.makeModel(inputSize: train.featureCount, norm: norm, placement: placement.placement,
+                                            seed: recipe.seed, processGroup: group)
                 let trainer = try Trainer(model: model, configuration: configuration, processGroup: group)
                 try optimization.configure(trainer, epochs: configuration.epochs, sampleCount: train.count)
                 return (model, trainer)

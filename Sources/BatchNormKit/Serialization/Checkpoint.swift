@@ -38,6 +38,9 @@ extension Layer {
         if let network = self as? FeedForwardNetwork {
             header.merge(network.spec.metadata) { _, architecture in architecture }
         }
+        if let network = self as? CNN {
+            header.merge(network.architecture.metadata) { _, architecture in architecture }
+        }
         return SafeTensorsFile(tensors: tensors, metadata: header)
     }
 

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""BatchNormKit's CNN recipe in PyTorch, for the side-by-side accuracy in README's
+"Convolutions" section (`bnkit train --model cnn` is the Swift side).
+
+    python3 Scripts/train_cnn_torch.py --seeds 0 1 2 --epochs 6 --csv cnn-torch.csv
+
+The network (BatchNormKit's `CNN`, the same state_dict names):
+
+    features = Sequential(Conv2d(1, 32, 3), BatchNorm2d(32), ReLU(), MaxPool2d(2),
+                          Conv2d(32, 64, 3), BatchNorm2d(64), ReLU(), MaxPool2d(2), Flatten())
+    classifier = Sequential(Linear(1600, 128), BatchNorm1d(128), ReLU(), Linear(128, 10))
+
+The recipe (the same defaults as `bnkit train --model cnn`): inputs standardized
+with the training split's mean and std (one value for all pixels, as
+`bnkit train --input-norm standardize`), SGD lr 0.05 momentum 0.9 weight decay
+5e-4, batch 128, shuffled every epoch (drop_last=False), test accuracy in eval
+mode after the last epoch. One thread (torch.set_num_threads(1)).
+"""
+import argparse
+import csv
+import gzip
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+class CNN(nn.Module):
+    def __init__(self, channels=(32, 64), hidden=128, classes=10, image=28, kernel=3):
+        super().__init__()
+        c1, c2 = channels
+        side = ((image - kernel + 1) // 2 - kernel + 1) // 2
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, kernel), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, kernel), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+        self.classifier = nn.Sequential(nn.Linear(c2 * side * side, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                                        nn.Linear(hidden, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def load_split(directory, prefix):
+    with gzip.open(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz")) as f:
+        raw = f.read()
+    x = torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).reshape(-1, 1, 28, 28).float() / 255
+    with gzip.open(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz")) as f:
+        y = torch.frombuffer(bytearray(f.read()[8:]), dtype=torch.uint8).long()
+    return x, y
+
+
+def evaluate(model, x, y, batch=1000):
+    model.eval()
+    correct, loss = 0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            logits = model(x[i:i + batch])
+            loss += nn.functional.cross_entropy(logits, y[i:i + batch], reduction="sum").item()
+            correct += (logits.argmax(1) == y[i:i + batch]).sum().item()
+    return correct / len(x), loss / len(x)
+
+
+def run(seed, args, train, test):
+    torch.manual_seed(seed)
+    model = CNN()
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    criterion = nn.CrossEntropyLoss()
+    (xtr, ytr), (xte, yte) = train, test
+    history = []
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(len(xtr))
+        total, correct, seen = 0.0, 0, 0
+        for i in range(0, len(xtr), args.batch_size):
+            idx = order[i:i + args.batch_size]
+            if len(idx) < 2:
+                continue  # BatchNorm cannot train on one sample (BatchNormKit drops it too)
+            xb, yb = xtr[idx], ytr[idx]
+            logits = model(xb)
+            loss = criterion(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            correct += (logits.argmax(1) == yb).sum().item()
+            seen += len(idx)
+        seconds = time.perf_counter() - start
+        accuracy, test_loss = evaluate(model, xte, yte)
+        history.append((seed, epoch, total / seen, correct / seen, test_loss, accuracy, seconds))
+        print(f"seed {seed} epoch {epoch}: train loss {total / seen:.4f} acc {100 * correct / seen:.2f}%  "
+              f"test loss {test_loss:.4f} acc {100 * accuracy:.2f}%  ({seconds:.1f} s)", flush=True)
+    return history
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=FASHION_MNIST)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--csv", help="write seed,epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if not os.path.isdir(args.data):
+        sys.exit(f"train_cnn_torch.py: no Fashion-MNIST at {args.data}")
+    xtr, ytr = load_split(args.data, "train")
+    xte, yte = load_split(args.data, "t10k")
+    mean, std = xtr.mean().item(), xtr.std(unbiased=False).item()
+    xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    print(f"torch {torch.__version__}, 1 thread; input standardized with mean {mean:.4f} std {std:.4f}; "
+          f"SGD lr {args.lr} momentum {args.momentum} weight decay {args.weight_decay}, batch {args.batch_size}, "
+          f"{args.epochs} epochs", flush=True)
+    rows = []
+    for seed in args.seeds:
+        rows += run(seed, args, (xtr, ytr), (xte, yte))
+    finals = [row[5] for row in rows if row[1] == args.epochs]
+    mean_acc = sum(finals) / len(finals)
+    spread = (max(finals) - min(finals)) * 100
+    print(f"final test accuracy over seeds {args.seeds}: mean {100 * mean_acc:.2f}% "
+          f"(min {100 * min(finals):.2f}%, max {100 * max(finals):.2f}%, spread {spread:.2f} points)")
+    if args.csv:
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["seed", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"])
+            writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
