@@ -172,6 +172,6 @@ struct TrainCommandRankTests {
                              ["train", "--ranks", "2", "--data", data.path, "--epochs", "1", "--batch-size", "16",
                               "--metrics", data.appendingPathComponent("no/such/dir/m.csv").path], deadline: 30)
         #expect(!job.timedOut && job.status != 0, "status \(job.status)\n\(job.output)")
-        #expect(job.output.contains("cannot create the metrics file"), "\(job.output)")
+        #expect(job.output.contains("metrics file"), "\(job.output)")
     }
 }
