@@ -30,8 +30,8 @@ func runBNKit(_ arguments: [String], deadline: Double = 60, stdoutPath: String? 
     // Output goes to files, read after the exit: no pipe can fill up or stay open.
     let capture = FileManager.default.temporaryDirectory.appendingPathComponent("bnkit-run-\(UUID().uuidString)").path
     defer { unlink(capture + ".out"); unlink(capture + ".err") }
-    FileManager.default.createFile(atPath: capture + ".out", contents: nil)
-    FileManager.default.createFile(atPath: capture + ".err", contents: nil)
+    _ = FileManager.default.createFile(atPath: capture + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: capture + ".err", contents: nil)
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
