@@ -7,9 +7,12 @@ APT_PACKAGES = libopenblas-dev liblapacke-dev pkg-config zlib1g-dev dataset-fash
 NATIVE      = -c release --scratch-path .build-native -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA
 PORTABLE    = -c release --scratch-path .build-portable
 BNKIT       = .build-native/release/bnkit
-FUZZ        = --scratch-path .build-fuzz --sanitize fuzzer --sanitize address -Xswiftc -DFUZZING
+# Coverage instrumentation is explicit: --sanitize fuzzer alone links libFuzzer
+# but leaves Swift code uninstrumented (libFuzzer then finds no new inputs).
+FUZZ        = --scratch-path .build-fuzz --sanitize fuzzer --sanitize address -Xswiftc -DFUZZING \
+              -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= idx safetensors checkpoint
+FUZZ_TARGETS ?= idx safetensors checkpoint cli
 BENCH_NATIVE   = .build-native/release/bnkbench
 BENCH_PORTABLE = .build-portable/release/bnkbench
 # Python tools (matplotlib for charts, torch for fixtures and side-by-side
@@ -27,7 +30,7 @@ MPIRUN      = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -
               --mca btl self,vader --mca btl_vader_single_copy_mechanism none
 BNKMPI      = .build-native/release/bnkmpi
 
-.PHONY: venv venv-torch deps build test test-release train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -68,6 +71,17 @@ test: deps
 test-release: deps
 	$(SWIFT) test -c release
 	$(SWIFT) run -c release bnkbench --smoke
+
+## test-asan: every test under AddressSanitizer and LeakSanitizer (.build-asan);
+## only libXCTest's own leak at exit is suppressed (Tests/Sanitizers/lsan.supp)
+test-asan: deps
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp ASAN_OPTIONS=detect_leaks=1 \
+	  $(SWIFT) test --scratch-path .build-asan --sanitize=address
+
+## test-tsan: every test under ThreadSanitizer (.build-tsan): the kernels' thread
+## pool, SyncBatchNorm's all-reduce, data-parallel ranks
+test-tsan: deps
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --scratch-path .build-tsan --sanitize=thread
 
 ## train: the main job — the seed network on Fashion-MNIST, 10 epochs
 train: deps
@@ -125,16 +139,17 @@ bench-compare: bench-native
 	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_torch.py; \
 	else echo "bench-compare: PyTorch not in .venv (make venv-torch), skipping the PyTorch side"; fi
 
-## fuzz: libFuzzer (with AddressSanitizer) on every file parser, FUZZ_SECONDS each;
-## crashing inputs land in fuzz-findings/<target>/, replay with .build/debug/bnkfuzz <target> FILE
+## fuzz: coverage-guided libFuzzer (with AddressSanitizer) on every file parser and on
+## bnkit's train/eval arguments (cli), FUZZ_SECONDS each; prints coverage and corpus
+## growth per target. Crashing inputs land in fuzz-findings/<target>/; replay a parser
+## finding with .build/debug/bnkfuzz <target> FILE, a cli one with .build-fuzz/debug/bnkit FILE
 fuzz: deps
 	$(SWIFT) build $(FUZZ) --product bnkfuzz
+	$(SWIFT) build $(FUZZ) --product bnkit
 	@for t in $(FUZZ_TARGETS); do \
-	  mkdir -p .build-fuzz/corpus/$$t fuzz-findings/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
-	  BNK_FUZZ_TARGET=$$t .build-fuzz/debug/bnkfuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-	    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=fuzz-findings/$$t/ \
-	    .build-fuzz/corpus/$$t Fuzz/corpus/$$t || exit 1; \
+	  if [ $$t = cli ]; then Fuzz/run_fuzz.sh cli .build-fuzz/debug/bnkit $(FUZZ_SECONDS) -max_len=512 -close_fd_mask=3 -timeout=60 || exit 1; \
+	  else Fuzz/run_fuzz.sh $$t .build-fuzz/debug/bnkfuzz $(FUZZ_SECONDS) -max_len=65536 || exit 1; fi; \
 	done
 
 ## fixtures: rewrite the golden files from PyTorch (installs torch into .venv)
@@ -142,4 +157,4 @@ fixtures: venv-torch
 	$(PYTHON) Scripts/make_fixtures.py
 
 clean:
-	rm -rf .build .build-native .build-portable .build-fuzz
+	rm -rf .build .build-native .build-portable .build-fuzz .build-asan .build-tsan

@@ -2,7 +2,9 @@ import ArgumentParser
 import BatchNormKit
 
 /// `bnkit`: train, evaluate and export the seed network on Fashion-MNIST.
+#if !FUZZING   // `make fuzz` builds bnkit as a libFuzzer target over its own arguments (FuzzArguments.swift)
 @main
+#endif
 struct BNKit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bnkit",

@@ -38,8 +38,7 @@ struct ExportCommand: ParsableCommand {
             let x = try Tensor(shape: [n, features], scalars: (0..<(n * features)).map { _ in Float.random(in: 0..<1, using: &generator) })
             let reference = try model.forward(x).copy()
             let output = try folded.forward(x)
-            let worst = maxAbsoluteDifference(reference.scalars, output.scalars)
-            let largest = maxAbsoluteDifference(reference.scalars, [Float](repeating: 0, count: reference.count))
+            let worst = try reference.maxAbsoluteDifference(to: output), largest = reference.maxMagnitude
             // Float32 rounding scales with the logits, so the relative figure is the telling one.
             print("check  max |logits difference| \(String(format: "%.2e", worst)) on \(n) random inputs"
                   + " (max |logit| \(String(format: "%.1f", largest)), relative \(String(format: "%.1e", worst / max(largest, 1))))")

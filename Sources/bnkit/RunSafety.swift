@@ -31,18 +31,6 @@ func effectiveBatchSize(_ requested: Int, samples: Int, ranks: Int = 1) throws -
     return samples
 }
 
-/// The largest |a − b| over two equally long sequences, NaN when either
-/// holds a NaN (Swift's `max` would skip it and report agreement).
-func maxAbsoluteDifference(_ a: [Float], _ b: [Float]) -> Float {
-    var worst: Float = 0
-    for (x, y) in zip(a, b) {
-        let d = abs(x - y)
-        if d.isNaN { return .nan }
-        if d > worst { worst = d }
-    }
-    return worst
-}
-
 /// Throws when standard output could not be written (`bnkit train > /dev/full`):
 /// results that never arrived are a failure, not a success.
 func checkStandardOutput() throws {

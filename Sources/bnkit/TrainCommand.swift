@@ -142,14 +142,15 @@ final class ReplicaThread: @unchecked Sendable {
     let data: LabeledSamples
     let epochs: Int
     private let finished = DispatchSemaphore(value: 0)
-    private var thread: Thread?
 
     init(rank: Int, trainer: Trainer, data: LabeledSamples, epochs: Int) {
         self.rank = rank; self.trainer = trainer; self.data = data; self.epochs = epochs
     }
 
+    /// The thread is not kept: holding it would close a retain cycle
+    /// (self → thread → closure → self) that leaked every replica's model.
     func start() {
-        let thread = Thread { [self] in
+        Thread { [self] in
             do {
                 for _ in 0..<epochs { _ = try trainer.trainEpoch(on: data) }
             } catch {
@@ -157,9 +158,7 @@ final class ReplicaThread: @unchecked Sendable {
                 trainer.processGroup?.abort(reason: "\(error)")
             }
             finished.signal()
-        }
-        self.thread = thread
-        thread.start()
+        }.start()
     }
 
     func join() { finished.wait() }

@@ -220,3 +220,34 @@ struct LoadingReliabilityTests {
                 == InputStandardization(mean: 0.25, std: 0.5))
     }
 }
+
+@Suite("Reliability: comparisons and seeds")
+struct ComparisonReliabilityTests {
+    @Test("maxAbsoluteDifference reports NaN and infinity instead of skipping them")
+    func nanAware() throws {
+        let a = Tensor.of([2, 2], [1, 2, 3, 4])
+        #expect(try a.maxAbsoluteDifference(to: .of([2, 2], [1, 2.5, 3, 4])) == 0.5)
+        #expect(try a.maxAbsoluteDifference(to: .of([2, 2], [1, .nan, 3, 4])).isNaN)
+        #expect(try Tensor.of([2], [.nan, 1]).maxAbsoluteDifference(to: .of([2], [0, 1])).isNaN, "a NaN first is not skipped either")
+        #expect(try a.maxAbsoluteDifference(to: .of([2, 2], [1, 2, .infinity, 4])) == .infinity)
+        #expect(Tensor.of([2], [.nan, 3]).maxMagnitude.isNaN)
+        #expect(throws: BatchNormKitError.self) { try a.maxAbsoluteDifference(to: .of([4], [1, 2, 3, 4])) }
+    }
+
+    /// Fuzz/corpus, two levels above this file's directory.
+    private static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz/corpus").path
+
+    @Test("every committed fuzz seed is a valid file its parser accepts (seeds that fail teach libFuzzer nothing)")
+    func seedsAreValid() throws {
+        func files(_ target: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: Self.corpus + "/" + target).sorted().map { Self.corpus + "/\(target)/" + $0 }
+        }
+        let idx = try files("idx"), safetensors = try files("safetensors"), checkpoints = try files("checkpoint")
+        #expect(idx.count >= 4 && safetensors.count >= 3 && checkpoints.count >= 5)
+        for path in idx { _ = try IDXFile(contentsOf: path) }
+        for path in safetensors { _ = try SafeTensorsFile(contentsOf: path) }
+        for path in checkpoints { _ = try SeedNetwork(checkpoint: path) }
+        #expect(try files("cli").count >= 4)
+    }
+}

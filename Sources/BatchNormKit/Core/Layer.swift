@@ -65,6 +65,10 @@ public protocol BatchCounting: AnyObject {
 /// takes ∂loss/∂output, accumulates parameter gradients and returns
 /// ∂loss/∂input — or `nil` when `needsInputGradient` is false, which lets the
 /// first layer of a network skip a whole matrix product.
+///
+/// Layers are not thread-safe: a forward or backward writes the layer's kept
+/// buffers, so one layer (or one network) used from two threads at once is a
+/// data race. Give each thread its own model (data-parallel ranks do).
 public protocol Layer: AnyObject {
     /// Training (batch statistics, updates buffers) or evaluation mode.
     var isTraining: Bool { get }

@@ -84,12 +84,20 @@ public final class Tensor {
     public var scalars: [Float] { Array(UnsafeBufferPointer(start: _base, count: count)) }
 
     /// Element at flat row-major index `i`.
+    ///
+    /// An index out of range is a precondition failure (a trap), as for a
+    /// Swift `Array`: the one place the library stops instead of throwing,
+    /// since a subscript cannot throw and a wrong index is a bug in the
+    /// caller, not bad input. Every other public entry point throws a
+    /// ``BatchNormKitError``.
     public subscript(flat i: Int) -> Float {
         get { precondition(i >= 0 && i < count, "index \(i) out of range 0..<\(count)"); return _base[i] }
         set { precondition(i >= 0 && i < count, "index \(i) out of range 0..<\(count)"); _base[i] = newValue }
     }
 
     /// Element at a multi-dimensional index, one coordinate per dimension.
+    /// A wrong coordinate count or an index out of range traps, as
+    /// ``subscript(flat:)`` does.
     public subscript(_ index: Int...) -> Float {
         get { _base[flatIndex(index)] }
         set { _base[flatIndex(index)] = newValue }
