@@ -50,7 +50,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "bnkbench",
-            dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "CBatchNormKitBLAS",
+            dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "BatchNormTestSupport", "CBatchNormKitBLAS",
                            "CBatchNormKitIntrinsics", "CBatchNormKitMallocCounter"],
             path: "Benchmarks/bnkbench"
         ),
@@ -67,13 +67,15 @@ let package = Package(
         ),
 
         // MARK: - Tests
+        // Seeded data and oracle comparisons for the tests and the bench; not a product.
+        .target(name: "BatchNormTestSupport", path: "Tests/BatchNormTestSupport"),
         .testTarget(
             name: "BatchNormKernelsTests",
-            dependencies: ["BatchNormKernels", "BatchNormReference"]
+            dependencies: ["BatchNormKernels", "BatchNormReference", "BatchNormTestSupport"]
         ),
         .testTarget(
             name: "BatchNormKitTests",
-            dependencies: ["BatchNormKit", "BatchNormReference"],
+            dependencies: ["BatchNormKit", "BatchNormReference", "BatchNormTestSupport"],
             resources: [.copy("Fixtures")]
         ),
     ],

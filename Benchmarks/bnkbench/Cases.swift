@@ -6,6 +6,7 @@
 import BatchNormKit
 import BatchNormKernels
 import BatchNormReference
+import BatchNormTestSupport
 import CBatchNormKitBLAS
 import CBatchNormKitMallocCounter
 

@@ -8,6 +8,7 @@
 import BatchNormKit
 import BatchNormKernels
 import BatchNormReference
+import BatchNormTestSupport
 
 /// `gn.forward (256, 256)` names a LayerNorm over rows of 256;
 /// `gn.forward (64, 128, 256) in 32 groups` a GroupNorm.

@@ -6,6 +6,7 @@
 
 import BatchNormKernels
 import BatchNormReference
+import BatchNormTestSupport
 
 func kernelCases(_ bench: Bench, shape: BatchNormShape) throws {
     let names = ["kernel.moments \(shape)", "kernel.normalizeAffine \(shape)", "kernel.backwardReduce \(shape)",

@@ -10,6 +10,7 @@ import Darwin
 #endif
 import BatchNormKit
 import BatchNormReference
+import BatchNormTestSupport
 
 // MARK: - Folded inference
 

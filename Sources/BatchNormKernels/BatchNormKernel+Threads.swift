@@ -1,8 +1,7 @@
 // MARK: - Threading for large batches
 //
-// A second core adds memory bandwidth on this kind of machine (streaming
-// 32 MB: 11 GB/s with one thread, 18 GB/s with two; `bnkbench
-// --probe-threads`), and BatchNorm on large batches is bandwidth-bound. So a
+// A second core adds memory bandwidth on this kind of machine (`bnkbench
+// --probe-threads`; Benchmarks/README.md), and BatchNorm on large batches is bandwidth-bound. So a
 // kernel call on a batch of at least ``BatchNormKernel/parallelThreshold``
 // values splits its rows (samples for `(N, C, L)`) into ``BatchNormKernel/threadCount``
 // contiguous parts: the calling thread runs part 0, persistent worker
@@ -38,8 +37,8 @@ extension BatchNormKernel {
     }
 
     /// Values (N·C·L) from which a call is split across ``threadCount``
-    /// threads (default 2¹⁹ = 2 MB of Float32). Below it the work takes well
-    /// under 100 µs and a thread handoff would cost more than it saves.
+    /// threads (default 2¹⁹ = 2 MB of Float32). Below it a thread handoff
+    /// costs more than it saves.
     public static var parallelThreshold: Int {
         get { _threading.threshold }
         set {
