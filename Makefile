@@ -20,7 +20,7 @@ VENV        = .venv
 PYTHON      = $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0+cpu
 
-.PHONY: venv venv-torch deps build test test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: venv venv-torch deps build test test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare bench-ab fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -93,6 +93,10 @@ bench-portable: deps
 
 bench-smoke: deps
 	$(SWIFT) run bnkbench --smoke
+
+## bench-ab: old (merge base with main) against new bench binaries, alternating (Scripts/ab_bench.sh)
+bench-ab: deps
+	Scripts/ab_bench.sh $(AB_ROUNDS)
 
 ## bench-compare: the same cases in PyTorch, when torch is importable (never installs it)
 bench-compare: bench-native

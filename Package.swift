@@ -51,7 +51,8 @@ let package = Package(
         .executableTarget(
             name: "bnkbench",
             dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "BatchNormTestSupport", "CBatchNormKitBLAS",
-                           "CBatchNormKitIntrinsics", "CBatchNormKitMallocCounter"],
+                           "CBatchNormKitIntrinsics", "CBatchNormKitMallocCounter",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/bnkbench"
         ),
         // libFuzzer harness over the file parsers (`make fuzz`); a reproducer otherwise.

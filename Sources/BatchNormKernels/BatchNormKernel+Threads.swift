@@ -53,10 +53,32 @@ extension BatchNormKernel {
         BatchNormKernels._threadParts(values: shape.elementCount, samples: shape.n)
     }
 
-    /// Rows (or samples) `part` of `parts` owns out of `n`.
+    /// The share `part` of `parts` owns of `n` items (rows, samples, a
+    /// batch's samples over ranks): contiguous, in order, sizes differing by
+    /// at most one. The one partition of the package (kernels, Trainer, bench).
     @inlinable @inline(__always)
-    static func _partRange(_ part: Int, of parts: Int, _ n: Int) -> Range<Int> {
+    package static func _partRange(_ part: Int, of parts: Int, _ n: Int) -> Range<Int> {
         (n * part / parts)..<(n * (part + 1) / parts)
+    }
+
+    /// `body(0)` on this thread and `body(1)` … `body(parts − 1)` on the
+    /// kernels' workers, returning when all are done; all on this thread
+    /// while another call holds the pool. The process's one worker pool,
+    /// lent to the bench's bandwidth probes.
+    package static func _runParts(_ parts: Int, _ body: (Int) -> Void) {
+        guard parts > 1, _threading.acquire(bytes: 0) != nil else {
+            for part in 0..<max(parts, 1) { body(part) }
+            return
+        }
+        defer { _threading.release() }
+        withoutActuallyEscaping(body) { body in
+            var closure = body
+            withUnsafeMutablePointer(to: &closure) { p in
+                _threading.run(parts: parts, task: { raw, part in
+                    raw.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+                }, context: UnsafeMutableRawPointer(p))
+            }
+        }
     }
 
     // MARK: Reductions
