@@ -28,15 +28,9 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
         bn.runningVar!.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(runVar[i]) } }
     }
     let tensorBytes = x.count * 4
-    // the bound uses as many streaming threads as the kernels split this batch into
-    let kernelParts = BatchNormKernel.threadCount > 1 && shape.elementCount >= BatchNormKernel.parallelThreshold
-        ? min(BatchNormKernel.threadCount, n) : 1
-    bench.roofline.streamThreads = kernelParts
+    bench.roofline.streamThreads = BatchNormKernel._threadParts(shape)
     defer { bench.roofline.streamThreads = 1 }
-    // the naive reference on at most 2¹⁸ values (scaled up, see Bench.run)
-    let refN = min(n, max(2, (1 << 18) / (c * l)))
-    let xr = Array(x[..<(refN * c * l)]), dyr = Array(dy[..<(refN * c * l)])
-    let rows = (measured: refN, scaledTo: n)
+    let (refN, xr, dyr, rows) = referencePrefix(shape, x, dy)
 
     bn.train()
     try bench.run(names[0], group: "bn", metric: .bytes(Double(3 * tensorBytes)),
@@ -62,4 +56,12 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
                   referenceRows: rows,
                   fast: { blackHole(try bn.backward(dyt, needsInputGradient: true)) },
                   limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) })
+}
+
+/// The first rows of a batch for the naive twin, at most 2¹⁸ values (at
+/// least 2 rows): its time is scaled up by `rows` (see Bench.run).
+func referencePrefix(_ shape: BatchNormShape, _ x: [Float], _ dy: [Float])
+    -> (n: Int, x: [Float], dy: [Float], rows: (measured: Int, scaledTo: Int)) {
+    let perRow = shape.c * shape.l, n = min(shape.n, max(2, (1 << 18) / perRow))
+    return (n, Array(x[..<(n * perRow)]), Array(dy[..<(n * perRow)]), (n, shape.n))
 }

@@ -30,14 +30,10 @@ func kernelCases(_ bench: Bench, shape: BatchNormShape) throws {
     var moments = FeatureMoments(featureCount: c)
     BatchNormKernel.moments(x.pointer, shape: shape, into: &moments)
     var tracked: Int64 = 0
-    let kernelParts = BatchNormKernel.threadCount > 1 && count >= BatchNormKernel.parallelThreshold
-        ? min(BatchNormKernel.threadCount, n) : 1
-    bench.roofline.streamThreads = kernelParts
+    // the bound streams with as many threads as the kernels split this batch into
+    bench.roofline.streamThreads = BatchNormKernel._threadParts(shape)
     defer { bench.roofline.streamThreads = 1 }
-    // the naive twins on at most 2¹⁸ values (scaled up, see Bench.run)
-    let refN = min(n, max(2, (1 << 18) / (c * l)))
-    let xr = Array(xs[..<(refN * c * l)]), dyr = Array(dys[..<(refN * c * l)])
-    let rows = (measured: refN, scaledTo: n)
+    let (refN, xr, dyr, rows) = referencePrefix(shape, xs, dys)
     let shiftD = (0..<c).map { Double(k.pointer[$0]) }, half = [Double](repeating: 0.5, count: c)
     let refMoments = BatchNormReference.moments(xr, n: refN, c: c, l: l)
     func readBound(_ bytes: Int) -> Limit {

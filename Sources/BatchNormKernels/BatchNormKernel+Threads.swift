@@ -49,7 +49,7 @@ extension BatchNormKernel {
 
     /// How many parts a call on `shape` runs in (1: the calling thread only).
     @inlinable
-    static func _threadParts(_ shape: BatchNormShape) -> Int {
+    package static func _threadParts(_ shape: BatchNormShape) -> Int {
         BatchNormKernels._threadParts(values: shape.elementCount, samples: shape.n)
     }
 
