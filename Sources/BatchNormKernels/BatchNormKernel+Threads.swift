@@ -133,34 +133,6 @@ extension BatchNormKernel {
 
     // MARK: Elementwise passes
 
-    @usableFromInline
-    static func _normalizeParallel(
-        _ input: UnsafePointer<Float>, shape: BatchNormShape, streaming: Bool,
-        shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-        output: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        var job = _NormalizeJob(input: input, shape: shape, streaming: streaming, shift: shift, scale: scale, bias: bias,
-                                output: output, parts: parts)
-        _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _NormalizeJob.self).pointee.run(part: part)
-        }
-    }
-
-    @usableFromInline
-    static func _backwardInputParallel(
-        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: BatchNormShape, streaming: Bool,
-        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
-        inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
-        gradInput: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        var job = _BackwardInputJob(gradOutput: gradOutput, input: input, shape: shape, streaming: streaming, shift: shift,
-                                    gradScale: gradScale, inputScale: inputScale, constant: constant,
-                                    gradInput: gradInput, parts: parts)
-        _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _BackwardInputJob.self).pointee.run(part: part)
-        }
-    }
-
     /// Runs an elementwise job's parts on the pool, or all of it on this
     /// thread (as one part) when another call holds the pool.
     static func _runElementwise<Job: _PartedJob>(_ job: inout Job, parts: Int, task: _KernelTask) {
@@ -203,52 +175,15 @@ struct _ReduceJob {
     }
 
     func run<T: _PairTerms>(_: T.Type, part: Int) {
-        let n = shape.n, c = shape.c, l = shape.l
+        let c = shape.c
         var s1 = sum1, s2 = sum2, blockSums = scratch
         if part > 0 {
             s1 = partials(part); s2 = s1 + c
             blockSums = UnsafeMutableRawPointer(s1 + 2 * c).assumingMemoryBound(to: Float.self)
             s1.update(repeating: 0, count: 2 * c)
         }
-        let range = BatchNormKernel._partRange(part, of: parts, n)
-        if l == 1 {
-            BatchNormKernel._reduceRows(T.self, x: x, dy: dy, rows: range, batchRows: n, c: c, shift: shift,
-                                        sum1: s1, sum2: s2, scratch: blockSums)
-        } else {
-            BatchNormKernel._reduceRuns(T.self, x: x, dy: dy, samples: range, c: c, l: l, shift: shift,
-                                        sum1: s1, sum2: s2)
-        }
-    }
-}
-
-struct _NormalizeJob: _PartedJob {
-    var input: UnsafePointer<Float>
-    var shape: BatchNormShape
-    var streaming: Bool
-    var shift, scale, bias: UnsafePointer<Float>
-    var output: UnsafeMutablePointer<Float>
-    var parts: Int
-
-    func run(part: Int) {
-        BatchNormKernel._normalizeSamples(input, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
-                                          streaming: streaming, shift: shift, scale: scale, bias: bias, output: output)
-    }
-}
-
-struct _BackwardInputJob: _PartedJob {
-    var gradOutput, input: UnsafePointer<Float>
-    var shape: BatchNormShape
-    var streaming: Bool
-    var shift, gradScale, inputScale, constant: UnsafePointer<Float>
-    var gradInput: UnsafeMutablePointer<Float>
-    var parts: Int
-
-    func run(part: Int) {
-        BatchNormKernel._backwardInputSamples(gradOutput: gradOutput, input: input, shape: shape,
-                                              samples: BatchNormKernel._partRange(part, of: parts, shape.n),
-                                              streaming: streaming, shift: shift,
-                                              gradScale: gradScale, inputScale: inputScale, constant: constant,
-                                              gradInput: gradInput)
+        BatchNormKernel._reduceSamples(T.self, x: x, dy: dy, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
+                                       shift: shift, sum1: s1, sum2: s2, scratch: blockSums)
     }
 }
 
