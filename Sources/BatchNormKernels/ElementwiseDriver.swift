@@ -54,9 +54,11 @@ extension BatchNormKernel {
         } else {
             _elementwiseRuns(terms, samples: samples, c: shape.c, l: shape.l, streaming: streaming)
         }
+        if streaming { bnk_stream_fence() }   // each thread fences its own stores
     }
 
-    /// `(N, C)`, rows `rows` of a batch of `batchRows`.
+    /// `(N, C)`, rows `rows` of a batch of `batchRows`; with `streaming` the
+    /// caller fences (as for the runs).
     @inlinable
     static func _elementwiseRows<T: _ElementwiseTerms>(
         _ terms: T, rows: Range<Int>, batchRows: Int, c: Int, streaming: Bool
@@ -69,7 +71,6 @@ extension BatchNormKernel {
                             vector: { j in terms.vector(terms.constants(column: j), at: first + j) },
                             scalar: { j in terms.scalar(feature: j, at: first + j) })
             }
-            bnk_stream_fence()
             return
         }
         var row = rows.lowerBound
@@ -126,7 +127,6 @@ extension BatchNormKernel {
                 while i < l { out[i] = terms.scalar(feature: feature, at: run + i); i += 1 }
             }
         }
-        if streaming { bnk_stream_fence() }
     }
 }
 
