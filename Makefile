@@ -30,7 +30,7 @@ MPIRUN      = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -
               --mca btl self,vader --mca btl_vader_single_copy_mechanism none
 BNKMPI      = .build-native/release/bnkmpi
 
-.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -133,6 +133,10 @@ bench-portable: deps
 
 bench-smoke: deps
 	$(SWIFT) run bnkbench --smoke
+
+## bench-ab: old (merge base with main) against new bench binaries, alternating (Scripts/ab_bench.sh)
+bench-ab: deps
+	Scripts/ab_bench.sh $(AB_ROUNDS)
 
 ## bench-compare: the same cases in PyTorch, when torch is importable (never installs it)
 bench-compare: bench-native

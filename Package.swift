@@ -62,8 +62,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "bnkbench",
-            dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "CBatchNormKitBLAS",
-                           "CBatchNormKitIntrinsics", "CBatchNormKitMallocCounter"],
+            dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "BatchNormTestSupport", "CBatchNormKitBLAS",
+                           "CBatchNormKitIntrinsics", "CBatchNormKitMallocCounter",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/bnkbench"
         ),
         // libFuzzer harness over the file parsers (`make fuzz`); a reproducer otherwise.
@@ -85,13 +86,15 @@ let package = Package(
         ),
 
         // MARK: - Tests
+        // Seeded data and oracle comparisons for the tests and the bench; not a product.
+        .target(name: "BatchNormTestSupport", path: "Tests/BatchNormTestSupport"),
         .testTarget(
             name: "BatchNormKernelsTests",
-            dependencies: ["BatchNormKernels", "BatchNormReference"]
+            dependencies: ["BatchNormKernels", "BatchNormReference", "BatchNormTestSupport"]
         ),
         .testTarget(
             name: "BatchNormKitTests",
-            dependencies: ["BatchNormKit", "BatchNormReference"],
+            dependencies: ["BatchNormKit", "BatchNormReference", "BatchNormTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         // Launch mpirun on the built bnkit and bnkmpi (no MPI import: the ranks are processes).

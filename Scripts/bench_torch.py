@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -45,14 +46,23 @@ except ImportError:  # the Makefile checks first; be explicit anyway
     print("bench_torch.py: PyTorch is not importable (pip install torch)", file=sys.stderr)
     sys.exit(2)
 
-BN_SHAPES = [(256, 256), (256, 64), (1024, 1024), (4096, 1024), (64, 4096), (16384, 256), (64, 128, 256)]
+# The case shapes come from the bench itself (`bnkbench --list-shapes`), so
+# they are listed once (Benchmarks/bnkbench/CaseSizes.swift).
+BENCH = os.environ.get("BNKBENCH", ".build-native/release/bnkbench")
+try:
+    _SHAPES = json.loads(subprocess.run([BENCH, "--list-shapes"], check=True, capture_output=True, text=True).stdout)
+except (OSError, subprocess.CalledProcessError, ValueError) as error:
+    print(f"bench_torch.py: cannot read the case shapes from {BENCH} --list-shapes ({error}); "
+          "build it first (make bench-native) or set BNKBENCH", file=sys.stderr)
+    sys.exit(2)
+BN_SHAPES = [tuple(s) for s in _SHAPES["batch_norm"]]
 # (shape, groups): groups 1 on (N, C) is LayerNorm(C), otherwise GroupNorm(groups, C)
-GN_SHAPES = [((256, 256), 1), ((4096, 1024), 1), ((64, 128, 256), 32)]
-LINEAR_SHAPES = [(784, 256), (256, 64), (64, 10)]
-LINEAR_BATCH = 256
-STEP_BATCHES = [64, 256, 1024]
-INFER_BATCHES = [64, 256, 1024]
-EPOCH_BATCH = 128
+GN_SHAPES = [(tuple(g["shape"]), g["groups"]) for g in _SHAPES["group_norm"]]
+LINEAR_SHAPES = [tuple(s) for s in _SHAPES["linear"]]
+LINEAR_BATCH = _SHAPES["linear_batch"]
+STEP_BATCHES = _SHAPES["step_batches"]
+INFER_BATCHES = _SHAPES["inference_batches"]
+EPOCH_BATCH = _SHAPES["epoch_batch"]
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 # The targets: BatchNormKit time must be ≤ torch time / ratio.

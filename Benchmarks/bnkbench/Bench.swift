@@ -215,3 +215,16 @@ func fmtTime(_ s: Double) -> String {
 
 func fmtRate(_ r: Double) -> String { r >= 100 ? fixed(r, 0) : r >= 10 ? fixed(r, 1) : fixed(r, 2) }
 func fmtRatio(_ r: Double) -> String { (r >= 100 ? fixed(r, 0) : r >= 10 ? fixed(r, 1) : fixed(r, 2)) + "×" }
+
+func formatBytes(_ b: Int) -> String {
+    if b >= 1 << 20 { return String(format1: Double(b) / Double(1 << 20)) + "MB" }
+    return "\(b >> 10)KB"
+}
+
+extension String {
+    /// One decimal, no Foundation.
+    init(format1 v: Double) {
+        let r = (v * 10).rounded() / 10
+        self = r == r.rounded() ? "\(Int(r))" : "\(r)"
+    }
+}

@@ -8,6 +8,7 @@
 import BatchNormKit
 import BatchNormKernels
 import BatchNormReference
+import BatchNormTestSupport
 
 /// `gn.forward (256, 256)` names a LayerNorm over rows of 256;
 /// `gn.forward (64, 128, 256) in 32 groups` a GroupNorm.
@@ -44,4 +45,63 @@ func groupNormCases(_ bench: Bench, shape: GroupNormShape) throws {
                   referenceRows: rows,
                   fast: { blackHole(try layer.backward(dyt, needsInputGradient: true)) },
                   limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) })
+}
+
+// MARK: - kernel.gn.*: the kernels alone (--kernels)
+
+/// GroupNormKernel's three kernels alone, against GroupNormReference.
+func groupNormKernelCases(_ bench: Bench, shape: GroupNormShape) throws {
+    let names = ["kernel.gn.forward \(shape)", "kernel.gn.normalize \(shape)", "kernel.gn.backward \(shape)"]
+    guard names.contains(where: bench.wants) else { return }
+    let n = shape.n, c = shape.c, groups = shape.groups, l = shape.l, count = shape.elementCount, s = count * 4
+    var rng = ReferenceRandom(seed: UInt64(count + groups))
+    let x = FloatBuffer(count: count), dy = FloatBuffer(count: count), out = FloatBuffer(count: count)
+    let xs = rng.batch(n: n, c: c, l: l), dys = rng.normals(count)
+    for i in 0..<count { x.pointer[i] = xs[i]; dy.pointer[i] = dys[i] }
+    let gamma = FloatBuffer(count: c, fill: 0.75), beta = FloatBuffer(count: c, fill: 0.25)
+    let shift = FloatBuffer(count: shape.rows), sums = FloatBuffer(count: 2 * c)
+    let doubles = UnsafeMutablePointer<Double>.allocate(capacity: 2 * shape.rows + 2 * c)
+    doubles.initialize(repeating: 0, count: 2 * shape.rows + 2 * c)
+    defer { doubles.deallocate() }
+    let meanOffset = doubles, invStd = doubles + shape.rows, totals = doubles + 2 * shape.rows
+    GroupNormKernel.forward(x.pointer, shape: shape, gamma: gamma.pointer, beta: beta.pointer, eps: Float(eps),
+                            output: out.pointer, shift: shift.pointer, meanOffset: meanOffset, invStd: invStd)
+    let refN = min(n, max(1, (1 << 18) / (c * l)))
+    let xr = Array(xs[..<(refN * c * l)]), dyr = Array(dys[..<(refN * c * l)])
+    let rows = (measured: refN, scaledTo: n)
+    let g = [Double](repeating: 0.75, count: c), b = [Double](repeating: 0.25, count: c)
+    let stats = GroupNormReference.statistics(xr, n: refN, c: c, groups: groups, l: l, eps: eps)
+
+    try bench.run(names[0], group: "kernel", metric: .bytes(Double(3 * s)),
+                  reference: { blackHole(GroupNormReference.forward(xr, n: refN, c: c, groups: groups, l: l,
+                                                                    gamma: g, beta: b, eps: eps)) },
+                  referenceRows: rows,
+                  fast: {
+                      GroupNormKernel.forward(x.pointer, shape: shape, gamma: gamma.pointer, beta: beta.pointer, eps: Float(eps),
+                                              output: out.pointer, shift: shift.pointer, meanOffset: meanOffset, invStd: invStd)
+                      blackHole(out.pointer, count)
+                  },
+                  limit: { bench.roofline.forwardTrainBound(tensorBytes: s) })
+    try bench.run(names[1], group: "kernel", metric: .bytes(Double(2 * s)),
+                  reference: { blackHole(GroupNormReference.normalize(xr, n: refN, c: c, groups: groups, l: l, gamma: g, beta: b,
+                                                                      mean: stats.mean, invStd: stats.invStd)) },
+                  referenceRows: rows,
+                  fast: {
+                      GroupNormKernel.normalize(x.pointer, shape: shape, gamma: gamma.pointer, beta: beta.pointer,
+                                                shift: shift.pointer, meanOffset: meanOffset, invStd: invStd, output: out.pointer)
+                      blackHole(out.pointer, count)
+                  },
+                  limit: { bench.roofline.forwardEvalBound(tensorBytes: s) })
+    try bench.run(names[2], group: "kernel", metric: .bytes(Double(5 * s)),
+                  reference: { blackHole(GroupNormReference.backward(gradOutput: dyr, input: xr, n: refN, c: c, groups: groups,
+                                                                     l: l, gamma: g, eps: eps).gradInput) },
+                  referenceRows: rows,
+                  fast: {
+                      GroupNormKernel.backward(gradOutput: dy.pointer, input: x.pointer, shape: shape, gamma: gamma.pointer,
+                                               shift: shift.pointer, meanOffset: meanOffset, invStd: invStd,
+                                               gradInput: out.pointer, gammaGrad: nil, betaGrad: nil,
+                                               totals: totals, blockSums: sums.pointer)
+                      blackHole(out.pointer, count)
+                  },
+                  limit: { bench.roofline.backwardBound(tensorBytes: s) })
 }

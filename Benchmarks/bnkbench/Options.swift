@@ -1,117 +1,124 @@
-// Command-line options of bnkbench.
+// Command-line options of bnkbench (swift-argument-parser: --help, validation).
 
 #if canImport(Glibc)
 import Glibc
 #else
 import Darwin
 #endif
+import ArgumentParser
 import BatchNormKernels
 
-struct Options {
-    var build = ""
-    var threadCounts: [Int] = []
-    var smoke = false
-    var filters: [String] = []
-    var jsonPath: String?
-    var noReference = false
-    var fastPolicy = RepeatPolicy.fast
-    var referencePolicy = RepeatPolicy.reference
-    var allocations = true
-    var kernels = false
-    var rounds = 1
-
-    static let usage = """
-    usage: bnkbench [--build native|portable] [--threads N[,M…]] [--filter TEXT]…
-                    [--json PATH] [--min-time SECONDS] [--quick] [--no-reference] [--smoke]
-
-      --build KIND      which build this is, for the report and the JSON name
-                        (the Makefile passes native or portable; default: inferred
-                        from -DBATCHNORMKIT_FMA)
-      --threads LIST    thread counts to run (OpenBLAS and the kernels); default
-                        1 and all cores
-      --filter TEXT     only cases whose name contains TEXT (repeatable), e.g.
-                        --filter bn.forward-train --filter "(256, 256)"
-      --json PATH       where to write the figures (default bench-results/bench-<build>.json)
-      --min-time S      seconds of timed runs per fast case (default 0.25)
-      --quick           shorter runs (min-time 0.08, reference capped harder)
-      --no-reference    skip the naive reference
-      --no-alloc        skip the allocation count
-      --kernels         also time the four BatchNorm kernels alone (kernel.*)
-      --rounds N        run every case N times (minutes apart) and keep each
-                        case's best median: other jobs on a shared machine come
-                        and go; the table is printed once, at the end
-      --parallel-threshold N
-                        values (N·C·L) from which the kernels split a batch across
-                        threads (BatchNormKernel.parallelThreshold, default 524288)
-      --streaming-threshold N
-                        output values (N·C·L) from which the kernels write with
-                        streaming stores (BatchNormKernel.streamingThreshold, default 2097152)
-      --probe-threads   only measure streaming bandwidth with 1 and 2 threads
-      --probe-copy      only compare direct stores with L1 chunks + memcpy
-      --smoke           tiny sizes, every case once; the Linear and seed-network
-                        cases checked against the reference; exits 1 on a mismatch
-    """
-
-    static func parse(_ args: [String]) -> Options {
-        var o = Options()
-        var i = 1
-        func value() -> String {
-            i += 1
-            guard i < args.count else { fail("\(args[i - 1]) needs a value") }
-            return args[i]
-        }
-        while i < args.count {
-            switch args[i] {
-            case "--build": o.build = value()
-            case "--threads":
-                o.threadCounts = value().split(separator: ",").map {
-                    guard let n = Int($0), n >= 1 else { fail("--threads takes positive integers, e.g. 1 or 1,2") }
-                    return n
-                }
-            case "--smoke": o.smoke = true
-            case "--probe-threads": probeThreads(); exit(0)
-            case "--probe-copy": probeCopy(); exit(0)
-            case "--filter": o.filters.append(value())
-            case "--json": o.jsonPath = value()
-            case "--no-reference": o.noReference = true
-            case "--no-alloc": o.allocations = false
-            case "--kernels": o.kernels = true
-            case "--rounds":
-                guard let v = Int(value()), v >= 1 else { fail("--rounds takes a positive count") }
-                o.rounds = v
-            case "--parallel-threshold":
-                guard let v = Int(value()), v >= 1 else { fail("--parallel-threshold takes a positive count of values") }
-                BatchNormKernel.parallelThreshold = v
-            case "--streaming-threshold":
-                guard let v = Int(value()), v >= 1 else { fail("--streaming-threshold takes a positive count of values") }
-                BatchNormKernel.streamingThreshold = v
-            case "--min-time":
-                guard let t = Double(value()), t >= 0 else { fail("--min-time takes seconds") }
-                o.fastPolicy.minTime = t
-            case "--quick":
-                o.fastPolicy.minTime = 0.08; o.fastPolicy.minReps = 9
-                o.referencePolicy.minTime = 0.05; o.referencePolicy.minReps = 1; o.referencePolicy.maxTime = 0.3
-            case "-h", "--help": print(usage); exit(0)
-            default: fail("unknown argument \(args[i])")
-            }
-            i += 1
-        }
-        if o.build.isEmpty {
-            #if BATCHNORMKIT_FMA
-            o.build = "native"
-            #else
-            o.build = "portable"
-            #endif
-        }
-        if o.threadCounts.isEmpty {
-            let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-            o.threadCounts = o.smoke ? [1, 2] : (cores > 1 ? [1, cores] : [1])
-        }
-        return o
+/// A comma-separated list of thread counts, e.g. `1,2`.
+struct ThreadCounts: ExpressibleByArgument {
+    var counts: [Int]
+    init?(argument: String) {
+        let counts = argument.split(separator: ",").map { Int($0) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else { return nil }
+        self.counts = counts.map { $0! }
     }
 }
 
-func fail(_ message: String) -> Never {
-    fputs("bnkbench: \(message)\n\(Options.usage)\n", stderr)
-    exit(2)
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bnkbench",
+        abstract: "BatchNormKit's benchmarks: every case against its naive twin and this machine's bound.",
+        discussion: "See Benchmarks/README.md.")
+
+    @Option(name: .customLong("build"),
+            help: "Which build this is, for the report and the JSON name (the Makefile passes native or portable; default: inferred from -DBATCHNORMKIT_FMA).")
+    var buildName: String?
+
+    @Option(name: .customLong("threads"),
+            help: "Thread counts to run (OpenBLAS and the kernels), e.g. 1 or 1,2 (default: 1 and all cores).")
+    var threadList: ThreadCounts?
+
+    @Option(name: .customLong("filter"), help: "Only cases whose name contains TEXT (repeatable), e.g. --filter bn.forward-train --filter \"(256, 256)\".")
+    var filters: [String] = []
+
+    @Option(name: .customLong("json"), help: "Where to write the figures (default bench-results/bench-<build>.json).")
+    var jsonPath: String?
+
+    @Option(name: .customLong("min-time"), help: "Seconds of timed runs per fast case (default 0.25).")
+    var minTime: Double?
+
+    @Flag(help: "Shorter runs (min-time 0.08, the naive reference capped harder).")
+    var quick = false
+
+    @Flag(name: .customLong("no-reference"), help: "Skip the naive reference.")
+    var noReference = false
+
+    @Flag(name: .customLong("no-alloc"), help: "Skip the allocation count.")
+    var noAllocations = false
+
+    @Flag(help: "Also time every public kernel alone (kernel.*, kernel.gn.*), each against its twin.")
+    var kernels = false
+
+    @Option(help: "Run every case N times and keep each case's best median (other jobs on a shared machine come and go); the table is printed once, at the end.")
+    var rounds = 1
+
+    @Option(help: "Values (N·C·L) from which the kernels split a batch across threads (BatchNormKernel.parallelThreshold, default 524288).")
+    var parallelThreshold: Int?
+
+    @Option(help: "Output values (N·C·L) from which the kernels write with streaming stores (BatchNormKernel.streamingThreshold, default 2097152).")
+    var streamingThreshold: Int?
+
+    @Flag(help: "Only measure streaming bandwidth with 1 and 2 threads.")
+    var probeThreads = false
+
+    @Flag(help: "Only compare direct stores with L1 chunks + memcpy.")
+    var probeCopy = false
+
+    @Flag(help: "Only print the case shapes as JSON (Scripts/bench_torch.py reads them).")
+    var listShapes = false
+
+    @Flag(help: "Tiny sizes, every case once; the Linear and seed-network cases checked against the reference (exit 1 on a mismatch).")
+    var smoke = false
+
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds takes a positive count") }
+        if let v = parallelThreshold, v < 1 { throw ValidationError("--parallel-threshold takes a positive count of values") }
+        if let v = streamingThreshold, v < 1 { throw ValidationError("--streaming-threshold takes a positive count of values") }
+        if let t = minTime, !(t >= 0) { throw ValidationError("--min-time takes seconds ≥ 0") }
+        if [probeThreads, probeCopy, listShapes].filter({ $0 }).count > 1 {
+            throw ValidationError("--probe-threads, --probe-copy and --list-shapes each run alone")
+        }
+    }
+
+    // MARK: Resolved settings
+
+    var build: String {
+        if let buildName { return buildName }
+        #if BATCHNORMKIT_FMA
+        return "native"
+        #else
+        return "portable"
+        #endif
+    }
+
+    var threadCounts: [Int] {
+        if let threadList { return threadList.counts }
+        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        return smoke ? [1, 2] : (cores > 1 ? [1, cores] : [1])
+    }
+
+    var allocations: Bool { !noAllocations }
+
+    var fastPolicy: RepeatPolicy {
+        var p = RepeatPolicy.fast
+        if quick { p.minTime = 0.08; p.minReps = 9 }
+        if let minTime { p.minTime = minTime }
+        return p
+    }
+
+    var referencePolicy: RepeatPolicy {
+        var p = RepeatPolicy.reference
+        if quick { p.minTime = 0.05; p.minReps = 1; p.maxTime = 0.3 }
+        return p
+    }
+
+    /// Sets the kernel thresholds given on the command line.
+    func applyKernelSettings() {
+        if let parallelThreshold { BatchNormKernel.parallelThreshold = parallelThreshold }
+        if let streamingThreshold { BatchNormKernel.streamingThreshold = streamingThreshold }
+    }
 }

@@ -47,7 +47,7 @@ struct SystemInfo {
 
     func printHeader() {
         let kind = build == "native" ? "CPU-specific (-target-cpu native)" : build == "portable" ? "portable (generic x86-64)" : build
-        print("bnkbench — BatchNormKit benchmarks (issue 4)")
+        print("bnkbench — BatchNormKit benchmarks")
         print("  build:    \(build), \(kind), \(configuration), vector FMA \(fma ? "on (-DBATCHNORMKIT_FMA)" : "off (multiply + add)")")
         print("  machine:  \(cpu), \(cores) cores, \(date)")
         if fmaPeakGFLOPs > 0 {

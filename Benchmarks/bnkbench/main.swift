@@ -1,7 +1,8 @@
-// bnkbench — BatchNormKit's benchmarks (issue 4). See Benchmarks/README.md.
+// bnkbench — BatchNormKit's benchmarks. See Benchmarks/README.md.
 //
 //   bnkbench --build native|portable   all cases at 1 thread and all cores
-//   bnkbench --smoke                   tiny sizes, every case once, checked
+//   bnkbench --smoke                   tiny sizes, every case once
+//   bnkbench --help                    every option
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,11 @@ import BatchNormKernels
 import CBatchNormKitBLAS
 import CBatchNormKitMallocCounter
 
-let options = Options.parse(CommandLine.arguments)
+let options = Options.parseOrExit()
+options.applyKernelSettings()
+if options.probeThreads { probeThreads(); exit(0) }
+if options.probeCopy { probeCopy(); exit(0) }
+if options.listShapes { print(CaseSizes.full.json); exit(0) }
 let bench = Bench(options: options)
 let sizes = options.smoke ? CaseSizes.smoke : CaseSizes.full
 let info = SystemInfo.collect(options: options)
@@ -33,6 +38,7 @@ func runCases(threads: Int) throws {
     for shape in sizes.batchNorm { try batchNormCases(bench, shape: shape) }
     if options.kernels || options.filters.contains(where: { $0.hasPrefix("kernel") }) {
         for shape in sizes.batchNorm { try kernelCases(bench, shape: shape) }
+        for shape in sizes.groupNorm { try groupNormKernelCases(bench, shape: shape) }
     }
     for shape in sizes.groupNorm { try groupNormCases(bench, shape: shape) }
     for (i, o) in sizes.linearShapes { try linearCases(bench, inFeatures: i, outFeatures: o, batch: sizes.linearBatch) }

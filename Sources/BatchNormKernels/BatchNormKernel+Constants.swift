@@ -7,19 +7,18 @@ import CBatchNormKitIntrinsics
 // ``backwardInput(gradOutput:input:shape:shift:gradScale:inputScale:constant:gradInput:)``
 // costs a square root and a few divisions per feature. Written as a loop over
 // a layer's stored properties (optionals, arrays inside a stored struct) it
-// costs ~40 ns per feature — as much as the data passes themselves at
-// (64, 4096). These functions take raw pointers only, so the loops compile to
+// cost as much as the data passes themselves at (64, 4096) (Benchmarks/README.md,
+// "Measurements behind the kernels"). These functions take raw pointers only, so the loops compile to
 // straight-line vector code. They evaluate exactly the expressions
 // BatchNorm1d used (same order, Double), so results are bit-identical.
 
 // Each loop below reads at most three arrays and writes one, so LLVM's
 // vectoriser (which must prove or check that outputs and inputs do not
 // overlap) turns every one into AVX code; one loop writing five arrays stays
-// scalar (≈20 cycles per feature for its divisions and square root).
+// scalar.
 // `squareRoot()` itself never vectorises on Linux (Swift calls libm `sqrt`,
 // which may set errno): ``_inverseSquareRoots`` takes its square roots from
-// the CBatchNormKitIntrinsics shim (LLVM's sqrt, vsqrtpd), which at (64, 4096) eval
-// was 17% of the layer's time as scalar vsqrtsd (perf, 2026-11-27).
+// the CBatchNormKitIntrinsics shim (LLVM's sqrt, vsqrtpd) instead.
 
 extension BatchNormKernel {
     /// Training forward: from a batch's moments,
@@ -73,9 +72,9 @@ extension BatchNormKernel {
         } else {
             for f in 0..<c { scale[f] = Float(invStd[f]) }
             if let beta {
-                for f in 0..<c { bias[f] = Float(Double(beta[f]) - meanOffset[f] * 1 * invStd[f]) }
+                for f in 0..<c { bias[f] = Float(Double(beta[f]) - meanOffset[f] * invStd[f]) }
             } else {
-                for f in 0..<c { bias[f] = Float(0 - meanOffset[f] * 1 * invStd[f]) }
+                for f in 0..<c { bias[f] = Float(0 - meanOffset[f] * invStd[f]) }
             }
         }
     }

@@ -17,6 +17,15 @@
 // again starts with the rows this pass touched last.
 
 @usableFromInline protocol _PairTerms {
+    /// Arrays the pass reads (for the row grouping).
+    static var streams: Int { get }
+    /// The pass split over the kernels' pool: a concrete (specialised) entry
+    /// per term type, since a generic one called across modules would run
+    /// unspecialised.
+    static func reduceParallel(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>, parts: Int)
     /// Adds one element's two terms to the sums, `d = x − shift`.
     static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector)
     static func terms(d: Float, dy: Float) -> (Float, Float)
@@ -24,6 +33,16 @@
 
 /// Σd and Σd² (the statistics pass; `dy` is ignored).
 @usableFromInline enum _MomentTerms: _PairTerms {
+    @inlinable static var streams: Int { 1 }
+    @inlinable
+    static func reduceParallel(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        BatchNormKernel._reduceMomentsParallel(x: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                                               scratch: scratch, parts: parts)
+    }
     @inlinable @inline(__always)
     static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         s1 += d; s2 = _mulAdd(d, d, s2)
@@ -34,6 +53,16 @@
 
 /// Σdy and Σdy·d (the backward pass).
 @usableFromInline enum _GradTerms: _PairTerms {
+    @inlinable static var streams: Int { 2 }
+    @inlinable
+    static func reduceParallel(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        BatchNormKernel._reduceGradParallel(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                                            scratch: scratch, parts: parts)
+    }
     @inlinable @inline(__always)
     static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         s1 += dy; s2 = _mulAdd(dy, d, s2)
@@ -56,25 +85,31 @@ extension BatchNormKernel {
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        let n = shape.n, c = shape.c, l = shape.l
-        sum1.update(repeating: 0, count: c)
-        sum2.update(repeating: 0, count: c)
+        sum1.update(repeating: 0, count: shape.c)
+        sum2.update(repeating: 0, count: shape.c)
         let parts = _threadParts(shape)
         if parts > 1 {
-            // concrete entry points: a generic one called across modules would
-            // run unspecialised
-            if T.self == _MomentTerms.self {
-                _reduceMomentsParallel(x: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                                       scratch: scratch, parts: parts)
-            } else {
-                _reduceGradParallel(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                                    scratch: scratch, parts: parts)
-            }
-        } else if l == 1 {
-            _reduceRows(T.self, x: x, dy: dy, rows: 0..<n, batchRows: n, c: c, shift: shift,
+            T.reduceParallel(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch, parts: parts)
+        } else {
+            _reduceSamples(T.self, x: x, dy: dy, shape: shape, samples: 0..<shape.n, shift: shift,
+                           sum1: sum1, sum2: sum2, scratch: scratch)
+        }
+    }
+
+    /// Adds the sums of samples `samples` (the batch, or one thread's share)
+    /// into sum1, sum2: rows for `(N, C)`, runs for `(N, C, L)`.
+    @inlinable
+    static func _reduceSamples<T: _PairTerms>(
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, samples: Range<Int>,
+        shift: UnsafePointer<Float>,
+        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        if shape.l == 1 {
+            _reduceRows(T.self, x: x, dy: dy, rows: samples, batchRows: shape.n, c: shape.c, shift: shift,
                         sum1: sum1, sum2: sum2, scratch: scratch)
         } else {
-            _reduceRuns(T.self, x: x, dy: dy, samples: 0..<n, c: c, l: l, shift: shift, sum1: sum1, sum2: sum2)
+            _reduceRuns(T.self, x: x, dy: dy, samples: samples, c: shape.c, l: shape.l, shift: shift, sum1: sum1, sum2: sum2)
         }
     }
 
@@ -91,8 +126,7 @@ extension BatchNormKernel {
         scratch: UnsafeMutablePointer<Float>
     ) {
         let s1 = scratch, s2 = scratch + c
-        let vectorEnd = c - c % _lanes
-        let group = _rowGroup(c: c, rows: batchRows, streams: T.self == _MomentTerms.self ? 1 : 2, maximum: 8)
+        let group = _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 8)
         // blocks from the last to the first (see the top of this file)
         var blockEnd = rows.upperBound
         while blockEnd > rows.lowerBound {
@@ -102,31 +136,15 @@ extension BatchNormKernel {
             var row = blockStart
             switch group {
             case 8:
-                while row + 8 <= blockEnd {
-                    _reduceEightRows(T.self, x: x + row * c, dy: dy + row * c, c: c, vectorEnd: vectorEnd,
-                                     shift: shift, s1: s1, s2: s2)
-                    row += 8
-                }
+                while row + 8 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, rows: 8, shift: shift, s1: s1, s2: s2); row += 8 }
             case 4:
-                while row + 4 <= blockEnd {
-                    _reduceFourRows(T.self, x: x + row * c, dy: dy + row * c, c: c, vectorEnd: vectorEnd,
-                                    shift: shift, s1: s1, s2: s2)
-                    row += 4
-                }
+                while row + 4 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, rows: 4, shift: shift, s1: s1, s2: s2); row += 4 }
             case 2:
-                while row + 2 <= blockEnd {
-                    _reduceTwoRows(T.self, x: x + row * c, dy: dy + row * c, c: c, vectorEnd: vectorEnd,
-                                   shift: shift, s1: s1, s2: s2)
-                    row += 2
-                }
+                while row + 2 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, rows: 2, shift: shift, s1: s1, s2: s2); row += 2 }
             default:
                 break
             }
-            while row < blockEnd {
-                _reduceOneRow(T.self, x: x + row * c, dy: dy + row * c, c: c, vectorEnd: vectorEnd,
-                              shift: shift, s1: s1, s2: s2)
-                row += 1
-            }
+            while row < blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, rows: 1, shift: shift, s1: s1, s2: s2); row += 1 }
             // fold the Float32 block into the Double totals
             for j in 0..<c {
                 sum1[j] += Double(s1[j]); sum2[j] += Double(s2[j])
@@ -158,72 +176,37 @@ extension BatchNormKernel {
         return group
     }
 
-    /// s1, s2 += the terms of eight consecutive rows starting at x, dy.
+    /// s1, s2 += the terms of `rows` consecutive rows starting at x, dy (a
+    /// constant after inlining): one load and store of the block sums per
+    /// vector of features for all of them; two independent chains (even and
+    /// odd rows) for the adders' latency.
     @inlinable @inline(__always)
-    static func _reduceEightRows<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, vectorEnd: Int,
+    static func _reduceGroup<T: _PairTerms>(
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, rows: Int,
         shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
     ) {
-        var j = 0
-        while j < vectorEnd {
-            let k = _load(shift + j)
-            let p = x + j, q = dy + j
-            // two independent chains (even and odd rows) for the adders' latency
-            var e1 = _load(s1 + j), e2 = _load(s2 + j)
-            var o1 = _Vector(), o2 = _Vector()
-            T.accumulate(d: _load(p) - k, dy: _load(q), &e1, &e2)
-            T.accumulate(d: _load(p + c) - k, dy: _load(q + c), &o1, &o2)
-            T.accumulate(d: _load(p + 2 * c) - k, dy: _load(q + 2 * c), &e1, &e2)
-            T.accumulate(d: _load(p + 3 * c) - k, dy: _load(q + 3 * c), &o1, &o2)
-            T.accumulate(d: _load(p + 4 * c) - k, dy: _load(q + 4 * c), &e1, &e2)
-            T.accumulate(d: _load(p + 5 * c) - k, dy: _load(q + 5 * c), &o1, &o2)
-            T.accumulate(d: _load(p + 6 * c) - k, dy: _load(q + 6 * c), &e1, &e2)
-            T.accumulate(d: _load(p + 7 * c) - k, dy: _load(q + 7 * c), &o1, &o2)
-            _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
-            j += _lanes
-        }
-        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: 8, shift: shift, s1: s1, s2: s2)
-    }
-
-    /// s1, s2 += the terms of four consecutive rows.
-    @inlinable @inline(__always)
-    static func _reduceFourRows<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, vectorEnd: Int,
-        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
-    ) {
+        let vectorEnd = c - c % _lanes
         var j = 0
         while j < vectorEnd {
             let k = _load(shift + j)
             let p = x + j, q = dy + j
             var e1 = _load(s1 + j), e2 = _load(s2 + j)
             var o1 = _Vector(), o2 = _Vector()
-            T.accumulate(d: _load(p) - k, dy: _load(q), &e1, &e2)
-            T.accumulate(d: _load(p + c) - k, dy: _load(q + c), &o1, &o2)
-            T.accumulate(d: _load(p + 2 * c) - k, dy: _load(q + 2 * c), &e1, &e2)
-            T.accumulate(d: _load(p + 3 * c) - k, dy: _load(q + 3 * c), &o1, &o2)
-            _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
+            var r = 0
+            while r + 2 <= rows {
+                T.accumulate(d: _load(p + r * c) - k, dy: _load(q + r * c), &e1, &e2)
+                T.accumulate(d: _load(p + (r + 1) * c) - k, dy: _load(q + (r + 1) * c), &o1, &o2)
+                r += 2
+            }
+            if r < rows { T.accumulate(d: _load(p + r * c) - k, dy: _load(q + r * c), &e1, &e2) }
+            if rows == 1 {
+                _store(e1, s1 + j); _store(e2, s2 + j)
+            } else {
+                _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
+            }
             j += _lanes
         }
-        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: 4, shift: shift, s1: s1, s2: s2)
-    }
-    /// s1, s2 += the terms of two consecutive rows.
-    @inlinable @inline(__always)
-    static func _reduceTwoRows<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, vectorEnd: Int,
-        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
-    ) {
-        var j = 0
-        while j < vectorEnd {
-            let k = _load(shift + j)
-            let p = x + j, q = dy + j
-            var e1 = _load(s1 + j), e2 = _load(s2 + j)
-            var o1 = _Vector(), o2 = _Vector()
-            T.accumulate(d: _load(p) - k, dy: _load(q), &e1, &e2)
-            T.accumulate(d: _load(p + c) - k, dy: _load(q + c), &o1, &o2)
-            _store(e1 + o1, s1 + j); _store(e2 + o2, s2 + j)
-            j += _lanes
-        }
-        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: 2, shift: shift, s1: s1, s2: s2)
+        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: rows, shift: shift, s1: s1, s2: s2)
     }
 
     /// The feature tail (C not a multiple of 8) of `rows` consecutive rows,
@@ -241,22 +224,6 @@ extension BatchNormKernel {
             }
             s1[j] = a1; s2[j] = a2
         }
-    }
-
-    /// s1, s2 += the terms of one row.
-    @inlinable @inline(__always)
-    static func _reduceOneRow<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, vectorEnd: Int,
-        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
-    ) {
-        var j = 0
-        while j < vectorEnd {
-            var a1 = _load(s1 + j), a2 = _load(s2 + j)
-            T.accumulate(d: _load(x + j) - _load(shift + j), dy: _load(dy + j), &a1, &a2)
-            _store(a1, s1 + j); _store(a2, s2 + j)
-            j += _lanes
-        }
-        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: 1, shift: shift, s1: s1, s2: s2)
     }
 
     /// `(N, C, L)`, L > 1: each (sample, feature) is a contiguous run of L

@@ -1,8 +1,7 @@
 // MARK: - Threading for large batches
 //
-// A second core adds memory bandwidth on this kind of machine (streaming
-// 32 MB: 11 GB/s with one thread, 18 GB/s with two; `bnkbench
-// --probe-threads`), and BatchNorm on large batches is bandwidth-bound. So a
+// A second core adds memory bandwidth on this kind of machine (`bnkbench
+// --probe-threads`; Benchmarks/README.md), and BatchNorm on large batches is bandwidth-bound. So a
 // kernel call on a batch of at least ``BatchNormKernel/parallelThreshold``
 // values splits its rows (samples for `(N, C, L)`) into ``BatchNormKernel/threadCount``
 // contiguous parts: the calling thread runs part 0, persistent worker
@@ -38,8 +37,8 @@ extension BatchNormKernel {
     }
 
     /// Values (N·C·L) from which a call is split across ``threadCount``
-    /// threads (default 2¹⁹ = 2 MB of Float32). Below it the work takes well
-    /// under 100 µs and a thread handoff would cost more than it saves.
+    /// threads (default 2¹⁹ = 2 MB of Float32). Below it a thread handoff
+    /// costs more than it saves.
     public static var parallelThreshold: Int {
         get { _threading.threshold }
         set {
@@ -50,14 +49,36 @@ extension BatchNormKernel {
 
     /// How many parts a call on `shape` runs in (1: the calling thread only).
     @inlinable
-    static func _threadParts(_ shape: BatchNormShape) -> Int {
+    package static func _threadParts(_ shape: BatchNormShape) -> Int {
         BatchNormKernels._threadParts(values: shape.elementCount, samples: shape.n)
     }
 
-    /// Rows (or samples) `part` of `parts` owns out of `n`.
+    /// The share `part` of `parts` owns of `n` items (rows, samples, a
+    /// batch's samples over ranks): contiguous, in order, sizes differing by
+    /// at most one. The one partition of the package (kernels, Trainer, bench).
     @inlinable @inline(__always)
-    static func _partRange(_ part: Int, of parts: Int, _ n: Int) -> Range<Int> {
+    package static func _partRange(_ part: Int, of parts: Int, _ n: Int) -> Range<Int> {
         (n * part / parts)..<(n * (part + 1) / parts)
+    }
+
+    /// `body(0)` on this thread and `body(1)` … `body(parts − 1)` on the
+    /// kernels' workers, returning when all are done; all on this thread
+    /// while another call holds the pool. The process's one worker pool,
+    /// lent to the bench's bandwidth probes.
+    package static func _runParts(_ parts: Int, _ body: (Int) -> Void) {
+        guard parts > 1, _threading.acquire(bytes: 0) != nil else {
+            for part in 0..<max(parts, 1) { body(part) }
+            return
+        }
+        defer { _threading.release() }
+        withoutActuallyEscaping(body) { body in
+            var closure = body
+            withUnsafeMutablePointer(to: &closure) { p in
+                _threading.run(parts: parts, task: { raw, part in
+                    raw.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+                }, context: UnsafeMutableRawPointer(p))
+            }
+        }
     }
 
     // MARK: Reductions
@@ -112,34 +133,6 @@ extension BatchNormKernel {
 
     // MARK: Elementwise passes
 
-    @usableFromInline
-    static func _normalizeParallel(
-        _ input: UnsafePointer<Float>, shape: BatchNormShape, streaming: Bool,
-        shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-        output: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        var job = _NormalizeJob(input: input, shape: shape, streaming: streaming, shift: shift, scale: scale, bias: bias,
-                                output: output, parts: parts)
-        _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _NormalizeJob.self).pointee.run(part: part)
-        }
-    }
-
-    @usableFromInline
-    static func _backwardInputParallel(
-        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: BatchNormShape, streaming: Bool,
-        shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
-        inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
-        gradInput: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        var job = _BackwardInputJob(gradOutput: gradOutput, input: input, shape: shape, streaming: streaming, shift: shift,
-                                    gradScale: gradScale, inputScale: inputScale, constant: constant,
-                                    gradInput: gradInput, parts: parts)
-        _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _BackwardInputJob.self).pointee.run(part: part)
-        }
-    }
-
     /// Runs an elementwise job's parts on the pool, or all of it on this
     /// thread (as one part) when another call holds the pool.
     static func _runElementwise<Job: _PartedJob>(_ job: inout Job, parts: Int, task: _KernelTask) {
@@ -182,52 +175,15 @@ struct _ReduceJob {
     }
 
     func run<T: _PairTerms>(_: T.Type, part: Int) {
-        let n = shape.n, c = shape.c, l = shape.l
+        let c = shape.c
         var s1 = sum1, s2 = sum2, blockSums = scratch
         if part > 0 {
             s1 = partials(part); s2 = s1 + c
             blockSums = UnsafeMutableRawPointer(s1 + 2 * c).assumingMemoryBound(to: Float.self)
             s1.update(repeating: 0, count: 2 * c)
         }
-        let range = BatchNormKernel._partRange(part, of: parts, n)
-        if l == 1 {
-            BatchNormKernel._reduceRows(T.self, x: x, dy: dy, rows: range, batchRows: n, c: c, shift: shift,
-                                        sum1: s1, sum2: s2, scratch: blockSums)
-        } else {
-            BatchNormKernel._reduceRuns(T.self, x: x, dy: dy, samples: range, c: c, l: l, shift: shift,
-                                        sum1: s1, sum2: s2)
-        }
-    }
-}
-
-struct _NormalizeJob: _PartedJob {
-    var input: UnsafePointer<Float>
-    var shape: BatchNormShape
-    var streaming: Bool
-    var shift, scale, bias: UnsafePointer<Float>
-    var output: UnsafeMutablePointer<Float>
-    var parts: Int
-
-    func run(part: Int) {
-        BatchNormKernel._normalizeSamples(input, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
-                                          streaming: streaming, shift: shift, scale: scale, bias: bias, output: output)
-    }
-}
-
-struct _BackwardInputJob: _PartedJob {
-    var gradOutput, input: UnsafePointer<Float>
-    var shape: BatchNormShape
-    var streaming: Bool
-    var shift, gradScale, inputScale, constant: UnsafePointer<Float>
-    var gradInput: UnsafeMutablePointer<Float>
-    var parts: Int
-
-    func run(part: Int) {
-        BatchNormKernel._backwardInputSamples(gradOutput: gradOutput, input: input, shape: shape,
-                                              samples: BatchNormKernel._partRange(part, of: parts, shape.n),
-                                              streaming: streaming, shift: shift,
-                                              gradScale: gradScale, inputScale: inputScale, constant: constant,
-                                              gradInput: gradInput)
+        BatchNormKernel._reduceSamples(T.self, x: x, dy: dy, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
+                                       shift: shift, sum1: s1, sum2: s2, scratch: blockSums)
     }
 }
 

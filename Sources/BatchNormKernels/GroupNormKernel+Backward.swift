@@ -56,9 +56,10 @@ extension GroupNormKernel {
                 if let gradInput {
                     let q = fixedStatistics ? 0 : -s * s * sums.b / Double(m)
                     let w = fixedStatistics ? 0 : s * (s * delta * sums.b - sums.a) / Double(m)
-                    _gradInputRow(dy: dy, x: x, dx: gradInput + row * m, channels: k, l: l, streaming: streaming,
-                                  gamma: gamma + first,
-                                  shift: shift[row], invStd: Float(s), inputScale: Float(q), constant: Float(w))
+                    _elementwiseRow(_GroupGradInputTerms(dy: dy, x: x, gamma: gamma + first, output: gradInput + row * m,
+                                                         shift: shift[row], invStd: Float(s),
+                                                         inputScale: Float(q), constant: Float(w)),
+                                    channels: k, l: l, streaming: streaming)
                 }
             }
             if l == 1 && wantsParams && (sample % _rowsPerBlock == _rowsPerBlock - 1 || sample == shape.n - 1) {
@@ -146,51 +147,38 @@ extension GroupNormKernel {
         }
         return (a, b)
     }
+}
 
-    /// One row: dx = (invStd·γ)·dy + inputScale·(x − shift) + constant;
-    /// `streaming`: non-temporal stores (the caller fences).
+/// One row of GroupNorm's dx pass: dx = (invStd·γ)·dy + inputScale·(x − shift)
+/// + constant (pointers at the row's first value and first channel).
+@usableFromInline struct _GroupGradInputTerms: _ElementwiseTerms {
+    @usableFromInline let dy, x, gamma: UnsafePointer<Float>
+    @usableFromInline let output: UnsafeMutablePointer<Float>
+    @usableFromInline let shift, invStd, inputScale, constant: Float
+
+    @inlinable init(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                    output: UnsafeMutablePointer<Float>, shift: Float, invStd: Float, inputScale: Float, constant: Float) {
+        self.dy = dy; self.x = x; self.gamma = gamma; self.output = output
+        self.shift = shift; self.invStd = invStd; self.inputScale = inputScale; self.constant = constant
+    }
+
+    @inlinable static var streams: Int { 3 }
     @inlinable @inline(__always)
-    static func _gradInputRow(
-        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
-        channels: Int, l: Int, streaming: Bool, gamma: UnsafePointer<Float>,
-        shift: Float, invStd: Float, inputScale: Float, constant: Float
-    ) {
-        let k = _Vector(repeating: shift), r = _Vector(repeating: invStd)
-        let q = _Vector(repeating: inputScale), w = _Vector(repeating: constant)
-        if streaming && l == 1 {
-            _streamSpan(dx, count: channels,
-                        vector: { j in _mulAdd(r * _load(gamma + j), _load(dy + j), _mulAdd(_load(x + j) - k, q, w)) },
-                        scalar: { j in invStd * gamma[j] * dy[j] + ((x[j] - shift) * inputScale + constant) })
-            return
-        }
-        if l == 1 {
-            let vectorEnd = channels - channels % _lanes
-            var j = 0
-            while j < vectorEnd {
-                let rest = _mulAdd(_load(x + j) - k, q, w)
-                _store(_mulAdd(r * _load(gamma + j), _load(dy + j), rest), dx + j)
-                j += _lanes
-            }
-            while j < channels {
-                dx[j] = invStd * gamma[j] * dy[j] + ((x[j] - shift) * inputScale + constant)
-                j += 1
-            }
-            return
-        }
-        for channel in 0..<channels {
-            let p1 = invStd * gamma[channel], p = _Vector(repeating: p1)
-            let g = dy + channel * l, v = x + channel * l, out = dx + channel * l
-            if streaming {
-                _streamSpan(out, count: l, vector: { i in _mulAdd(p, _load(g + i), _mulAdd(_load(v + i) - k, q, w)) },
-                            scalar: { i in p1 * g[i] + ((v[i] - shift) * inputScale + constant) })
-                continue
-            }
-            var i = 0
-            while i + _lanes <= l {
-                _store(_mulAdd(p, _load(g + i), _mulAdd(_load(v + i) - k, q, w)), out + i)
-                i += _lanes
-            }
-            while i < l { out[i] = p1 * g[i] + ((v[i] - shift) * inputScale + constant); i += 1 }
-        }
+    func constants(column j: Int) -> (_Vector, _Vector, _Vector, _Vector) {
+        (_Vector(repeating: shift), _Vector(repeating: invStd) * _load(gamma + j),
+         _Vector(repeating: inputScale), _Vector(repeating: constant))
+    }
+    @inlinable @inline(__always)
+    func constants(feature f: Int) -> (_Vector, _Vector, _Vector, _Vector) {
+        (_Vector(repeating: shift), _Vector(repeating: invStd * gamma[f]),
+         _Vector(repeating: inputScale), _Vector(repeating: constant))
+    }
+    @inlinable @inline(__always)
+    func vector(_ k: (_Vector, _Vector, _Vector, _Vector), at o: Int) -> _Vector {
+        _mulAdd(k.1, _load(dy + o), _mulAdd(_load(x + o) - k.0, k.2, k.3))
+    }
+    @inlinable @inline(__always)
+    func scalar(feature f: Int, at o: Int) -> Float {
+        invStd * gamma[f] * dy[o] + ((x[o] - shift) * inputScale + constant)
     }
 }

@@ -54,9 +54,9 @@ extension GroupNormKernel {
             meanOffset[row] = offset
             invStd[row] = 1 / (variance + Double(eps)).squareRoot()
             // pass 2: y = (x − shift)·a + b per channel, a = γ/σ, b = β − offset·a
-            _normalizeRow(x, output: y, channels: k, l: shape.l, streaming: streaming,
-                          gamma: gamma + firstChannel, beta: beta + firstChannel,
-                          shift: s, meanOffset: Float(offset), invStd: Float(invStd[row]))
+            _elementwiseRow(_GroupNormalizeTerms(x: x, gamma: gamma + firstChannel, beta: beta + firstChannel, output: y,
+                                                 shift: s, meanOffset: Float(offset), invStd: Float(invStd[row])),
+                            channels: k, l: shape.l, streaming: streaming)
         }
     }
 
@@ -79,9 +79,10 @@ extension GroupNormKernel {
         defer { if streaming { bnk_stream_fence() } }
         for row in 0..<shape.rows {
             let firstChannel = (row % shape.groups) * k
-            _normalizeRow(input + row * m, output: output + row * m, channels: k, l: shape.l, streaming: streaming,
-                          gamma: gamma + firstChannel, beta: beta + firstChannel,
-                          shift: shift[row], meanOffset: Float(meanOffset[row]), invStd: Float(invStd[row]))
+            _elementwiseRow(_GroupNormalizeTerms(x: input + row * m, gamma: gamma + firstChannel, beta: beta + firstChannel,
+                                                 output: output + row * m, shift: shift[row],
+                                                 meanOffset: Float(meanOffset[row]), invStd: Float(invStd[row])),
+                            channels: k, l: shape.l, streaming: streaming)
         }
     }
 
@@ -130,56 +131,49 @@ extension GroupNormKernel {
         return (sum, sumSquares)
     }
 
-    /// One row: y = (x − shift)·a + b with a = invStd·γ, b = β − meanOffset·a
-    /// per channel. L = 1 vectorises across channels (γ, β loaded as vectors),
-    /// L > 1 along each channel's run. `streaming`: non-temporal stores
-    /// (``BatchNormKernel/streamingThreshold``; the caller fences).
+    /// One row (sample, group) of pass 2 on the elementwise driver: across
+    /// its channels when L = 1, along each channel's run otherwise.
+    /// `streaming`: non-temporal stores (the caller fences).
     @inlinable @inline(__always)
-    static func _normalizeRow(
-        _ x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>, channels: Int, l: Int, streaming: Bool,
-        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, shift: Float, meanOffset: Float, invStd: Float
-    ) {
-        let k = _Vector(repeating: shift), r = _Vector(repeating: invStd), o = _Vector(repeating: meanOffset)
-        if streaming && l == 1 {
-            _streamSpan(y, count: channels,
-                        vector: { j in
-                            let a = r * _load(gamma + j)
-                            return _mulAdd(_load(x + j) - k, a, _load(beta + j) - o * a)
-                        },
-                        scalar: { j in
-                            let a = invStd * gamma[j]
-                            return (x[j] - shift) * a + (beta[j] - meanOffset * a)
-                        })
-            return
-        }
+    static func _elementwiseRow<T: _ElementwiseTerms>(_ terms: T, channels: Int, l: Int, streaming: Bool) {
         if l == 1 {
-            let vectorEnd = channels - channels % _lanes
-            var j = 0
-            while j < vectorEnd {
-                let a = r * _load(gamma + j)
-                let b = _load(beta + j) - o * a
-                _store(_mulAdd(_load(x + j) - k, a, b), y + j)
-                j += _lanes
-            }
-            while j < channels {
-                let a = invStd * gamma[j]
-                y[j] = (x[j] - shift) * a + (beta[j] - meanOffset * a)
-                j += 1
-            }
-            return
+            BatchNormKernel._elementwiseRows(terms, rows: 0..<1, batchRows: 1, c: channels, streaming: streaming)
+        } else {
+            BatchNormKernel._elementwiseRuns(terms, samples: 0..<1, c: channels, l: l, streaming: streaming)
         }
-        for channel in 0..<channels {
-            let a1 = invStd * gamma[channel], b1 = beta[channel] - meanOffset * a1
-            let a = _Vector(repeating: a1), b = _Vector(repeating: b1)
-            let p = x + channel * l, q = y + channel * l
-            if streaming {
-                _streamSpan(q, count: l, vector: { i in _mulAdd(_load(p + i) - k, a, b) },
-                            scalar: { i in (p[i] - shift) * a1 + b1 })
-                continue
-            }
-            var i = 0
-            while i + _lanes <= l { _store(_mulAdd(_load(p + i) - k, a, b), q + i); i += _lanes }
-            while i < l { q[i] = (p[i] - shift) * a1 + b1; i += 1 }
-        }
+    }
+}
+
+/// One row of GroupNorm's pass 2: y = (x − shift)·a + b per channel, with
+/// a = invStd·γ, b = β − meanOffset·a (pointers at the row's first value
+/// and first channel).
+@usableFromInline struct _GroupNormalizeTerms: _ElementwiseTerms {
+    @usableFromInline let x, gamma, beta: UnsafePointer<Float>
+    @usableFromInline let output: UnsafeMutablePointer<Float>
+    @usableFromInline let shift, meanOffset, invStd: Float
+
+    @inlinable init(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                    output: UnsafeMutablePointer<Float>, shift: Float, meanOffset: Float, invStd: Float) {
+        self.x = x; self.gamma = gamma; self.beta = beta; self.output = output
+        self.shift = shift; self.meanOffset = meanOffset; self.invStd = invStd
+    }
+
+    @inlinable static var streams: Int { 2 }
+    @inlinable @inline(__always)
+    func constants(column j: Int) -> (_Vector, _Vector, _Vector) {
+        let a = _Vector(repeating: invStd) * _load(gamma + j)
+        return (_Vector(repeating: shift), a, _load(beta + j) - _Vector(repeating: meanOffset) * a)
+    }
+    @inlinable @inline(__always)
+    func constants(feature f: Int) -> (_Vector, _Vector, _Vector) {
+        let a = invStd * gamma[f]
+        return (_Vector(repeating: shift), _Vector(repeating: a), _Vector(repeating: beta[f] - meanOffset * a))
+    }
+    @inlinable @inline(__always)
+    func vector(_ k: (_Vector, _Vector, _Vector), at o: Int) -> _Vector { _mulAdd(_load(x + o) - k.0, k.1, k.2) }
+    @inlinable @inline(__always)
+    func scalar(feature f: Int, at o: Int) -> Float {
+        let a = invStd * gamma[f]
+        return (x[o] - shift) * a + (beta[f] - meanOffset * a)
     }
 }

@@ -19,8 +19,8 @@ public typealias _Vector = SIMD8<Float>
 
 /// Bytes a pass may read (all its input arrays together) and still count as
 /// cache-resident for the row-grouping heuristic (``BatchNormKernel/_rowGroup``);
-/// larger batches are treated as streamed from L3 or memory. Zen 3: 512 KB
-/// of L2 per core, so 1 MB already leans on L3 — measured, see Benchmarks/README.md.
+/// larger batches are treated as streamed from L3 or memory. Zen 3 has
+/// 512 KB of L2 per core, so 1 MB already leans on L3 (Benchmarks/README.md).
 @usableFromInline let _cacheResidentBytes = 1 << 20
 
 @inlinable @inline(__always)
@@ -35,8 +35,8 @@ func _store(_ v: _Vector, _ p: UnsafeMutablePointer<Float>) {
 
 /// a·b + c. Fused only in builds with `-D BATCHNORMKIT_FMA` (the Makefile's
 /// native build): in a portable x86-64 build `addingProduct` lowers to one
-/// libm `fmaf` call per lane: measured 23.7 ns per vector against 0.69 ns for
-/// a multiply and an add (2026-11-27, AMD EPYC).
+/// libm `fmaf` call per lane, far slower than a multiply and an add
+/// (figures: Benchmarks/README.md, "Measurements behind the kernels").
 @inlinable @inline(__always)
 func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
     #if BATCHNORMKIT_FMA
@@ -62,12 +62,12 @@ func _sumLanes(_ v: _Vector) -> Double {
 
 extension BatchNormKernel {
     /// Output values (N·C·L) from which the elementwise passes (normalize,
-    /// dx) write with streaming stores (default 2²¹ = 8 MB of Float32).
-    /// Measured on Zen 3 with a 32 MB L3 (y = a·x + b, see
-    /// CBatchNormKitIntrinsics.h): from 8 MB of output, sparing the
-    /// read-for-ownership is worth 1.3–2×; at 4 MB and below the output still
-    /// fits L3 next to the input and normal stores are faster. A machine with
-    /// a larger L3 wants a larger value. Process-wide, like ``threadCount``.
+    /// dx) write with streaming stores (default 2²¹ = 8 MB of Float32): from
+    /// there sparing the read-for-ownership of an output that is not in cache
+    /// pays; below it the output still fits L3 next to the input and normal
+    /// stores are faster (Benchmarks/README.md, "Measurements behind the
+    /// kernels"). A machine with a larger L3 wants a larger value.
+    /// Process-wide, like ``threadCount``.
     public static var streamingThreshold: Int {
         get { _streamingValues }
         set {

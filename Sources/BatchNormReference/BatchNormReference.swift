@@ -28,6 +28,11 @@ extension BatchNormReference {
         public var biasedVariance: [Double] { m2.map { $0 / Double(count) } }
         /// M2 / (n − 1); `[C]`.
         public var unbiasedVariance: [Double] { m2.map { $0 / Double(count - 1) } }
+
+        /// Moments with the given values (e.g. the fast kernel's, to feed a twin).
+        public init(count: Int, mean: [Double], m2: [Double]) {
+            self.count = count; self.mean = mean; self.m2 = m2
+        }
     }
 
     /// Mean, then Σ(x − mean)², per feature. input: `(N, C, L)`.
@@ -88,41 +93,36 @@ extension BatchNormReference {
         return out
     }
 
-    /// Training-mode BatchNorm straight from the definition:
-    /// y = γ·(x − μ_B)/√(σ²_B + ε) + β with the batch's biased variance.
-    public static func forwardTrain<T: BinaryFloatingPoint>(
-        _ input: [T], n: Int, c: Int, l: Int = 1,
-        gamma: [Double], beta: [Double], eps: Double
-    ) -> [Double] {
-        let m = moments(input, n: n, c: c, l: l)
-        let v = m.biasedVariance
-        let scale = (0..<c).map { gamma[$0] / (v[$0] + eps).squareRoot() }
-        return normalizeAffine(input, n: n, c: c, l: l, shift: m.mean, scale: scale, bias: beta)
+    /// The per-feature constants of `normalizeAffine` from a batch's moments
+    /// (train): invStd = 1/√(M2/n + ε), meanOffset = mean − shift,
+    /// scale = γ·invStd, bias = β − meanOffset·γ·invStd; γ = 1, β = 0 when nil.
+    /// All `[C]`.
+    public static func forwardConstants(
+        moments: Moments, shift: [Double], gamma: [Double]?, beta: [Double]?, eps: Double
+    ) -> (scale: [Double], bias: [Double], invStd: [Double], meanOffset: [Double]) {
+        let c = moments.mean.count
+        let invStd = moments.biasedVariance.map { 1 / ($0 + eps).squareRoot() }
+        let meanOffset = (0..<c).map { moments.mean[$0] - shift[$0] }
+        let scale = (0..<c).map { (gamma?[$0] ?? 1) * invStd[$0] }
+        let bias = (0..<c).map { (beta?[$0] ?? 0) - meanOffset[$0] * scale[$0] }
+        return (scale, bias, invStd, meanOffset)
     }
 
-    /// Eval-mode BatchNorm: y = γ·(x − running_mean)/√(running_var + ε) + β.
-    public static func forwardEval<T: BinaryFloatingPoint>(
-        _ input: [T], n: Int, c: Int, l: Int = 1,
-        runningMean: [Double], runningVar: [Double], gamma: [Double], beta: [Double], eps: Double
-    ) -> [Double] {
-        let scale = (0..<c).map { gamma[$0] / (runningVar[$0] + eps).squareRoot() }
-        return normalizeAffine(input, n: n, c: c, l: l, shift: runningMean, scale: scale, bias: beta)
+    /// The same from the running buffers (eval): invStd = 1/√(running_var + ε),
+    /// meanOffset = 0 (the shift is running_mean), scale = γ·invStd, bias = β.
+    public static func forwardConstants(
+        runningVar: [Double], gamma: [Double]?, beta: [Double]?, eps: Double
+    ) -> (scale: [Double], bias: [Double], invStd: [Double], meanOffset: [Double]) {
+        let c = runningVar.count
+        let invStd = runningVar.map { 1 / ($0 + eps).squareRoot() }
+        return ((0..<c).map { (gamma?[$0] ?? 1) * invStd[$0] }, (0..<c).map { beta?[$0] ?? 0 },
+                invStd, [Double](repeating: 0, count: c))
     }
 }
 
 // MARK: - Backward
 
 extension BatchNormReference {
-    /// Gradients of a BatchNorm layer.
-    public struct Gradients: Sendable {
-        /// `(N, C, L)`
-        public var input: [Double]
-        /// `[C]`
-        public var gamma: [Double]
-        /// `[C]`
-        public var beta: [Double]
-    }
-
     /// Σdy and Σdy·(x − shift) per feature. gradOutput, input: `(N, C, L)`.
     public static func backwardReduce<T: BinaryFloatingPoint>(
         gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1, shift: [Double]
@@ -158,58 +158,26 @@ extension BatchNormReference {
         return dx
     }
 
-    /// Training-mode backward from the textbook formula (Ioffe & Szegedy 2015):
-    /// dx = γ/(m·σ̂)·(m·dy − Σdy − x̂·Σ(dy·x̂)), dγ = Σdy·x̂, dβ = Σdy, m = N·L.
-    public static func backwardTrain<T: BinaryFloatingPoint>(
-        gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1,
-        gamma: [Double], eps: Double
-    ) -> Gradients {
-        let mo = moments(input, n: n, c: c, l: l)
-        let v = mo.biasedVariance
-        let m = Double(n * l)
-        var g = Gradients(input: [Double](repeating: 0, count: input.count),
-                          gamma: [Double](repeating: 0, count: c), beta: [Double](repeating: 0, count: c))
-        for f in 0..<c {
-            let sigma = (v[f] + eps).squareRoot()
-            var sumDy = 0.0, sumDyXhat = 0.0
-            for s in 0..<n {
-                for p in 0..<l {
-                    let i = index(s, f, p, c: c, l: l)
-                    let xhat = (Double(input[i]) - mo.mean[f]) / sigma
-                    sumDy += Double(gradOutput[i]); sumDyXhat += Double(gradOutput[i]) * xhat
-                }
-            }
-            g.beta[f] = sumDy; g.gamma[f] = sumDyXhat
-            for s in 0..<n {
-                for p in 0..<l {
-                    let i = index(s, f, p, c: c, l: l)
-                    let xhat = (Double(input[i]) - mo.mean[f]) / sigma
-                    g.input[i] = gamma[f] / (m * sigma) * (m * Double(gradOutput[i]) - sumDy - xhat * sumDyXhat)
-                }
-            }
+    /// dγ, dβ and the constants of `backwardInput` from the sums of
+    /// `backwardReduce` (taken with shift = mean − meanOffset), m = N·L:
+    /// with B = Σdy·(x − μ) = sumGradShifted − meanOffset·sumGrad,
+    /// dγ = invStd·B, dβ = Σdy, gradScale = g = γ·invStd; with batch statistics
+    /// inputScale = −g·invStd²·B/m, constant = −g·Σdy/m − inputScale·meanOffset,
+    /// else both 0. γ = 1 when nil. All `[C]`.
+    public static func backwardConstants(
+        sumGrad: [Double], sumGradShifted: [Double], invStd: [Double], meanOffset: [Double],
+        gamma: [Double]?, valuesPerFeature m: Int, usedBatchStatistics: Bool
+    ) -> (gammaGrad: [Double], betaGrad: [Double], gradScale: [Double], inputScale: [Double], constant: [Double]) {
+        let c = sumGrad.count, count = Double(m)
+        let centred = (0..<c).map { sumGradShifted[$0] - meanOffset[$0] * sumGrad[$0] }
+        let gradScale = (0..<c).map { (gamma?[$0] ?? 1) * invStd[$0] }
+        guard usedBatchStatistics else {
+            let zeros = [Double](repeating: 0, count: c)
+            return ((0..<c).map { invStd[$0] * centred[$0] }, sumGrad, gradScale, zeros, zeros)
         }
-        return g
+        let inputScale = (0..<c).map { -gradScale[$0] * invStd[$0] * invStd[$0] * centred[$0] / count }
+        let constant = (0..<c).map { -gradScale[$0] * sumGrad[$0] / count - inputScale[$0] * meanOffset[$0] }
+        return ((0..<c).map { invStd[$0] * centred[$0] }, sumGrad, gradScale, inputScale, constant)
     }
 
-    /// Eval-mode backward: dx = γ·dy/√(running_var + ε), dγ = Σdy·x̂, dβ = Σdy.
-    public static func backwardEval<T: BinaryFloatingPoint>(
-        gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1,
-        runningMean: [Double], runningVar: [Double], gamma: [Double], eps: Double
-    ) -> Gradients {
-        var g = Gradients(input: [Double](repeating: 0, count: input.count),
-                          gamma: [Double](repeating: 0, count: c), beta: [Double](repeating: 0, count: c))
-        for f in 0..<c {
-            let sigma = (runningVar[f] + eps).squareRoot()
-            for s in 0..<n {
-                for p in 0..<l {
-                    let i = index(s, f, p, c: c, l: l)
-                    let dy = Double(gradOutput[i])
-                    g.beta[f] += dy
-                    g.gamma[f] += dy * (Double(input[i]) - runningMean[f]) / sigma
-                    g.input[i] = gamma[f] * dy / sigma
-                }
-            }
-        }
-        return g
-    }
 }

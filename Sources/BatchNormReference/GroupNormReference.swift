@@ -41,6 +41,15 @@ public enum GroupNormReference {
         _ x: [T], n: Int, c: Int, groups: Int, l: Int, gamma: [Double]?, beta: [Double]?, eps: Double
     ) -> [Double] {
         let stats = statistics(x, n: n, c: c, groups: groups, l: l, eps: eps)
+        return normalize(x, n: n, c: c, groups: groups, l: l, gamma: gamma, beta: beta, mean: stats.mean, invStd: stats.invStd)
+    }
+
+    /// y = (x − mean)·invStd·γ + β with given per-(sample, group) statistics
+    /// (`[N·G]` each) instead of the batch's: the twin of `GroupNormKernel.normalize`.
+    public static func normalize<T: BinaryFloatingPoint>(
+        _ x: [T], n: Int, c: Int, groups: Int, l: Int, gamma: [Double]?, beta: [Double]?,
+        mean: [Double], invStd: [Double]
+    ) -> [Double] {
         let k = c / groups
         var y = [Double](repeating: 0, count: x.count)
         for sample in 0..<n {
@@ -48,8 +57,7 @@ public enum GroupNormReference {
                 let row = sample * groups + channel / k
                 for p in 0..<l {
                     let i = index(sample, channel, p, c: c, l: l)
-                    let xhat = (Double(x[i]) - stats.mean[row]) * stats.invStd[row]
-                    y[i] = xhat * (gamma?[channel] ?? 1) + (beta?[channel] ?? 0)
+                    y[i] = (Double(x[i]) - mean[row]) * invStd[row] * (gamma?[channel] ?? 1) + (beta?[channel] ?? 0)
                 }
             }
         }

@@ -1,5 +1,5 @@
 import BatchNormKernels
-import BatchNormReference
+import BatchNormTestSupport
 
 typealias TestRandom = ReferenceRandom
 

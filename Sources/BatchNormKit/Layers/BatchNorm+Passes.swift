@@ -8,45 +8,40 @@ extension _BatchNorm {
         let shape = try layout(of: x)
         let c = numFeatures
         let useBatch = isTraining || !trackRunningStats
-        let synchronized = isTraining && group != nil
-        // (a SyncBatchNorm rank may hold a single value: the count that matters is every rank's)
-        if isTraining && !synchronized && shape.valuesPerFeature < 2 {
-            throw BatchNormKitError.notEnoughValuesPerFeature(context: context, shape: x.shape)
-        }
-        let y = output._reuse(sameShapeAs: x)
         let gamma = weight?.value._pointer, beta = bias?.value._pointer
         if useBatch {
             // pass 1: per-feature mean and biased variance, one read of x
             x.withUnsafeBufferPointer { BatchNormKernel.moments($0.baseAddress!, shape: shape, into: &moments) }
-            if synchronized {
-                // every rank's moments, merged in rank order: the same on every rank
-                try _synchronizeMoments()
+            if isTraining {
+                // the batch's statistics (SyncBatchNorm: over every rank)
+                try reduceMoments()
                 if moments.count < 2 {
-                    throw BatchNormKitError.notEnoughValuesPerFeature(context: context + " over all ranks", shape: x.shape)
+                    throw BatchNormKitError.notEnoughValuesPerFeature(context: statisticsContext, shape: x.shape)
                 }
-            }
-            if isTraining, let runningMean, let runningVar {
-                BatchNormKernel.updateRunningStatistics(
-                    runningMean: runningMean._pointer, runningVar: runningVar._pointer,
-                    moments: moments, momentum: momentum, numBatchesTracked: &numBatchesTracked)
+                if let runningMean, let runningVar {
+                    BatchNormKernel.updateRunningStatistics(
+                        runningMean: runningMean._pointer, runningVar: runningVar._pointer,
+                        moments: moments, momentum: momentum, numBatchesTracked: &numBatchesTracked)
+                }
             }
             // fold normalization and affine into y = (x − shift)·scale + shiftedBias
             BatchNormKernel.forwardConstants(moments: moments, gamma: gamma, beta: beta, eps: eps,
-                                             shift: shift, scale: scale, bias: shiftedBias,
-                                             invStd: invStd, meanOffset: meanOffset)
+                                             shift: work.shift, scale: work.scale, bias: work.shiftedBias,
+                                             invStd: work.invStd, meanOffset: work.meanOffset)
         } else {
             // eval: running statistics, y = (x − running_mean)·scale + β
             BatchNormKernel.forwardConstants(runningMean: runningMean!._pointer, runningVar: runningVar!._pointer,
                                              featureCount: c, gamma: gamma, beta: beta, eps: eps,
-                                             shift: shift, scale: scale, bias: shiftedBias,
-                                             invStd: invStd, meanOffset: meanOffset)
+                                             shift: work.shift, scale: work.scale, bias: work.shiftedBias,
+                                             invStd: work.invStd, meanOffset: work.meanOffset)
         }
         // pass 2: one read of x, one write of y
-        BatchNormKernel.normalizeAffine(x._pointer, shape: shape, shift: shift, scale: scale,
-                                        bias: shiftedBias, output: y._pointer)
+        let y = output._reuse(sameShapeAs: x)
+        BatchNormKernel.normalizeAffine(x._pointer, shape: shape, shift: work.shift, scale: work.scale,
+                                        bias: work.shiftedBias, output: y._pointer)
         input = x
         usedBatchStatistics = useBatch
-        usedSyncedStatistics = useBatch && synchronized
+        lastForwardTrained = isTraining
         lastShape = shape
         return y
     }
@@ -60,28 +55,31 @@ extension _BatchNorm {
         _ = try _checkGradient(dy, like: output, context: context)
         guard let x = input else { return nil }
         let shape = lastShape, c = numFeatures
+        let gamma = weight?.value._pointer
         // one pass over dy and x: Σdy and Σdy·(x − shift)
-        BatchNormKernel.backwardReduce(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: shift,
-                                       sumGrad: sumGrad, sumGradShifted: sumGradShifted, scratch: reduceScratch)
+        BatchNormKernel.backwardReduce(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
+                                       sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted, scratch: work.reduceScratch)
         // γ and β gradients accumulate, or start from zero right after zeroGrad
         let gammaGrad = weight?._gradForAccumulation(), betaGrad = bias?._gradForAccumulation()
         // dγ, dβ and the constants of dx = gradScale·dy + inputScale·(x − shift) + constant
-        if usedSyncedStatistics {
-            // dγ, dβ from this rank's sums (as PyTorch: data parallelism adds
-            // them later), dx's constants from every rank's
-            try _backwardConstantsSynchronized(gammaGrad: gammaGrad, betaGrad: betaGrad)
+        if let total = try reduceGradientSums(gammaGrad: gammaGrad, betaGrad: betaGrad) {
+            // dγ, dβ are taken; the sums and the count are every rank's
+            BatchNormKernel.backwardConstants(
+                sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted, invStd: work.invStd, meanOffset: work.meanOffset,
+                featureCount: c, gamma: gamma, valuesPerFeature: total, usedBatchStatistics: true,
+                gammaGrad: nil, betaGrad: nil,
+                gradScale: work.gradScale, inputScale: work.inputScale, constant: work.gradConstant)
         } else {
             BatchNormKernel.backwardConstants(
-                sumGrad: sumGrad, sumGradShifted: sumGradShifted, invStd: invStd, meanOffset: meanOffset,
-                featureCount: c, gamma: weight?.value._pointer, valuesPerFeature: shape.valuesPerFeature,
-                usedBatchStatistics: usedBatchStatistics,
-                gammaGrad: gammaGrad, betaGrad: betaGrad,
-                gradScale: gradScale, inputScale: inputScale, constant: gradConstant)
+                sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted, invStd: work.invStd, meanOffset: work.meanOffset,
+                featureCount: c, gamma: gamma, valuesPerFeature: shape.valuesPerFeature,
+                usedBatchStatistics: usedBatchStatistics, gammaGrad: gammaGrad, betaGrad: betaGrad,
+                gradScale: work.gradScale, inputScale: work.inputScale, constant: work.gradConstant)
         }
         guard needsInputGradient else { return nil }
         let dx = gradInput._reuse(sameShapeAs: x)
-        BatchNormKernel.backwardInput(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: shift,
-                                      gradScale: gradScale, inputScale: inputScale, constant: gradConstant,
+        BatchNormKernel.backwardInput(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
+                                      gradScale: work.gradScale, inputScale: work.inputScale, constant: work.gradConstant,
                                       gradInput: dx._pointer)
         return dx
     }

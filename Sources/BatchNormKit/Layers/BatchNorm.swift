@@ -47,34 +47,23 @@ public class _BatchNorm: Layer, BatchCounting {
 
     // Per-feature workspace, allocated once: a step allocates nothing.
     var moments: FeatureMoments
-    let shift, scale, shiftedBias: UnsafeMutablePointer<Float>      // forward constants [C]
-    let gradScale, inputScale, gradConstant: UnsafeMutablePointer<Float> // backward constants [C]
-    let invStd, meanOffset, sumGrad, sumGradShifted: UnsafeMutablePointer<Double> // [C]
-    let reduceScratch: UnsafeMutablePointer<Float>                  // [2C]
+    let work: _BatchNormWorkspace
 
     // What backward needs from the last forward.
     var input: Tensor?
     var output: Tensor?
     var gradInput: Tensor?
     var usedBatchStatistics = true
+    /// Whether the last forward ran in training mode (its statistics went through ``reduceMoments()``).
+    var lastForwardTrained = false
     var lastShape = BatchNormShape(n: 0, c: 0)
 
     /// The input ranks a layer accepts, and its name in messages.
     let inputKind: _BatchNormInput
 
-    /// The ranks whose batches are normalized together (SyncBatchNorm), or nil.
-    let group: ProcessGroup?
-    /// SyncBatchNorm's exchange buffer: `size·(1 + 3C)` Doubles (or 0).
-    let syncBuffer: UnsafeMutableBufferPointer<Double>
-    /// Values per feature over every rank in the last training forward.
-    var syncedCount = 0
-    /// Whether the last forward used statistics gathered from every rank.
-    var usedSyncedStatistics = false
-
     init(_ inputKind: _BatchNormInput, numFeatures: Int, eps: Float, momentum: Float?,
-         affine: Bool, trackRunningStats: Bool, group: ProcessGroup? = nil) throws {
+         affine: Bool, trackRunningStats: Bool) throws {
         self.inputKind = inputKind
-        self.group = group
         guard numFeatures > 0 else {
             throw BatchNormKitError.invalidArgument(name: "numFeatures", value: "\(numFeatures)", requirement: "must be ≥ 1")
         }
@@ -85,8 +74,6 @@ public class _BatchNorm: Layer, BatchCounting {
             throw BatchNormKitError.invalidArgument(name: "momentum", value: "\(m)", requirement: "must be in [0, 1] (or nil for a cumulative average)")
         }
         let c = numFeatures
-        syncBuffer = .allocate(capacity: group.map { $0.size * (1 + 3 * c) } ?? 0)
-        syncBuffer.initialize(repeating: 0)
         self.numFeatures = c
         self.eps = eps
         self.momentum = momentum
@@ -107,22 +94,7 @@ public class _BatchNorm: Layer, BatchCounting {
             runningMean = nil; runningVar = nil
         }
         moments = FeatureMoments(featureCount: c)
-        func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: n); p.initialize(repeating: 0, count: n); return p
-        }
-        func doubles() -> UnsafeMutablePointer<Double> {
-            let p = UnsafeMutablePointer<Double>.allocate(capacity: c); p.initialize(repeating: 0, count: c); return p
-        }
-        shift = floats(c); scale = floats(c); shiftedBias = floats(c)
-        gradScale = floats(c); inputScale = floats(c); gradConstant = floats(c)
-        invStd = doubles(); meanOffset = doubles(); sumGrad = doubles(); sumGradShifted = doubles()
-        reduceScratch = floats(2 * c)
-    }
-
-    deinit {
-        for p in [shift, scale, shiftedBias, gradScale, inputScale, gradConstant, reduceScratch] { p.deallocate() }
-        for p in [invStd, meanOffset, sumGrad, sumGradShifted] { p.deallocate() }
-        syncBuffer.deallocate()
+        work = _BatchNormWorkspace(featureCount: c)
     }
 
     public func setTraining(_ training: Bool) { isTraining = training }
@@ -131,6 +103,25 @@ public class _BatchNorm: Layer, BatchCounting {
     public func resetRunningStats() {
         runningMean?.fill(0); runningVar?.fill(1); numBatchesTracked = 0
     }
+
+    // MARK: Hooks (SyncBatchNorm overrides them)
+
+    /// Called in a training forward with this batch's `moments`: makes them
+    /// the statistics to normalize with. The default keeps them (the batch is
+    /// this layer's alone); SyncBatchNorm merges every rank's.
+    func reduceMoments() throws {}
+
+    /// Called in backward with this batch's Σdy and Σdy·(x − shift) in
+    /// `work.sumGrad`, `work.sumGradShifted`. The default returns nil: the
+    /// backward takes dγ, dβ and dx from these sums. An override that
+    /// accumulates dγ, dβ from them itself, then replaces them with the sums
+    /// over the whole batch, returns the values per feature of that batch.
+    func reduceGradientSums(gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?) throws -> Int? {
+        nil
+    }
+
+    /// What a "not enough values" message names: this layer, or every rank's.
+    var statisticsContext: String { context }
 
     /// `weight`, `bias`, `running_mean`, `running_var`, `num_batches_tracked` under `prefix`, as PyTorch names them.
     public func namedStateEntries(prefix: String) -> [(name: String, entry: StateEntry)] {
@@ -220,4 +211,33 @@ public final class BatchNorm2d: _BatchNorm {
         try super.init(.image, numFeatures: numFeatures, eps: eps, momentum: momentum,
                        affine: affine, trackRunningStats: trackRunningStats)
     }
+}
+
+// MARK: - Workspace
+
+/// The per-feature arrays of a BatchNorm layer's kernels, allocated once
+/// (a training step allocates nothing) and freed with the layer: two
+/// allocations, owned by a value that cannot be copied.
+struct _BatchNormWorkspace: ~Copyable {
+    /// Forward constants `[C]`: y = (x − shift)·scale + shiftedBias.
+    let shift, scale, shiftedBias: UnsafeMutablePointer<Float>
+    /// Backward constants `[C]`: dx = gradScale·dy + inputScale·(x − shift) + gradConstant.
+    let gradScale, inputScale, gradConstant: UnsafeMutablePointer<Float>
+    /// `[C]` each: 1/σ and mean − shift of the forward; Σdy and Σdy·(x − shift).
+    let invStd, meanOffset, sumGrad, sumGradShifted: UnsafeMutablePointer<Double>
+    /// Float32 block sums of the backward reduction, `[2C]`.
+    let reduceScratch: UnsafeMutablePointer<Float>
+    private let floats: UnsafeMutablePointer<Float>
+    private let doubles: UnsafeMutablePointer<Double>
+
+    init(featureCount c: Int) {
+        floats = .allocate(capacity: 8 * c); floats.initialize(repeating: 0, count: 8 * c)
+        doubles = .allocate(capacity: 4 * c); doubles.initialize(repeating: 0, count: 4 * c)
+        (shift, scale, shiftedBias) = (floats, floats + c, floats + 2 * c)
+        (gradScale, inputScale, gradConstant) = (floats + 3 * c, floats + 4 * c, floats + 5 * c)
+        reduceScratch = floats + 6 * c
+        (invStd, meanOffset, sumGrad, sumGradShifted) = (doubles, doubles + c, doubles + 2 * c, doubles + 3 * c)
+    }
+
+    deinit { floats.deallocate(); doubles.deallocate() }
 }

@@ -17,78 +17,92 @@ import BatchNormKernels
 /// - Every rank must call forward and backward in the same order: each is one
 ///   ``ProcessGroup/allReduceSum(_:)``.
 ///
-/// Parameters and buffers are BatchNorm1d's (same names and defaults).
+/// Parameters and buffers are BatchNorm1d's (same names and defaults). The
+/// exchanges are the two hooks of ``_BatchNorm``.
 public final class SyncBatchNorm: _BatchNorm {
     /// The ranks this layer synchronizes with.
-    public var processGroup: ProcessGroup { group! }
+    public let processGroup: ProcessGroup
+    /// The exchange buffer: `size·(1 + 3C)` Doubles (moments), of which the
+    /// first 2C also carry the gradient sums.
+    private let exchange: UnsafeMutableBufferPointer<Double>
+    /// One other rank's moments while merging (allocated once).
+    private var peer: FeatureMoments
 
     /// - Parameters: as ``BatchNorm1d/init(numFeatures:eps:momentum:affine:trackRunningStats:)``, plus
     ///   - processGroup: this rank's handle on the job's ranks.
     public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float? = 0.1, affine: Bool = true,
                 trackRunningStats: Bool = true, processGroup: ProcessGroup) throws {
-        try super.init(.any, numFeatures: numFeatures, eps: eps, momentum: momentum, affine: affine,
-                       trackRunningStats: trackRunningStats, group: processGroup)
+        self.processGroup = processGroup
+        let buffer = UnsafeMutableBufferPointer<Double>.allocate(
+            capacity: numFeatures > 0 ? processGroup.size * (1 + 3 * numFeatures) : 0)
+        buffer.initialize(repeating: 0)
+        exchange = buffer
+        peer = FeatureMoments(featureCount: max(numFeatures, 0))
+        do {
+            try super.init(.any, numFeatures: numFeatures, eps: eps, momentum: momentum, affine: affine,
+                           trackRunningStats: trackRunningStats)
+        } catch {
+            buffer.deallocate()   // the layer was never made: its deinit does not run
+            throw error
+        }
     }
-}
 
-// MARK: - The exchanges
+    deinit { exchange.deallocate() }
 
-extension _BatchNorm {
+    override var statisticsContext: String { context + " over all ranks" }
+
     /// Replaces this rank's `moments` with every rank's, merged in rank order.
     /// Slot r of the exchange buffer is `[count, shift[C], mean[C], m2[C]]`.
-    @inline(never)
-    func _synchronizeMoments() throws {
-        let group = group!, c = numFeatures, width = 1 + 3 * c
-        let buffer = syncBuffer.baseAddress!
-        syncBuffer.update(repeating: 0)
-        let mine = buffer + group.rank * width
-        mine[0] = Double(moments.count)
-        moments.shift.withUnsafeBufferPointer { for f in 0..<c { mine[1 + f] = Double($0[f]) } }
-        moments.mean.withUnsafeBufferPointer { (mine + 1 + c).update(from: $0.baseAddress!, count: c) }
-        moments.m2.withUnsafeBufferPointer { (mine + 1 + 2 * c).update(from: $0.baseAddress!, count: c) }
-        try group.allReduceSum(syncBuffer)
-        // into rank 0's slot, Chan's merge of each further rank in order:
-        // n = nA + nB, δ = meanB − meanA, mean += δ·nB/n, M2 += M2B + δ²·nA·nB/n
-        let mean = buffer + 1 + c, m2 = buffer + 1 + 2 * c
-        var count = buffer[0]
-        for r in 1..<max(group.size, 1) {
-            let slot = buffer + r * width, nB = slot[0]
-            if nB == 0 { continue }
-            let n = count + nB
-            for f in 0..<c {
-                let delta = slot[1 + c + f] - mean[f]
-                mean[f] += delta * nB / n
-                m2[f] += slot[1 + 2 * c + f] + delta * delta * count * nB / n
-            }
-            count = n
+    override func reduceMoments() throws {
+        let c = numFeatures, width = 1 + 3 * c, buffer = exchange.baseAddress!
+        exchange.update(repeating: 0)
+        write(moments, to: buffer + processGroup.rank * width)
+        try processGroup.allReduceSum(exchange)
+        // rank 0's moments (its shift: one of its values per feature), then
+        // Chan's merge of each further rank in order
+        read(buffer, into: &moments)
+        for r in 1..<max(processGroup.size, 1) {
+            read(buffer + r * width, into: &peer)
+            moments.merge(peer)
         }
-        // the merged moments keep rank 0's shift (one of its values per feature)
-        moments.shift.withUnsafeMutableBufferPointer { for f in 0..<c { $0[f] = Float(buffer[1 + f]) } }
-        moments.mean.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: mean, count: c) }
-        moments.m2.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: m2, count: c) }
-        moments.count = Int(count)
     }
 
     /// dγ, dβ from this rank's Σdy, Σdy·(x − shift); then those sums over all
-    /// ranks give dx's constants with the global count.
-    @inline(never)
-    func _backwardConstantsSynchronized(gammaGrad: UnsafeMutablePointer<Float>?,
-                                        betaGrad: UnsafeMutablePointer<Float>?) throws {
-        let group = group!, c = numFeatures
-        let sums = syncBuffer.baseAddress!, exchanged = UnsafeMutableBufferPointer(start: sums, count: 2 * c)
+    /// ranks, with the global count, for dx's constants.
+    override func reduceGradientSums(gammaGrad: UnsafeMutablePointer<Float>?,
+                                     betaGrad: UnsafeMutablePointer<Float>?) throws -> Int? {
+        // an eval-mode forward used this rank's running statistics: nothing to exchange
+        guard lastForwardTrained else { return nil }
+        let c = numFeatures, sums = exchange.baseAddress!
         // keep the local sums: backwardConstants overwrites sumGradShifted
-        sums.update(from: sumGrad, count: c)
-        (sums + c).update(from: sumGradShifted, count: c)
+        sums.update(from: work.sumGrad, count: c)
+        (sums + c).update(from: work.sumGradShifted, count: c)
         BatchNormKernel.backwardConstants(
-            sumGrad: sumGrad, sumGradShifted: sumGradShifted, invStd: invStd, meanOffset: meanOffset,
+            sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted, invStd: work.invStd, meanOffset: work.meanOffset,
             featureCount: c, gamma: weight?.value._pointer, valuesPerFeature: moments.count, usedBatchStatistics: true,
-            gammaGrad: gammaGrad, betaGrad: betaGrad, gradScale: gradScale, inputScale: inputScale, constant: gradConstant)
-        try group.allReduceSum(exchanged)
-        sumGrad.update(from: sums, count: c)
-        sumGradShifted.update(from: sums + c, count: c)
-        BatchNormKernel.backwardConstants(
-            sumGrad: sumGrad, sumGradShifted: sumGradShifted, invStd: invStd, meanOffset: meanOffset,
-            featureCount: c, gamma: weight?.value._pointer, valuesPerFeature: moments.count, usedBatchStatistics: true,
-            gammaGrad: nil, betaGrad: nil, gradScale: gradScale, inputScale: inputScale, constant: gradConstant)
+            gammaGrad: gammaGrad, betaGrad: betaGrad,
+            gradScale: work.gradScale, inputScale: work.inputScale, constant: work.gradConstant)
+        try processGroup.allReduceSum(UnsafeMutableBufferPointer(start: sums, count: 2 * c))
+        work.sumGrad.update(from: sums, count: c)
+        work.sumGradShifted.update(from: sums + c, count: c)
+        return moments.count
+    }
+
+    /// `[count, shift[C], mean[C], m2[C]]` at `slot`.
+    private func write(_ m: FeatureMoments, to slot: UnsafeMutablePointer<Double>) {
+        let c = numFeatures
+        slot[0] = Double(m.count)
+        m.shift.withUnsafeBufferPointer { for f in 0..<c { slot[1 + f] = Double($0[f]) } }
+        m.mean.withUnsafeBufferPointer { (slot + 1 + c).update(from: $0.baseAddress!, count: c) }
+        m.m2.withUnsafeBufferPointer { (slot + 1 + 2 * c).update(from: $0.baseAddress!, count: c) }
+    }
+
+    /// The moments written by ``write(_:to:)`` at `slot`, into `m` (no allocation).
+    private func read(_ slot: UnsafePointer<Double>, into m: inout FeatureMoments) {
+        let c = numFeatures
+        m.count = Int(slot[0])
+        m.shift.withUnsafeMutableBufferPointer { for f in 0..<c { $0[f] = Float(slot[1 + f]) } }
+        m.mean.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: slot + 1 + c, count: c) }
+        m.m2.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: slot + 1 + 2 * c, count: c) }
     }
 }

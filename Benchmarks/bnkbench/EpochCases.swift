@@ -1,7 +1,5 @@
-// Two more cases of the seed network: eval-mode inference with BatchNorm
-// folded into the Linears (`SeedNetwork.foldingBatchNorm()`), next to the
-// unfolded `inference` cases, and one training epoch of the seed recipe
-// through `Trainer` (batch 128, SGD lr 0.1 momentum 0.9).
+// epoch: one training epoch of the seed recipe through `Trainer`
+// (batch 128, SGD lr 0.1 momentum 0.9).
 
 #if canImport(Glibc)
 import Glibc
@@ -10,36 +8,7 @@ import Darwin
 #endif
 import BatchNormKit
 import BatchNormReference
-
-// MARK: - Folded inference
-
-func foldedInferenceCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws {
-    let name = "inference-folded N=\(n)"
-    guard bench.wants(name) else { return }
-    let s = try SeedSetup(sizes: sizes, batch: n)
-    // the same network as `inference N=…` (its running statistics get folded into the weights)
-    let (xd, refN, xdr) = try s.preparedForInference(inputSize: sizes.input)
-    let folded = try s.net.foldingBatchNorm()
-    let reference = ReferenceNetwork(folded)   // Linear, ReLU, Linear, ReLU, Linear in Double
-    try bench.run(name, group: "inference", metric: .samples(n),
-                  reference: { blackHole(reference.inference(xdr, n: refN)) },
-                  referenceRows: (refN, n),
-                  fast: { blackHole(try folded.forward(s.x)) },
-                  // the same three products as the unfolded network (folding removes only BatchNorm)
-                  limit: { s.gemmBound(bench.roofline, training: false) },
-                  check: {
-                      // folded ≈ unfolded eval-mode logits (the fold is exact in real
-                      // arithmetic; the weights are rounded once to Float), and both
-                      // ≈ the unfolded network in Double
-                      let y = try folded.forward(s.x).scalars
-                      let unfolded = try s.net.forward(s.x).scalars
-                      let want = ReferenceNetwork(s.net).inference(xd, n: n)
-                      return Check.all([
-                          ("folded vs unfolded", compareToReference(y, unfolded, rtol: 1e-5, atol: 1e-6)),
-                          ("folded vs reference", compareToReference(y, want, rtol: 1e-4, atol: 1e-4)),
-                      ])
-                  })
-}
+import BatchNormTestSupport
 
 // MARK: - One training epoch
 

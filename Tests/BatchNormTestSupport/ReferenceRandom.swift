@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Deterministic data for tests and benchmarks: a 64-bit LCG (Knuth's MMIX
+/// Deterministic data for tests and benchmarks (test support, not a product): a 64-bit LCG (Knuth's MMIX
 /// constants), so every run, on every machine, sees the same batches.
 public struct ReferenceRandom {
     private var state: UInt64

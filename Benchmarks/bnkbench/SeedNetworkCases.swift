@@ -1,177 +1,11 @@
-// The cases of issue 4: BatchNorm1d forward-train / forward-eval / backward,
-// Linear forward / backward on the seed network's shapes, the seed network's
-// training step and eval-mode inference, and heap allocations per step.
-// LayerNorm / GroupNorm cases: GroupNormCases.swift.
+// The seed network: training step, eval-mode inference (plain and folded)
+// and heap allocations per step. The epoch case: EpochCases.swift.
 
 import BatchNormKit
 import BatchNormKernels
 import BatchNormReference
-import CBatchNormKitBLAS
+import BatchNormTestSupport
 import CBatchNormKitMallocCounter
-
-/// Sizes of every case; --smoke swaps in tiny ones.
-struct CaseSizes {
-    var batchNorm: [BatchNormShape]
-    /// LayerNorm (groups 1, L 1) and GroupNorm shapes.
-    var groupNorm: [GroupNormShape]
-    /// Seed network: input, hidden widths, classes.
-    var input: Int
-    var hidden: [Int]
-    var classes: Int
-    var linearBatch: Int
-    var stepBatches: [Int]
-    var inferenceBatches: [Int]
-    /// The epoch case: samples per epoch (the Fashion-MNIST train split's
-    /// 60000 in full runs) and the seed recipe's batch size.
-    var epochSamples: Int
-    var epochBatch: Int
-
-    static let full = CaseSizes(
-        batchNorm: [.init(n: 256, c: 256), .init(n: 256, c: 64), .init(n: 1024, c: 1024), .init(n: 4096, c: 1024),
-                    .init(n: 64, c: 4096), .init(n: 16384, c: 256), .init(n: 64, c: 128, l: 256)],
-        groupNorm: [.init(n: 256, c: 256, groups: 1), .init(n: 4096, c: 1024, groups: 1),
-                    .init(n: 64, c: 128, groups: 32, l: 256)],
-        input: 784, hidden: [256, 64], classes: 10, linearBatch: 256,
-        stepBatches: [64, 256, 1024], inferenceBatches: [64, 256, 1024],
-        epochSamples: 60000, epochBatch: 128)
-
-    /// Tiny, except two that reach the kernels' other row groupings
-    /// (``BatchNormKernel._rowGroup``): rows 4 KB apart (2 and 4 rows at a
-    /// time) and a batch over 1 MB with short rows (one row at a time).
-    static let smoke = CaseSizes(
-        batchNorm: [.init(n: 8, c: 12), .init(n: 5, c: 17), .init(n: 70, c: 9), .init(n: 4, c: 3, l: 9),
-                    .init(n: 22, c: 1024), .init(n: 2051, c: 131)],
-        groupNorm: [.init(n: 5, c: 17, groups: 1), .init(n: 70, c: 9, groups: 1), .init(n: 4, c: 6, groups: 3, l: 9)],
-        input: 20, hidden: [12, 6], classes: 3, linearBatch: 8,
-        stepBatches: [8], inferenceBatches: [8],
-        epochSamples: 512, epochBatch: 128)
-
-    /// Linear layers of the seed network, (in, out).
-    var linearShapes: [(Int, Int)] {
-        let widths = [input] + hidden + [classes]
-        return (0..<(widths.count - 1)).map { (widths[$0], widths[$0 + 1]) }
-    }
-}
-
-let eps = 1e-5
-
-func tensorShape(_ s: BatchNormShape) -> [Int] { s.l == 1 ? [s.n, s.c] : [s.n, s.c, s.l] }
-
-func doubles(_ t: Tensor) -> [Double] { t.scalars.map(Double.init) }
-
-// MARK: - BatchNorm1d
-
-func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
-    let names = ["forward-train", "forward-eval", "backward"].map { "bn.\($0) \(shape)" }
-    guard names.contains(where: bench.wants) else { return }
-    let n = shape.n, c = shape.c, l = shape.l
-    var rng = ReferenceRandom(seed: UInt64(shape.elementCount + c))
-    let x = rng.batch(n: n, c: c, l: l)
-    let dy = rng.normals(x.count)
-    let gamma = (0..<c).map { _ in 0.5 + rng.unit() }, beta = (0..<c).map { _ in rng.normal() }
-    let runMean = (0..<c).map { _ in 0.5 * rng.normal() }, runVar = (0..<c).map { _ in 0.5 + rng.unit() }
-
-    let xt = try Tensor(shape: tensorShape(shape), scalars: x)
-    let dyt = try Tensor(shape: tensorShape(shape), scalars: dy)
-    let bn = try BatchNorm1d(numFeatures: c)
-    bn.weight!.value.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(gamma[i]) } }
-    bn.bias!.value.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(beta[i]) } }
-    func setRunning() {
-        bn.runningMean!.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(runMean[i]) } }
-        bn.runningVar!.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(runVar[i]) } }
-    }
-    let tensorBytes = x.count * 4
-    // the bound uses as many streaming threads as the kernels split this batch into
-    let kernelParts = BatchNormKernel.threadCount > 1 && shape.elementCount >= BatchNormKernel.parallelThreshold
-        ? min(BatchNormKernel.threadCount, n) : 1
-    bench.roofline.streamThreads = kernelParts
-    defer { bench.roofline.streamThreads = 1 }
-    // the naive reference on at most 2¹⁸ values (scaled up, see Bench.run)
-    let refN = min(n, max(2, (1 << 18) / (c * l)))
-    let xr = Array(x[..<(refN * c * l)]), dyr = Array(dy[..<(refN * c * l)])
-    let rows = (measured: refN, scaledTo: n)
-
-    bn.train()
-    try bench.run(names[0], group: "bn", metric: .bytes(Double(3 * tensorBytes)),
-                  reference: { blackHole(BatchNormReference.forwardTrain(xr, n: refN, c: c, l: l, gamma: gamma, beta: beta, eps: eps)) },
-                  referenceRows: rows,
-                  fast: { blackHole(try bn.forward(xt)) },
-                  limit: { bench.roofline.forwardTrainBound(tensorBytes: tensorBytes) })
-
-    bn.eval()
-    setRunning()
-    try bench.run(names[1], group: "bn", metric: .bytes(Double(2 * tensorBytes)),
-                  reference: { blackHole(BatchNormReference.forwardEval(xr, n: refN, c: c, l: l, runningMean: runMean, runningVar: runVar,
-                                                                         gamma: gamma, beta: beta, eps: eps)) },
-                  referenceRows: rows,
-                  fast: { blackHole(try bn.forward(xt)) },
-                  limit: { bench.roofline.forwardEvalBound(tensorBytes: tensorBytes) })
-
-    bn.train()
-    _ = try bn.forward(xt)
-    try bench.run(names[2], group: "bn", metric: .bytes(Double(5 * tensorBytes)),
-                  reference: { blackHole(BatchNormReference.backwardTrain(gradOutput: dyr, input: xr, n: refN, c: c, l: l,
-                                                                          gamma: gamma, eps: eps).input) },
-                  referenceRows: rows,
-                  fast: { blackHole(try bn.backward(dyt, needsInputGradient: true)) },
-                  limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) })
-}
-
-// MARK: - Linear
-
-func linearCases(_ bench: Bench, inFeatures i: Int, outFeatures o: Int, batch n: Int) throws {
-    let names = ["linear.forward \(i)→\(o) N=\(n)", "linear.backward \(i)→\(o) N=\(n)"]
-    guard names.contains(where: bench.wants) else { return }
-    let lin = try Linear(inFeatures: i, outFeatures: o, seed: UInt64(i * 1000 + o))
-    var rng = ReferenceRandom(seed: UInt64(i + o))
-    let x = rng.normals(n * i), dy = rng.normals(n * o)
-    let xt = try Tensor(shape: [n, i], scalars: x), dyt = try Tensor(shape: [n, o], scalars: dy)
-    let w = lin.weight.value.scalars, b = lin.bias!.value.scalars
-    let macs = Double(n * i * o)
-    // the naive reference on at most 2²¹ multiply-adds (scaled up, see Bench.run)
-    let refN = min(n, max(1, (1 << 21) / (i * o)))
-    let xr = Array(x[..<(refN * i)]), dyr = Array(dy[..<(refN * o)])
-    let rows = (measured: refN, scaledTo: n)
-    let tol = (rtol: 1e-4, atol: 1e-5 * Double(max(i, n)).squareRoot())
-
-    try bench.run(names[0], group: "linear", metric: .flops(2 * macs),
-                  reference: { blackHole(BatchNormReference.linearForward(xr, n: refN, inFeatures: i, weight: w, bias: b, outFeatures: o)) },
-                  referenceRows: rows,
-                  fast: { blackHole(try lin.forward(xt)) },
-                  limit: {
-                      let t = bench.roofline.sgemmTime(transA: false, transB: true, m: n, n: o, k: i, beta: 1)
-                      return Limit(kind: "sgemm NT", boundTime: t, details: [("sgemm_GFLOPs", 2 * macs / t / 1e9)])
-                  },
-                  check: {
-                      let y = try lin.forward(xt)
-                      let want = BatchNormReference.linearForward(x, n: n, inFeatures: i, weight: w, bias: b, outFeatures: o)
-                      return Check.all([("y", compareToReference(y.scalars, want, rtol: tol.rtol, atol: tol.atol))])
-                  })
-
-    _ = try lin.forward(xt)
-    try bench.run(names[1], group: "linear", metric: .flops(4 * macs),
-                  reference: { blackHole(BatchNormReference.linearBackward(gradOutput: dyr, x: xr, n: refN, inFeatures: i,
-                                                                           weight: w, outFeatures: o).input) },
-                  referenceRows: rows,
-                  fast: { blackHole(try lin.backward(dyt, needsInputGradient: true)) },
-                  limit: {
-                      let tw = bench.roofline.sgemmTime(transA: true, transB: false, m: o, n: i, k: n, beta: 1)
-                      let tx = bench.roofline.sgemmTime(transA: false, transB: false, m: n, n: i, k: o, beta: 0)
-                      return Limit(kind: "sgemm TN+NN", boundTime: tw + tx,
-                                   details: [("sgemm_dW_GFLOPs", 2 * macs / tw / 1e9), ("sgemm_dX_GFLOPs", 2 * macs / tx / 1e9)])
-                  },
-                  check: {
-                      lin.weight.grad.fill(0); lin.bias!.grad.fill(0)
-                      let dx = try lin.backward(dyt, needsInputGradient: true)!
-                      let want = BatchNormReference.linearBackward(gradOutput: dy, x: x, n: n, inFeatures: i, weight: w, outFeatures: o)
-                      let sumTol = 1e-5 * Double(n).squareRoot()
-                      return Check.all([
-                          ("dx", compareToReference(dx.scalars, want.input, rtol: tol.rtol, atol: tol.atol)),
-                          ("dW", compareToReference(lin.weight.grad.scalars, want.weight, rtol: 1e-4, atol: sumTol)),
-                          ("db", compareToReference(lin.bias!.grad.scalars, want.bias, rtol: 1e-4, atol: sumTol)),
-                      ])
-                  })
-}
 
 // MARK: - Seed network: training step and inference
 
@@ -302,6 +136,36 @@ func inferenceCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws {
                       let y = try s.net.forward(s.x)
                       let want = reference.inference(xd, n: n)
                       return Check.all([("logits", compareToReference(y.scalars, want, rtol: 1e-4, atol: 1e-4))])
+                  })
+}
+
+// MARK: - Folded inference
+
+func foldedInferenceCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws {
+    let name = "inference-folded N=\(n)"
+    guard bench.wants(name) else { return }
+    let s = try SeedSetup(sizes: sizes, batch: n)
+    // the same network as `inference N=…` (its running statistics get folded into the weights)
+    let (xd, refN, xdr) = try s.preparedForInference(inputSize: sizes.input)
+    let folded = try s.net.foldingBatchNorm()
+    let reference = ReferenceNetwork(folded)   // Linear, ReLU, Linear, ReLU, Linear in Double
+    try bench.run(name, group: "inference", metric: .samples(n),
+                  reference: { blackHole(reference.inference(xdr, n: refN)) },
+                  referenceRows: (refN, n),
+                  fast: { blackHole(try folded.forward(s.x)) },
+                  // the same three products as the unfolded network (folding removes only BatchNorm)
+                  limit: { s.gemmBound(bench.roofline, training: false) },
+                  check: {
+                      // folded ≈ unfolded eval-mode logits (the fold is exact in real
+                      // arithmetic; the weights are rounded once to Float), and both
+                      // ≈ the unfolded network in Double
+                      let y = try folded.forward(s.x).scalars
+                      let unfolded = try s.net.forward(s.x).scalars
+                      let want = ReferenceNetwork(s.net).inference(xd, n: n)
+                      return Check.all([
+                          ("folded vs unfolded", compareToReference(y, unfolded, rtol: 1e-5, atol: 1e-6)),
+                          ("folded vs reference", compareToReference(y, want, rtol: 1e-4, atol: 1e-4)),
+                      ])
                   })
 }
 

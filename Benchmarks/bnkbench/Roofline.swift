@@ -8,6 +8,7 @@ import Glibc
 #else
 import Darwin
 #endif
+import BatchNormKernels
 import CBatchNormKitBLAS
 import CBatchNormKitIntrinsics
 
@@ -72,15 +73,17 @@ final class Roofline {
 
     private func measureBandwidth(_ kind: StreamKind, bytes: Int, threads: Int) -> Double {
         let floats = max(64, bytes / 4) & ~31
+        // each thread's share in whole 32-float (128-byte) blocks, the last one takes the tail
         @inline(__always) func share(_ n: Int, _ part: Int) -> Range<Int> {
-            (n * part / threads & ~31)..<(part == threads - 1 ? n : n * (part + 1) / threads & ~31)
+            let blocks = BatchNormKernel._partRange(part, of: threads, n / 32)
+            return (blocks.lowerBound * 32)..<(part == threads - 1 ? n : blocks.upperBound * 32)
         }
         let t: Timing
         switch kind {
         case .read:
             let a = FloatBuffer(count: floats, fill: 1)
             t = measure(policy) {
-                ProbePool.shared.run(parts: threads) { part in
+                BatchNormKernel._runParts(threads) { part in
                     let r = share(floats, part)
                     blackHole(_streamRead(a.pointer + r.lowerBound, r.count))
                 }
@@ -92,7 +95,7 @@ final class Roofline {
             let a = FloatBuffer(count: half, fill: 1), b = FloatBuffer(count: half)
             t = [false, true].map { streaming in
                 measure(policy) {
-                    ProbePool.shared.run(parts: threads) { part in
+                    BatchNormKernel._runParts(threads) { part in
                         let r = share(half, part)
                         _streamScale(a.pointer + r.lowerBound, b.pointer + r.lowerBound, r.count, streaming: streaming)
                     }
@@ -105,7 +108,7 @@ final class Roofline {
             let c = FloatBuffer(count: third)
             t = [false, true].map { streaming in
                 measure(policy) {
-                    ProbePool.shared.run(parts: threads) { part in
+                    BatchNormKernel._runParts(threads) { part in
                         let r = share(third, part)
                         _streamTriad(a.pointer + r.lowerBound, b.pointer + r.lowerBound, c.pointer + r.lowerBound, r.count,
                                      streaming: streaming)
@@ -169,143 +172,5 @@ final class Roofline {
         let bound = Double(2 * s) / (r * 1e9) + Double(3 * s) / (rw * 1e9)
         return Limit(kind: "R+2RW \(formatBytes(ws))\(threadTag)", boundTime: bound,
                      details: [("working_set_bytes", Double(ws)), ("read_GBps", r), ("read2_write_GBps", rw)])
-    }
-}
-
-// MARK: - Stream loops (the same SIMD8 width as the kernels)
-
-@inline(never)
-func _streamRead(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-    var i = 0
-    while i + 32 <= n {
-        let r = UnsafeRawPointer(p + i)
-        a0 += r.load(as: SIMD8<Float>.self)
-        a1 += r.load(fromByteOffset: 32, as: SIMD8<Float>.self)
-        a2 += r.load(fromByteOffset: 64, as: SIMD8<Float>.self)
-        a3 += r.load(fromByteOffset: 96, as: SIMD8<Float>.self)
-        i += 32
-    }
-    return ((a0 + a1) + (a2 + a3)).sum()
-}
-
-/// y = a·x + b; `streaming`: non-temporal stores (y 32-byte aligned, as
-/// FloatBuffer and the probes' 32-float shares are).
-@inline(never)
-func _streamScale(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, streaming: Bool = false) {
-    let a = SIMD8<Float>(repeating: 1.0001), b = SIMD8<Float>(repeating: 0.5)
-    var i = 0
-    if streaming {
-        while i + 8 <= n { bnk_stream_store8(y + i, UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self) * a + b); i += 8 }
-        bnk_stream_fence()
-        return
-    }
-    while i + 8 <= n {
-        let v = UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(y + i).storeBytes(of: v * a + b, as: SIMD8<Float>.self)
-        i += 8
-    }
-}
-
-@inline(never)
-func _streamTriad(_ x: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int,
-                  streaming: Bool = false) {
-    let a = SIMD8<Float>(repeating: 1.0001)
-    var i = 0
-    if streaming {
-        while i + 8 <= n {
-            let v = UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self), w = UnsafeRawPointer(z + i).load(as: SIMD8<Float>.self)
-            bnk_stream_store8(y + i, v * a + w)
-            i += 8
-        }
-        bnk_stream_fence()
-        return
-    }
-    while i + 8 <= n {
-        let v = UnsafeRawPointer(x + i).load(as: SIMD8<Float>.self)
-        let w = UnsafeRawPointer(z + i).load(as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(y + i).storeBytes(of: v * a + w, as: SIMD8<Float>.self)
-        i += 8
-    }
-}
-
-func formatBytes(_ b: Int) -> String {
-    if b >= 1 << 20 { return String(format1: Double(b) / Double(1 << 20)) + "MB" }
-    return "\(b >> 10)KB"
-}
-
-extension String {
-    /// One decimal, no Foundation.
-    init(format1 v: Double) {
-        let r = (v * 10).rounded() / 10
-        self = r == r.rounded() ? "\(Int(r))" : "\(r)"
-    }
-}
-
-// MARK: - Probe threads
-
-/// Persistent helper threads for the multi-threaded streaming probes (so a
-/// probe times the streaming, not thread creation). Benchmark-only code.
-final class ProbePool: @unchecked Sendable {
-    static let shared = ProbePool()
-    private var mutex = pthread_mutex_t()
-    private var ready = pthread_cond_t()
-    private var done = pthread_cond_t()
-    private var workers = 0
-    private var generation = 0
-    private var parts = 0
-    private var remaining = 0
-    private var body: ((Int) -> Void)? = nil
-
-    private init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&ready, nil)
-        pthread_cond_init(&done, nil)
-    }
-
-    /// body(0) here, body(1…parts−1) on helpers; returns when all are done.
-    func run(parts: Int, _ body: @escaping (Int) -> Void) {
-        if parts <= 1 { body(0); return }
-        while workers < parts - 1 {
-            let index = workers + 1
-            let box = UnsafeMutablePointer<(ProbePool, Int)>.allocate(capacity: 1)
-            box.initialize(to: (self, index))
-            var thread = pthread_t()
-            pthread_create(&thread, nil, { raw in
-                let box = raw!.assumingMemoryBound(to: (ProbePool, Int).self)
-                let (pool, index) = box.move()
-                box.deallocate()
-                pool.loop(index)
-            }, box)
-            pthread_detach(thread)
-            workers += 1
-        }
-        pthread_mutex_lock(&mutex)
-        self.body = body
-        self.parts = parts
-        remaining = parts - 1
-        generation += 1
-        pthread_cond_broadcast(&ready)
-        pthread_mutex_unlock(&mutex)
-        body(0)
-        pthread_mutex_lock(&mutex)
-        while remaining > 0 { pthread_cond_wait(&done, &mutex) }
-        self.body = nil
-        pthread_mutex_unlock(&mutex)
-    }
-
-    private func loop(_ index: Int) -> Never {
-        var seen = 0
-        pthread_mutex_lock(&mutex)
-        while true {
-            while generation == seen { pthread_cond_wait(&ready, &mutex) }
-            seen = generation
-            guard index < parts, let body else { continue }
-            pthread_mutex_unlock(&mutex)
-            body(index)
-            pthread_mutex_lock(&mutex)
-            remaining -= 1
-            if remaining == 0 { pthread_cond_signal(&done) }
-        }
     }
 }

@@ -1,0 +1,33 @@
+#!/bin/sh
+# A/B speed check of the kernels: the bench built from an old commit (default:
+# the merge base with main) and from the working tree, both native builds,
+# run ALTERNATING on the same cases (old, new, old, new, …) so load from
+# other jobs falls on both alike. Prints each run's medians and, per case and
+# thread count, the ratio old best median / new best median (> 1: new faster).
+#
+#   Scripts/ab_bench.sh [ROUNDS] [BASE]        (make bench-ab)
+#   AB_FILTERS="--filter bn. --filter gn." AB_THREADS=1,2
+set -eu
+ROUNDS=${1:-3}
+BASE=${2:-$(git merge-base HEAD main)}
+THREADS=${AB_THREADS:-1,2}
+FILTERS=${AB_FILTERS:---filter bn. --filter gn. --filter step --filter epoch}
+NATIVE="-c release -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA"
+OLD=.build-ab-old
+mkdir -p $OLD/src bench-results/ab
+if [ "$(cat $OLD/commit 2>/dev/null)" != "$BASE" ]; then
+  rm -rf $OLD/src && mkdir -p $OLD/src
+  git archive "$BASE" | tar -x -C $OLD/src
+  echo "$BASE" > $OLD/commit
+fi
+swift build $NATIVE --package-path $OLD/src --scratch-path $OLD/build --product bnkbench
+swift build $NATIVE --scratch-path .build-native --product bnkbench
+for r in $(seq 1 "$ROUNDS"); do
+  for side in old new; do
+    bin=$([ $side = old ] && echo $OLD/build/release/bnkbench || echo .build-native/release/bnkbench)
+    echo "== round $r: $side"
+    # shellcheck disable=SC2086
+    $bin --build native --threads "$THREADS" --no-alloc --no-reference $FILTERS --json bench-results/ab/$side-$r.json > bench-results/ab/$side-$r.txt
+  done
+done
+python3 Scripts/ab_table.py bench-results/ab "$ROUNDS"

@@ -1,0 +1,144 @@
+import CBatchNormKitIntrinsics
+
+// MARK: - The elementwise pass driver
+//
+// `normalizeAffine` and `backwardInput` are both out = f(inputs, per-feature
+// constants) over an `(N, C, L)` batch. The driver owns the loops: for
+// `(N, C)` rows, up to four rows per load of the constants
+// (``BatchNormKernel/_rowGroup(c:rows:streams:maximum:)``) or, with
+// streaming stores, one row at a time (each aligns its own stores); for
+// `(N, C, L)`, each feature's run of L values with broadcast constants; the
+// split of the samples over threads. A term type holds only the math.
+
+/// The math of one elementwise pass: per-feature constants and the output
+/// they give at an element.
+@usableFromInline protocol _ElementwiseTerms {
+    associatedtype Constants
+    /// Arrays read per element plus the output (for the row grouping).
+    static var streams: Int { get }
+    /// Where the pass writes.
+    var output: UnsafeMutablePointer<Float> { get }
+    /// The constants of features j…j+7, as vectors.
+    func constants(column j: Int) -> Constants
+    /// The constants of one feature, broadcast to every lane (runs).
+    func constants(feature f: Int) -> Constants
+    /// The output vector of the 8 elements from flat index `o`.
+    func vector(_ k: Constants, at o: Int) -> _Vector
+    /// The output of element `o` of feature `f`, scalar.
+    func scalar(feature f: Int, at o: Int) -> Float
+}
+
+extension BatchNormKernel {
+    /// The whole pass: on this thread, or split over the kernels' pool
+    /// through `parallel` (a concrete, non-generic entry per pass).
+    @inlinable @inline(__always)
+    static func _elementwise<T: _ElementwiseTerms>(
+        _ terms: T, shape: BatchNormShape,
+        parallel: (T, BatchNormShape, Bool, Int) -> Void
+    ) {
+        let parts = _threadParts(shape), streaming = _streams(values: shape.elementCount)
+        if parts > 1 {
+            parallel(terms, shape, streaming, parts)
+        } else {
+            _elementwiseSamples(terms, shape: shape, samples: 0..<shape.n, streaming: streaming)
+        }
+    }
+
+    /// Samples `samples` (all of the batch, or one thread's share).
+    @inlinable
+    static func _elementwiseSamples<T: _ElementwiseTerms>(
+        _ terms: T, shape: BatchNormShape, samples: Range<Int>, streaming: Bool
+    ) {
+        if shape.l == 1 {
+            _elementwiseRows(terms, rows: samples, batchRows: shape.n, c: shape.c, streaming: streaming)
+        } else {
+            _elementwiseRuns(terms, samples: samples, c: shape.c, l: shape.l, streaming: streaming)
+        }
+        if streaming { bnk_stream_fence() }   // each thread fences its own stores
+    }
+
+    /// `(N, C)`, rows `rows` of a batch of `batchRows`; with `streaming` the
+    /// caller fences (as for the runs).
+    @inlinable
+    static func _elementwiseRows<T: _ElementwiseTerms>(
+        _ terms: T, rows: Range<Int>, batchRows: Int, c: Int, streaming: Bool
+    ) {
+        if streaming {
+            // one row at a time: each row aligns its streaming stores on its own
+            for row in rows {
+                let first = row * c
+                _streamSpan(terms.output + first, count: c,
+                            vector: { j in terms.vector(terms.constants(column: j), at: first + j) },
+                            scalar: { j in terms.scalar(feature: j, at: first + j) })
+            }
+            return
+        }
+        var row = rows.lowerBound
+        switch _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 4) {
+        case 4:
+            while row + 4 <= rows.upperBound { _elementwiseGroup(terms, first: row * c, c: c, rows: 4); row += 4 }
+        case 2:
+            while row + 2 <= rows.upperBound { _elementwiseGroup(terms, first: row * c, c: c, rows: 2); row += 2 }
+        default:
+            break
+        }
+        while row < rows.upperBound { _elementwiseGroup(terms, first: row * c, c: c, rows: 1); row += 1 }
+    }
+
+    /// `rows` consecutive rows from flat index `first` (a constant after
+    /// inlining), one load of the constants per vector of features.
+    @inlinable @inline(__always)
+    static func _elementwiseGroup<T: _ElementwiseTerms>(_ terms: T, first: Int, c: Int, rows: Int) {
+        let out = terms.output + first
+        let vectorEnd = c - c % _lanes
+        var j = 0
+        while j < vectorEnd {
+            let k = terms.constants(column: j)
+            for r in 0..<rows { _store(terms.vector(k, at: first + r * c + j), out + r * c + j) }
+            j += _lanes
+        }
+        while j < c {
+            for r in 0..<rows { out[r * c + j] = terms.scalar(feature: j, at: first + r * c + j) }
+            j += 1
+        }
+    }
+
+    /// `(N, C, L)`, L > 1, samples `samples`: each feature's run of L values.
+    @inlinable
+    static func _elementwiseRuns<T: _ElementwiseTerms>(
+        _ terms: T, samples: Range<Int>, c: Int, l: Int, streaming: Bool
+    ) {
+        for sample in samples {
+            for feature in 0..<c {
+                let run = (sample * c + feature) * l
+                let k = terms.constants(feature: feature), out = terms.output + run
+                if streaming {
+                    _streamSpan(out, count: l, vector: { i in terms.vector(k, at: run + i) },
+                                scalar: { i in terms.scalar(feature: feature, at: run + i) })
+                    continue
+                }
+                var i = 0
+                while i + 2 * _lanes <= l {
+                    let v0 = terms.vector(k, at: run + i), v1 = terms.vector(k, at: run + i + _lanes)
+                    _store(v0, out + i); _store(v1, out + i + _lanes)
+                    i += 2 * _lanes
+                }
+                while i + _lanes <= l { _store(terms.vector(k, at: run + i), out + i); i += _lanes }
+                while i < l { out[i] = terms.scalar(feature: feature, at: run + i); i += 1 }
+            }
+        }
+    }
+}
+
+/// An elementwise pass's share of a split batch, on the caller's stack.
+struct _ElementwiseJob<T: _ElementwiseTerms>: _PartedJob {
+    var terms: T
+    var shape: BatchNormShape
+    var streaming: Bool
+    var parts: Int
+
+    func run(part: Int) {
+        BatchNormKernel._elementwiseSamples(terms, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
+                                            streaming: streaming)
+    }
+}
