@@ -85,12 +85,15 @@ train-mpi: deps
 bench-mpi: deps
 	$(SWIFT) build $(NATIVE) --product bnkmpi
 	mkdir -p bench-results
-	{ $(MAKE) --no-print-directory NP=1 bench-mpi-run; $(MAKE) --no-print-directory NP=2 bench-mpi-run; \
+	{ python3 Scripts/mpi_cost_model.py --machine; \
+	  $(MAKE) --no-print-directory NP=1 bench-mpi-run; $(MAKE) --no-print-directory NP=1 BENCH_ARGS="--batch 1024 --steps 20" bench-mpi-run; \
+	  $(MAKE) --no-print-directory NP=2 bench-mpi-run; \
 	  $(BNKMPI) bench --thread-ranks 2 $(BENCH_ARGS); \
 	  if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_ddp.py $(BENCH_ARGS); \
 	  else echo "bench-mpi: PyTorch not in .venv (make venv-torch), no DDP figures" >&2; fi; } | tee bench-results/mpi.jsonl
-	python3 Scripts/mpi_cost_model.py bench-results/mpi.jsonl
-bench-mpi-run:
+	python3 Scripts/mpi_cost_model.py bench-results/mpi.jsonl $(if $(UPDATE_README),--update-readme README.md)
+	$(if $(UPDATE_README),grep '^{' bench-results/mpi.jsonl > Benchmarks/bnkmpi/measured.jsonl)
+bench-mpi-run: # one bnkmpi bench under $(MPIRUN) (called by bench-mpi)
 	$(MPIRUN) $(BNKMPI) bench $(BENCH_ARGS)
 
 ## compare-lr: BatchNorm vs none at lr 1.0 (the seed's claim)
