@@ -175,6 +175,11 @@ struct TrainCommandRankTests {
                                      + [":", "-np", "1", bnkit] + common + ["--data", data.path + "-missing"], deadline: 60)
         #expect(!missing.timedOut && missing.status != 0, "status \(missing.status)\n\(missing.output)")
         #expect(missing.output.contains("bnkit: error: rank 1 failed:"), "\(missing.output)")
+
+        // mpirun without --distributed would run separate trainings: refused before any work
+        let plain = try launch(mpirun, mpirunOptions + ["-np", "2", bnkit, "train", "--data", data.path, "--epochs", "1"], deadline: 60)
+        #expect(!plain.timedOut && plain.status != 0, "status \(plain.status)\n\(plain.output)")
+        #expect(plain.output.contains("add --distributed mpi"), "\(plain.output)")
     }
 
     @Test("--ranks 2 with an unwritable --metrics path fails at once instead of deadlocking")
