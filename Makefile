@@ -30,7 +30,7 @@ MPIRUN      = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -
               --mca btl self,vader --mca btl_vader_single_copy_mechanism none
 BNKMPI      = .build-native/release/bnkmpi
 
-.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab
+.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab bench-mpi-run test-mpi-tcp
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -93,18 +93,34 @@ train-mpi: deps
 	$(SWIFT) build $(NATIVE) --product bnkit
 	$(MPIRUN) $(BNKIT) train --distributed mpi $(TRAIN_ARGS)
 
+## test-mpi-tcp: the MPI checks across a real TCP link — two "hosts" in network
+## namespaces joined by a veth pair (root and iproute2; skipped where namespaces cannot be made)
+test-mpi-tcp: deps
+	$(SWIFT) build --product bnkmpi
+	@for c in collectives syncbn train fail-throw fail-kill; do \
+	  sh Scripts/mpi_netns.sh $(CURDIR)/.build/debug/bnkmpi check $$c > .build/mpi-tcp-$$c.log 2>&1; status=$$?; \
+	  if [ $$status -eq 77 ]; then cat .build/mpi-tcp-$$c.log; exit 0; fi; \
+	  case $$c in fail-*) ok=$$([ $$status -ne 0 ] && grep -q "rank 1" .build/mpi-tcp-$$c.log && echo yes);; \
+	              *) ok=$$([ $$status -eq 0 ] && [ $$(grep -c "^ok $$c rank" .build/mpi-tcp-$$c.log) -eq 2 ] && echo yes);; esac; \
+	  if [ "$$ok" = yes ]; then echo "test-mpi-tcp: $$c ok ($$(tail -1 .build/mpi-tcp-$$c.log))"; \
+	  else echo "test-mpi-tcp: $$c FAILED (status $$status)"; cat .build/mpi-tcp-$$c.log; exit 1; fi; \
+	done
+
 ## bench-mpi: samples/s of the seed network's step on 1 and 2 MPI ranks and 2 thread
 ## ranks, the step's all-reduce (bytes, µs), PyTorch DDP (Gloo) on 2 processes when
 ## torch is importable; then the README's cost model from those figures
 bench-mpi: deps
 	$(SWIFT) build $(NATIVE) --product bnkmpi
 	mkdir -p bench-results
-	{ $(MAKE) --no-print-directory NP=1 bench-mpi-run; $(MAKE) --no-print-directory NP=2 bench-mpi-run; \
+	{ python3 Scripts/mpi_cost_model.py --machine; \
+	  $(MAKE) --no-print-directory NP=1 bench-mpi-run; $(MAKE) --no-print-directory NP=1 BENCH_ARGS="--batch 1024 --steps 20" bench-mpi-run; \
+	  $(MAKE) --no-print-directory NP=2 bench-mpi-run; \
 	  $(BNKMPI) bench --thread-ranks 2 $(BENCH_ARGS); \
 	  if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_ddp.py $(BENCH_ARGS); \
 	  else echo "bench-mpi: PyTorch not in .venv (make venv-torch), no DDP figures" >&2; fi; } | tee bench-results/mpi.jsonl
-	python3 Scripts/mpi_cost_model.py bench-results/mpi.jsonl
-bench-mpi-run:
+	python3 Scripts/mpi_cost_model.py bench-results/mpi.jsonl $(if $(UPDATE_README),--update-readme README.md)
+	$(if $(UPDATE_README),grep '^{' bench-results/mpi.jsonl > Benchmarks/mpi-measured.jsonl)
+bench-mpi-run: # one bnkmpi bench under $(MPIRUN) (called by bench-mpi)
 	$(MPIRUN) $(BNKMPI) bench $(BENCH_ARGS)
 
 ## compare-lr: BatchNorm vs none at lr 1.0 (the seed's claim)

@@ -88,6 +88,12 @@ func checkCollectives(_ group: ProcessGroup) throws {
     try expect(threw, "all-reduce of 3 values on rank 0 and 4 elsewhere did not throw")
 }
 
+/// "fault at <seconds since 1970>" on stdout, so the tests time the job's end from the fault.
+func announceFault() {
+    print("fault at \(wallClock())")
+    fflush(stdout)
+}
+
 func wallClock() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_REALTIME, &t)
@@ -149,12 +155,13 @@ func checkTraining(_ group: ProcessGroup, failAtStep: Int? = nil, killAtStep: In
         var step = 0
         _ = try replica.trainEpoch(on: data) { _ in step += 1 }
         try expect(step > failAtStep, "too few steps before the fault")
+        announceFault()
         _ = try replica.trainEpoch(on: bad)
         throw CheckFailure(description: "training on labels out of range did not throw")
     }
     let epochs = try (0..<2).map { _ in
         try replica.trainEpoch(on: data) { progress in
-            if last, let killAtStep, progress.batch == killAtStep { kill(getpid(), SIGKILL) }
+            if last, let killAtStep, progress.batch == killAtStep { announceFault(); kill(getpid(), SIGKILL) }
         }
     }
     try expect(failAtStep == nil && killAtStep == nil, "rank \(group.rank) finished although the last rank failed")

@@ -184,11 +184,14 @@ public final class MPIProcessGroup: ProcessGroup {
     /// gone), this rank prints the reason itself and calls `MPI_Abort`.
     public func abort(reason: String) {
         if rank != 0 {
-            var bytes = Array(reason.utf8.prefix(Self.faultCapacity))
+            // a send buffer that outlives the non-blocking send (never freed: the process ends here)
+            let bytes = Array(reason.utf8.prefix(Self.faultCapacity))
+            let message = UnsafeMutablePointer<UInt8>.allocate(capacity: max(bytes.count, 1))
+            message.initialize(from: bytes, count: bytes.count)
             var request = bnk_mpi_request_null(), sent: Int32 = 0
             var start = timespec()
             clock_gettime(CLOCK_MONOTONIC, &start)
-            if MPI_Isend(&bytes, Int32(bytes.count), bnk_mpi_byte(), 0, Self.faultTag, faults, &request) == MPI_SUCCESS {
+            if MPI_Isend(message, Int32(bytes.count), bnk_mpi_byte(), 0, Self.faultTag, faults, &request) == MPI_SUCCESS {
                 while Self.seconds(since: start) < abortGraceSeconds {
                     if sent == 0, MPI_Test(&request, &sent, nil) != MPI_SUCCESS { break }
                     usleep(10_000)

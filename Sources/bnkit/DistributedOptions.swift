@@ -22,6 +22,18 @@ struct DistributedOptions: ParsableArguments {
         guard distributedTimeout.isFinite, distributedTimeout > 0 else {
             throw ValidationError("--distributed-timeout must be a finite number of seconds > 0")
         }
+        // mpirun -np N without --distributed would run N separate trainings writing the same files
+        if distributed == .none, let size = launcherSize, size > 1 {
+            throw ValidationError("started as one of \(size) MPI processes: add --distributed mpi (or run without mpirun)")
+        }
+    }
+
+    /// The job size an MPI launcher announces in the environment (Open MPI, or PMI's), if any.
+    private var launcherSize: Int? {
+        for name in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
+            if let value = getenv(name), let size = Int(String(cString: value)) { return size }
+        }
+        return nil
     }
 
     /// Joins the MPI job when asked: first of all, so that anything failing

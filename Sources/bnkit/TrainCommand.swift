@@ -104,7 +104,7 @@ struct TrainCommand: ParsableCommand {
                   + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
                   + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : "")
-                  + (job.map { " per rank, \($0.size) MPI ranks" } ?? ""))
+                  + (job.map { " per rank, \($0.size) MPI rank\($0.size == 1 ? "" : "s")" } ?? ""))
 
             var checkpointError: Error?
             let progress = ProgressReporter(totalEpochs: configuration.epochs)

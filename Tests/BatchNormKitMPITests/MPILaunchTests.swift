@@ -17,6 +17,15 @@ struct Job {
     let output: String
     let seconds: Double
     let timedOut: Bool
+    /// When it ended, seconds since 1970.
+    let ended: Double
+
+    /// Seconds from the "fault at T" line of a fault check to the job's end.
+    var secondsAfterFault: Double? {
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("fault at ") }),
+              let t = Double(line.dropFirst("fault at ".count).trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+        return ended - t
+    }
 }
 
 /// Runs `executable arguments` with stdout and stderr into one file, killing
@@ -52,7 +61,8 @@ func launch(_ executable: String, _ arguments: [String], deadline: Double) throw
     process.waitUntilExit()
     try handle.close()
     let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-    return Job(status: process.terminationStatus, output: output, seconds: Date().timeIntervalSince(start), timedOut: timedOut)
+    return Job(status: process.terminationStatus, output: output, seconds: Date().timeIntervalSince(start), timedOut: timedOut,
+               ended: Date().timeIntervalSince1970)
 }
 
 /// mpirun on this machine only: oversubscribed (more ranks than cores),
@@ -73,7 +83,7 @@ func mpirun(_ ranks: Int, _ program: String, _ arguments: [String], deadline: Do
 @Suite("MPI jobs under mpirun", .serialized)
 struct MPILaunchTests {
     @Test("all-reduce (rank-order sums, the same bits everywhere), broadcast, barrier, count mismatch; syncbn; training vs one process",
-          arguments: ["collectives", "syncbn", "train"], [2, 3])
+          arguments: [("collectives", 2), ("collectives", 3), ("syncbn", 3), ("train", 2), ("train", 3)])
     func check(name: String, ranks: Int) throws {
         let job = try mpirun(ranks, "bnkmpi", ["check", name])
         #expect(!job.timedOut && job.status == 0, "\(name) on \(ranks) ranks: status \(job.status)\n\(job.output)")
@@ -85,7 +95,9 @@ struct MPILaunchTests {
     @Test("bad data on one rank ends the job non-zero, rank 0 naming rank 1")
     func rankThrows() throws {
         let job = try mpirun(2, "bnkmpi", ["check", "fail-throw"], deadline: 30)
-        #expect(!job.timedOut && job.status != 0 && job.seconds < 20, "status \(job.status) after \(job.seconds) s\n\(job.output)")
+        #expect(!job.timedOut && job.status != 0, "status \(job.status) after \(job.seconds) s\n\(job.output)")
+        let after = try #require(job.secondsAfterFault, "no fault line:\n\(job.output)")
+        #expect(after < 10, "the job ended \(after) s after the fault")
         #expect(job.output.contains("check fail-throw failed: rank 1 failed: invalid label"), "\(job.output)")
         #expect(!job.output.contains("ok fail-throw"))
     }
@@ -94,7 +106,8 @@ struct MPILaunchTests {
     func rankKilled() throws {
         let job = try mpirun(2, "bnkmpi", ["check", "fail-kill"], deadline: 30)
         #expect(!job.timedOut && job.status != 0, "status \(job.status)\n\(job.output)")
-        #expect(job.seconds < 10, "\(job.seconds) s")
+        let after = try #require(job.secondsAfterFault, "no fault line:\n\(job.output)")
+        #expect(after < 10, "the job ended \(after) s after the kill")
         #expect(job.output.contains("rank 1") && job.output.contains("signal 9"), "\(job.output)")
     }
 
@@ -162,6 +175,11 @@ struct TrainCommandRankTests {
                                      + [":", "-np", "1", bnkit] + common + ["--data", data.path + "-missing"], deadline: 60)
         #expect(!missing.timedOut && missing.status != 0, "status \(missing.status)\n\(missing.output)")
         #expect(missing.output.contains("bnkit: error: rank 1 failed:"), "\(missing.output)")
+
+        // mpirun without --distributed would run separate trainings: refused before any work
+        let plain = try launch(mpirun, mpirunOptions + ["-np", "2", bnkit, "train", "--data", data.path, "--epochs", "1"], deadline: 60)
+        #expect(!plain.timedOut && plain.status != 0, "status \(plain.status)\n\(plain.output)")
+        #expect(plain.output.contains("add --distributed mpi"), "\(plain.output)")
     }
 
     @Test("--ranks 2 with an unwritable --metrics path fails at once instead of deadlocking")
