@@ -7,6 +7,8 @@ APT_PACKAGES = libopenblas-dev liblapacke-dev pkg-config zlib1g-dev dataset-fash
 NATIVE      = -c release --scratch-path .build-native -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA
 PORTABLE    = -c release --scratch-path .build-portable
 BNKIT       = .build-native/release/bnkit
+PREFIX     ?= /usr/local
+INSTALL_BUILD = -c release --scratch-path .build-install --static-swift-stdlib -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA
 FUZZ        = --scratch-path .build-fuzz --sanitize fuzzer --sanitize address -Xswiftc -DFUZZING
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= idx safetensors checkpoint
@@ -20,7 +22,7 @@ VENV        = .venv
 PYTHON      = $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0+cpu
 
-.PHONY: venv venv-torch deps build test test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: venv venv-torch deps build test docs install test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -53,14 +55,28 @@ build: deps
 ## test: build, run the benchmark smoke test, then every unit test
 test: deps
 	$(SWIFT) build --build-tests
+	@$(MAKE) --no-print-directory docs
 	$(SWIFT) run bnkbench --smoke
 	$(SWIFT) test
+
+## docs: BatchNormKit's DocC documentation (.build/plugins/Swift-DocC/outputs/BatchNormKit.doccarchive);
+## every DocC warning is an error, so an undocumented parameter or a broken symbol link fails the build
+docs:
+	$(SWIFT) package generate-documentation --target BatchNormKit --warnings-as-errors
 
 ## test-release: every test again in an optimized build (threaded code can
 ## behave differently under -O; SyncBatchNorm's all-reduce once did)
 test-release: deps
 	$(SWIFT) test -c release
 	$(SWIFT) run -c release bnkbench --smoke
+
+## install: bnkit for this CPU into $(PREFIX)/bin (default /usr/local; DESTDIR for staging),
+## the Swift runtime linked in, so it needs only OpenBLAS, LAPACKE and zlib at run time
+install: deps
+	$(SWIFT) build $(INSTALL_BUILD) --product bnkit
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 755 .build-install/release/bnkit "$(DESTDIR)$(PREFIX)/bin/bnkit"
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/bnkit"
 
 ## train: the main job — the seed network on Fashion-MNIST, 10 epochs
 train: deps
@@ -114,6 +130,7 @@ fuzz: deps
 ## fixtures: rewrite the golden files from PyTorch (installs torch into .venv)
 fixtures: venv-torch
 	$(PYTHON) Scripts/make_fixtures.py
+	$(PYTHON) Scripts/make_optimizer_fixtures.py
 
 clean:
-	rm -rf .build .build-native .build-portable .build-fuzz
+	rm -rf .build .build-native .build-portable .build-fuzz .build-install

@@ -198,6 +198,8 @@ public final class Trainer {
     /// trainer, the rest for a resumed one), evaluating on `test` after each.
     ///
     /// - Parameters:
+    ///   - train: the samples of every epoch, shuffled anew each time.
+    ///   - test: evaluated after every epoch.
     ///   - onBatch: called after every step (keep it cheap: it runs inside the timed loop).
     ///   - onEpoch: called with each epoch's metrics as soon as they are known.
     /// - Returns: one ``EpochMetrics`` per epoch.
