@@ -52,7 +52,7 @@ $(VENV)/.torch-ready: $(VENV)/.plot-ready
 build: deps
 	$(SWIFT) build
 
-## test: build, run the benchmark smoke test, then every unit test
+## test: build, the DocC docs (`make docs`: a warning fails), the benchmark smoke test, then every unit test
 test: deps
 	$(SWIFT) build --build-tests
 	@$(MAKE) --no-print-directory docs
