@@ -22,9 +22,13 @@ schedules.safetensors -- float64 ``lr.<variant>`` [S + 1]: the optimizer's lr af
 """
 import json
 import os
+import sys
 
 import torch
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import _sort_metadata  # noqa: E402  (reruns give identical bytes)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "Tests", "BatchNormKitTests", "Fixtures")
 SHAPES = [(5, 7), (7,), (3,)]
@@ -42,7 +46,8 @@ ADAM_VARIANTS = {
 
 def save(tensors, metadata, name):
     path = os.path.join(FIXTURES, name)
-    save_file(tensors, path, metadata=dict(sorted(metadata.items())))
+    save_file(tensors, path, metadata=metadata)
+    _sort_metadata(path)
     print(f"{os.path.getsize(path):>9}  {os.path.relpath(path)}")
 
 
@@ -106,10 +111,29 @@ def make_schedules():
     save(tensors, {name: text for name, (text, _, _) in variants.items()}, "schedules.safetensors")
 
 
+SECTION = "\n## Optimizers and schedules (Scripts/make_optimizer_fixtures.py)\n"
+
+
+def write_readme_section():
+    """Append (or replace) this script's section of Fixtures/README.md, which
+    make_fixtures.py rewrites first."""
+    path = os.path.join(FIXTURES, "README.md")
+    text = open(path).read() if os.path.exists(path) else ""
+    text = text.split(SECTION)[0].rstrip("\n") + "\n"
+    lines = [SECTION, f"Written by torch {torch.__version__}; see the script's docstring for every tensor.", "",
+             "| file | bytes | contents |", "|---|---|---|"]
+    for name, what in [("optimizers.safetensors", "Adam/AdamW: init, six gradients, parameters after each step, final state"),
+                       ("schedules.safetensors", "float64 lr per scheduler step for StepLR, CosineAnnealingLR, LinearLR, OneCycleLR, SequentialLR")]:
+        lines.append(f"| `{name}` | {os.path.getsize(os.path.join(FIXTURES, name))} | {what} |")
+    with open(path, "w") as handle:
+        handle.write(text + "\n".join(lines) + "\n")
+
+
 def main():
     torch.set_num_threads(1)
     make_optimizers()
     make_schedules()
+    write_readme_section()
 
 
 if __name__ == "__main__":
