@@ -59,9 +59,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var epochs: Int
     /// Samples per training step, ≥ 2 (BatchNorm cannot train on one sample).
     public var batchSize: Int
-    /// SGD step size (PyTorch's `lr`).
+    /// The optimizer's step size (PyTorch's `lr`); a ``Trainer/scheduler`` varies it.
     public var learningRate: Float
-    /// SGD momentum (dampening 0, no Nesterov, as `torch.optim.SGD`'s defaults).
+    /// SGD momentum (dampening 0, no Nesterov, as `torch.optim.SGD`'s defaults); unused by Adam and AdamW.
     public var momentum: Float
     /// L2 penalty added to every gradient (PyTorch's `weight_decay`).
     public var weightDecay: Float
@@ -121,7 +121,7 @@ public struct EpochTraining: Sendable, Equatable {
 
 // MARK: - Trainer
 
-/// Mini-batch SGD on a model with ``CrossEntropyLoss``, PyTorch style.
+/// Mini-batch training (``SGD``, ``Adam`` or ``AdamW``) of a model with ``CrossEntropyLoss``, PyTorch style.
 ///
 /// Each epoch visits the samples in a fresh Fisher–Yates permutation drawn
 /// from ``SplitMix64`` seeded by ``TrainingConfiguration/seed``: the same
