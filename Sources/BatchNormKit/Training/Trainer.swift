@@ -280,7 +280,9 @@ public final class Trainer {
                             (stepLoss, stepCorrect) = try allReduceGradients(lossSum: stepLoss, correct: stepCorrect)
                         }
                         if let scheduler {
-                            optimizer.learningRate = Float(scheduler.learningRate(at: schedulerInterval == .epoch ? epoch - 1 : stepsCompleted))
+                            let position = schedulerInterval == .epoch ? epoch - 1 : stepsCompleted
+                            optimizer.learningRate = Float(scheduler.learningRate(at: position))
+                            if let momentum = scheduler.momentum(at: position) { optimizer.setMomentum(momentum) }
                         }
                         optimizer.step()
                         stepsCompleted += 1
