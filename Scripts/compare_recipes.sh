@@ -28,7 +28,5 @@ adam (lr 1e-3)|--optimizer adam --lr 0.001
 adam + cosine|--optimizer adam --lr 0.001 --schedule cosine
 adamw (lr 1e-3 wd 0.01) + cosine|--optimizer adamw --lr 0.001 --weight-decay 0.01 --schedule cosine
 RECIPES
-# mean ± sample std per recipe
-awk -F, 'NR > 1 { n[$1]++; s[$1] += $3; q[$1] += $3 * $3; if (!($1 in order)) { order[$1] = ++k; names[k] = $1 } }
-  END { for (i = 1; i <= k; i++) { r = names[i]; m = s[r] / n[r]; v = n[r] > 1 ? (q[r] - n[r] * m * m) / (n[r] - 1) : 0;
-        printf "%s: %.2f%% ± %.2f (n = %d)\n", r, m, sqrt(v > 0 ? v : 0), n[r] } }' "$OUT"
+# mean ± sample std per recipe and the verdict against the plain one
+python3 "$(dirname "$0")/recipe_table.py" "$OUT"
