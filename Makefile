@@ -7,6 +7,8 @@ APT_PACKAGES = libopenblas-dev liblapacke-dev pkg-config zlib1g-dev dataset-fash
 NATIVE      = -c release --scratch-path .build-native -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA
 PORTABLE    = -c release --scratch-path .build-portable
 BNKIT       = .build-native/release/bnkit
+PREFIX     ?= /usr/local
+INSTALL_BUILD = -c release --scratch-path .build-install --static-swift-stdlib -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA
 # Coverage instrumentation is explicit: --sanitize fuzzer alone links libFuzzer
 # but leaves Swift code uninstrumented (libFuzzer then finds no new inputs).
 FUZZ        = --scratch-path .build-fuzz --sanitize fuzzer --sanitize address -Xswiftc -DFUZZING \
@@ -30,7 +32,7 @@ MPIRUN      = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -
               --mca btl self,vader --mca btl_vader_single_copy_mechanism none
 BNKMPI      = .build-native/release/bnkmpi
 
-.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab bench-mpi-run test-mpi-tcp
+.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab bench-mpi-run test-mpi-tcp docs install
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -60,11 +62,17 @@ $(VENV)/.torch-ready: $(VENV)/.plot-ready
 build: deps
 	$(SWIFT) build
 
-## test: build, run the benchmark smoke test, then every unit test
+## test: build, the DocC docs (`make docs`: a warning fails), the benchmark smoke test, then every unit test
 test: deps
 	$(SWIFT) build --build-tests
+	@$(MAKE) --no-print-directory docs
 	$(SWIFT) run bnkbench --smoke
 	$(SWIFT) test
+
+## docs: BatchNormKit's DocC documentation (.build/plugins/Swift-DocC/outputs/BatchNormKit.doccarchive);
+## every DocC warning is an error, so an undocumented parameter or a broken symbol link fails the build
+docs:
+	$(SWIFT) package generate-documentation --target BatchNormKit --warnings-as-errors
 
 ## test-release: every test again in an optimized build (threaded code can
 ## behave differently under -O; SyncBatchNorm's all-reduce once did)
@@ -82,6 +90,14 @@ test-asan: deps
 ## pool, SyncBatchNorm's all-reduce, data-parallel ranks
 test-tsan: deps
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --scratch-path .build-tsan --sanitize=thread
+
+## install: bnkit for this CPU into $(PREFIX)/bin (default /usr/local; DESTDIR for staging),
+## the Swift runtime linked in, so it needs only OpenBLAS, LAPACKE, zlib and Open MPI's libmpi at run time
+install: deps
+	$(SWIFT) build $(INSTALL_BUILD) --product bnkit
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 755 .build-install/release/bnkit "$(DESTDIR)$(PREFIX)/bin/bnkit"
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/bnkit"
 
 ## train: the main job — the seed network on Fashion-MNIST, 10 epochs
 train: deps
@@ -175,6 +191,7 @@ fuzz: deps
 ## fixtures: rewrite the golden files from PyTorch (installs torch into .venv)
 fixtures: venv-torch
 	$(PYTHON) Scripts/make_fixtures.py
+	$(PYTHON) Scripts/make_optimizer_fixtures.py
 
 clean:
-	rm -rf .build .build-native .build-portable .build-fuzz .build-asan .build-tsan
+	rm -rf .build .build-native .build-portable .build-fuzz .build-asan .build-tsan .build-install

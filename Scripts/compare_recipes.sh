@@ -1,7 +1,7 @@
 #!/bin/sh
 # The README's "Which recipe" table: final-epoch Fashion-MNIST test accuracy of
 # the seed network for each optimizer/schedule recipe over seeds 0 1 2, one
-# thread. Usage: Scripts/compare_recipes.sh [BNKIT] [OUT.csv]
+# thread (recipe names: no commas, they are CSV fields). Usage: Scripts/compare_recipes.sh [BNKIT] [OUT.csv]
 # (BNKIT defaults to the `make train` build; SEEDS and EPOCHS may be set.)
 set -eu
 BNKIT=${1:-.build-native/release/bnkit}
@@ -20,15 +20,13 @@ while IFS='|' read -r name args; do
     echo "$name seed $seed: $accuracy%"
   done
 done <<'RECIPES'
-sgd (plain: lr 0.1, momentum 0.9)|--optimizer sgd --lr 0.1
+sgd plain (lr 0.1 momentum 0.9)|--optimizer sgd --lr 0.1
 sgd + cosine|--optimizer sgd --lr 0.1 --schedule cosine
 sgd + 1 warm-up epoch + cosine|--optimizer sgd --lr 0.1 --schedule cosine --warmup-epochs 1
 sgd + onecycle (peak 0.1)|--optimizer sgd --lr 0.1 --schedule onecycle
 adam (lr 1e-3)|--optimizer adam --lr 0.001
 adam + cosine|--optimizer adam --lr 0.001 --schedule cosine
-adamw (lr 1e-3, wd 0.01) + cosine|--optimizer adamw --lr 0.001 --weight-decay 0.01 --schedule cosine
+adamw (lr 1e-3 wd 0.01) + cosine|--optimizer adamw --lr 0.001 --weight-decay 0.01 --schedule cosine
 RECIPES
-# mean ± sample std per recipe
-awk -F, 'NR > 1 { n[$1]++; s[$1] += $3; q[$1] += $3 * $3; if (!($1 in order)) { order[$1] = ++k; names[k] = $1 } }
-  END { for (i = 1; i <= k; i++) { r = names[i]; m = s[r] / n[r]; v = n[r] > 1 ? (q[r] - n[r] * m * m) / (n[r] - 1) : 0;
-        printf "%s: %.2f%% ± %.2f (n = %d)\n", r, m, sqrt(v > 0 ? v : 0), n[r] } }' "$OUT"
+# mean ± sample std per recipe and the verdict against the plain one
+python3 "$(dirname "$0")/recipe_table.py" "$OUT"

@@ -17,14 +17,19 @@ optimizers.safetensors -- Adam/AdamW on three free parameters, fed fixed gradien
     ``lr = 0.01 · 0.5^(t-1)`` before step t, as a schedule would.
 
 schedules.safetensors -- float64 ``lr.<variant>`` [S + 1]: the optimizer's lr after
-    0…S calls of ``scheduler.step()`` (base lr 0.1; settings in the metadata).
-    OneCycleLR uses ``cycle_momentum=False`` (BatchNormKit does not cycle momentum).
+    0…S calls of ``scheduler.step()`` (base lr 0.1; settings in the metadata);
+    for ``onecycle_momentum`` / ``onecycle_beta1`` also ``momentum.<variant>``: SGD's
+    momentum / Adam's beta1 as OneCycleLR's default ``cycle_momentum`` sets them.
 """
 import json
 import os
+import sys
 
 import torch
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import _sort_metadata  # noqa: E402  (reruns give identical bytes)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "Tests", "BatchNormKitTests", "Fixtures")
 SHAPES = [(5, 7), (7,), (3,)]
@@ -42,7 +47,8 @@ ADAM_VARIANTS = {
 
 def save(tensors, metadata, name):
     path = os.path.join(FIXTURES, name)
-    save_file(tensors, path, metadata=dict(sorted(metadata.items())))
+    save_file(tensors, path, metadata=metadata)
+    _sort_metadata(path)
     print(f"{os.path.getsize(path):>9}  {os.path.relpath(path)}")
 
 
@@ -75,15 +81,20 @@ def make_optimizers():
 def make_schedules():
     from torch.optim import lr_scheduler as S
 
-    def run(make, steps):
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    def run(make, steps, optimizer_kind="SGD"):
+        parameters = [torch.nn.Parameter(torch.zeros(1))]
+        optimizer = (torch.optim.Adam(parameters, lr=0.1) if optimizer_kind == "Adam"
+                     else torch.optim.SGD(parameters, lr=0.1, momentum=0.9))
         scheduler = make(optimizer)
-        values = [optimizer.param_groups[0]["lr"]]
+        group = optimizer.param_groups[0]
+        momentum = (lambda: group["betas"][0]) if optimizer_kind == "Adam" else (lambda: group["momentum"])
+        lrs, momenta = [group["lr"]], [momentum()]
         for _ in range(steps):
             optimizer.step()
             scheduler.step()
-            values.append(optimizer.param_groups[0]["lr"])
-        return torch.tensor(values, dtype=torch.float64)
+            lrs.append(group["lr"])
+            momenta.append(momentum())
+        return torch.tensor(lrs, dtype=torch.float64), torch.tensor(momenta, dtype=torch.float64)
 
     variants = {
         "step": ("StepLR(step_size=3, gamma=0.5)", lambda o: S.StepLR(o, step_size=3, gamma=0.5), 12),
@@ -102,14 +113,45 @@ def make_schedules():
                         lambda o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.5, total_iters=2),
                                                      S.StepLR(o, step_size=2, gamma=0.1)], milestones=[2]), 8),
     }
-    tensors = {f"lr.{name}": run(make, steps) for name, (_, make, steps) in variants.items()}
-    save(tensors, {name: text for name, (text, _, _) in variants.items()}, "schedules.safetensors")
+    # OneCycleLR's default cycle_momentum: SGD's momentum, Adam's beta1 (recorded as momentum.<variant>)
+    cycling = {
+        "onecycle_momentum": ("OneCycleLR(max_lr=0.1, total_steps=20) on SGD(momentum=0.9)",
+                              lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=20), 19, "SGD"),
+        "onecycle_beta1": ("OneCycleLR(max_lr=0.1, total_steps=15, pct_start=0.4, base_momentum=0.8, max_momentum=0.9) on Adam",
+                           lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=15, pct_start=0.4, base_momentum=0.8,
+                                                  max_momentum=0.9), 14, "Adam"),
+    }
+    tensors = {f"lr.{name}": run(make, steps)[0] for name, (_, make, steps) in variants.items()}
+    for name, (_, make, steps, kind) in cycling.items():
+        tensors[f"lr.{name}"], tensors[f"momentum.{name}"] = run(make, steps, kind)
+    metadata = {name: text for name, (text, _, _) in variants.items()}
+    metadata.update({name: entry[0] for name, entry in cycling.items()})
+    save(tensors, metadata, "schedules.safetensors")
+
+
+SECTION = "\n## Optimizers and schedules (Scripts/make_optimizer_fixtures.py)\n"
+
+
+def write_readme_section():
+    """Append (or replace) this script's section of Fixtures/README.md, which
+    make_fixtures.py rewrites first."""
+    path = os.path.join(FIXTURES, "README.md")
+    text = open(path).read() if os.path.exists(path) else ""
+    text = text.split(SECTION)[0].rstrip("\n") + "\n"
+    lines = [SECTION, f"Written by torch {torch.__version__}; see the script's docstring for every tensor.", "",
+             "| file | bytes | contents |", "|---|---|---|"]
+    for name, what in [("optimizers.safetensors", "Adam/AdamW: init, six gradients, parameters after each step, final state"),
+                       ("schedules.safetensors", "float64 lr per scheduler step for StepLR, CosineAnnealingLR, LinearLR, OneCycleLR, SequentialLR")]:
+        lines.append(f"| `{name}` | {os.path.getsize(os.path.join(FIXTURES, name))} | {what} |")
+    with open(path, "w") as handle:
+        handle.write(text + "\n".join(lines) + "\n")
 
 
 def main():
     torch.set_num_threads(1)
     make_optimizers()
     make_schedules()
+    write_readme_section()
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ struct OptimizerOptions: ParsableArguments {
         case .step:
             main = try StepLR(baseLearningRate: lr, stepSize: (stepSize ?? max(1, (epochs - warmupEpochs + 2) / 3)) * steps, gamma: gamma)
         case .cosine: main = try CosineAnnealingLR(baseLearningRate: lr, tMax: rest)
-        case .onecycle: main = try OneCycleLR(maxLearningRate: lr, totalSteps: max(rest, 2))
+        case .onecycle: main = try OneCycleLR(maxLearningRate: lr, totalSteps: max(rest, 2), cycleMomentum: false)
         }
         trainer.schedulerInterval = .batch
         if warmup > 0, let main {

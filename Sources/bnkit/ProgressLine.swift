@@ -24,7 +24,9 @@ struct ProgressLine {
 
     func render(width: Int) -> String {
         let limit = max(width - 1, 10)
-        let count = "\(batch)/\(batchCount)"
+        // padded to its final width, so the bar does not jitter as the count grows
+        let done = String(batch), total = String(batchCount)
+        let count = String(repeating: " ", count: max(0, total.count - done.count)) + done + "/" + total
         // (text, drop rank): higher ranks are dropped first
         var optional: [(text: String, rank: Int)] = [
             ("loss \(decimal(loss))", 2),

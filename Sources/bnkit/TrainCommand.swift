@@ -101,7 +101,8 @@ struct TrainCommand: ParsableCommand {
             print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
             print("model  \(describeModel(model))")
             print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), \(optimization.description), lr \(configuration.learningRate)"
-                  + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
+                  + (configuration.optimizer == .sgd ? " momentum \(configuration.momentum)" : "")
+                  + " weight decay \(configuration.weightDecay), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
                   + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : "")
                   + (job.map { " per rank, \($0.size) MPI rank\($0.size == 1 ? "" : "s")" } ?? ""))

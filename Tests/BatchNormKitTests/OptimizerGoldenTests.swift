@@ -113,9 +113,13 @@ struct OptimizerGoldenTests {
         case "step": return try StepLR(baseLearningRate: 0.1, stepSize: 3, gamma: 0.5)
         case "cosine": return try CosineAnnealingLR(baseLearningRate: 0.1, tMax: 10, etaMin: 0.001)
         case "linear": return try LinearLR(baseLearningRate: 0.1, startFactor: 0.1, endFactor: 1, totalIters: 4)
-        case "onecycle": return try OneCycleLR(maxLearningRate: 0.1, totalSteps: 20)
+        case "onecycle": return try OneCycleLR(maxLearningRate: 0.1, totalSteps: 20, cycleMomentum: false)
         case "onecycle_custom":
-            return try OneCycleLR(maxLearningRate: 0.1, totalSteps: 17, pctStart: 0.25, divFactor: 10, finalDivFactor: 100)
+            return try OneCycleLR(maxLearningRate: 0.1, totalSteps: 17, pctStart: 0.25, divFactor: 10, finalDivFactor: 100,
+                                  cycleMomentum: false)
+        case "onecycle_momentum": return try OneCycleLR(maxLearningRate: 0.1, totalSteps: 20)
+        case "onecycle_beta1":
+            return try OneCycleLR(maxLearningRate: 0.1, totalSteps: 15, pctStart: 0.4, baseMomentum: 0.8, maxMomentum: 0.9)
         case "warmup_cosine":
             return try SequentialLR(schedulers: [try LinearLR(baseLearningRate: 0.1, startFactor: 0.01, totalIters: 3),
                                                  try CosineAnnealingLR(baseLearningRate: 0.1, tMax: 7)], milestones: [3])
@@ -127,7 +131,8 @@ struct OptimizerGoldenTests {
     }
 
     @Test("every schedule gives PyTorch's lr at every step",
-          arguments: ["step", "cosine", "linear", "onecycle", "onecycle_custom", "warmup_cosine", "warmup_step"])
+          arguments: ["step", "cosine", "linear", "onecycle", "onecycle_custom", "warmup_cosine", "warmup_step",
+                      "onecycle_momentum", "onecycle_beta1"])
     func scheduleMatchesPyTorch(variant: String) throws {
         let f = try fixture("schedules.safetensors")
         let want = try #require(f.tensors["lr.\(variant)"]).doubles
@@ -135,6 +140,16 @@ struct OptimizerGoldenTests {
         for (step, lr) in want.enumerated() {
             let got = scheduler.learningRate(at: step)
             #expect(abs(got - lr) <= 1e-12 * max(abs(lr), 1e-6), "\(variant) step \(step): \(got) vs PyTorch \(lr)")
+        }
+        // The momentum PyTorch's OneCycleLR sets (SGD's momentum, Adam's beta1); none for the others.
+        if let momenta = try f.tensors["momentum.\(variant)"]?.doubles {
+            #expect(momenta.count == want.count)
+            for (step, momentum) in momenta.enumerated() {
+                let got = try #require(scheduler.momentum(at: step), "\(variant) gives no momentum")
+                #expect(abs(got - momentum) <= 1e-12, "\(variant) step \(step): momentum \(got) vs PyTorch \(momentum)")
+            }
+        } else {
+            #expect(scheduler.momentum(at: 3) == nil, "\(variant) should leave the momentum alone")
         }
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 import BatchNormKit
 
 // The README's usage example, compiled and run. The second test keeps the
-// two from drifting apart: every line of the README's first Swift block must
-// appear, in order, in this file.
+// two from drifting apart: every line of the first Swift block under the
+// README's "Using the library" must appear, in order, in this file.
 
 @Suite("README")
 struct ReadmeExampleTests {
@@ -43,7 +43,9 @@ struct ReadmeExampleTests {
         let here = URL(fileURLWithPath: #filePath)
         let readme = try String(contentsOf: here.deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
-        let block = try #require(readme.components(separatedBy: "```swift\n").dropFirst().first?
+        // the first Swift block of "Using the library" (Installation's manifest snippets come before it)
+        let usage = try #require(readme.components(separatedBy: "## Using the library\n").dropFirst().first)
+        let block = try #require(usage.components(separatedBy: "```swift\n").dropFirst().first?
             .components(separatedBy: "```").first)
         let mine = try String(contentsOf: here, encoding: .utf8)
             .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -57,6 +57,24 @@ struct ResumeTests {
         #expect(second.stepsCompleted == whole.stepsCompleted)
     }
 
+    @Test("the trainer applies a cycled momentum: SGD's μ and Adam's β₁ end at the schedule's last value")
+    func trainerCyclesMomentum() throws {
+        let train = trainerTestBlobs(count: 80, seed: 9), test = trainerTestBlobs(count: 30, seed: 10)
+        for kind in [OptimizerKind.sgd, .adam] {
+            var configuration = TrainingConfiguration(epochs: 2, batchSize: 16)
+            configuration.optimizer = kind
+            let trainer = try Trainer(model: try SeedNetwork(inputSize: 16, hiddenSizes: [8], classes: 3), configuration: configuration)
+            let schedule = try OneCycleLR(maxLearningRate: 0.05, totalSteps: 2 * trainer.stepsPerEpoch(sampleCount: train.count))
+            trainer.scheduler = schedule
+            trainer.schedulerInterval = .batch
+            try trainer.fit(train: train, test: test)
+            let last = try #require(schedule.momentum(at: trainer.stepsCompleted - 1))
+            let applied = kind == .sgd ? Double((trainer.optimizer as! SGD).momentum) : (trainer.optimizer as! Adam).betas.0
+            #expect(abs(applied - last) <= 1e-7, "\(kind): \(applied) vs \(last)")
+            #expect(abs(last - 0.95) < 0.01, "the cycle ends near max_momentum")
+        }
+    }
+
     @Test("a training checkpoint still loads as a plain model, and names its extras clearly")
     func trainingCheckpointLoadsAsModel() throws {
         let train = trainerTestBlobs(count: 80, seed: 7)

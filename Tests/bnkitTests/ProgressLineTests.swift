@@ -43,6 +43,14 @@ struct ProgressLineTests {
         #expect(text.contains("run ETA 1:05"), "\(text)")
     }
 
+    @Test("the batch count keeps its width, so the bar does not move")
+    func countWidth() {
+        var early = line
+        early.batch = 7
+        #expect(early.render(width: 80).count == line.render(width: 80).count)
+        #expect(early.render(width: 80).contains("  7/469"))
+    }
+
     @Test("durations", arguments: [(42.4, "42 s"), (185, "3:05"), (3723, "1:02:03"), (Double.nan, "?")])
     func durations(seconds: Double, text: String) {
         #expect(ProgressLine.duration(seconds) == text)

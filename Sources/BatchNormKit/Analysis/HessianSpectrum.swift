@@ -27,7 +27,9 @@ public enum HessianSpectrum {
     ///
     /// - Parameters:
     ///   - network: any layer stack ending in logits `(N, classes)`.
-    ///   - inputs: `(N, features)`; labels: `[N]` class indices.
+    ///   - inputs: `(N, features)`.
+    ///   - labels: `[N]` class indices.
+    ///   - count: how many eigenvalues to return (≥ 1).
     ///   - steps: Lanczos steps (≥ count; capped at the parameter count).
     ///   - epsilon: the finite-difference step along the unit vector v.
     ///   - seed: the start vector's seed.

@@ -180,7 +180,8 @@ enum _BatchNormInput {
 /// Batch normalization over a 2-D or 3-D input, `torch.nn.BatchNorm1d`:
 /// `(N, C)` (a feature vector per sample, e.g. after a Linear) or `(N, C, L)`
 /// (a sequence of L positions per channel). Statistics per feature over N·L
-/// values; see ``_BatchNorm`` for the formula, modes and buffers.
+/// values; the formula, modes and buffers are those of the shared base class
+/// `_BatchNorm` (see <doc:TheSeedLessonInCode>).
 public final class BatchNorm1d: _BatchNorm {
     /// - Parameters:
     ///   - numFeatures: C, the size of axis 1 of the input.
@@ -197,8 +198,8 @@ public final class BatchNorm1d: _BatchNorm {
 
 /// Batch normalization over a 4-D input `(N, C, H, W)`, `torch.nn.BatchNorm2d`
 /// ("spatial" batch norm for convolutional feature maps): statistics per
-/// channel over N·H·W values; see ``_BatchNorm`` for the formula, modes and
-/// buffers. Runs the same kernels as BatchNorm1d on `(N, C, H·W)`.
+/// channel over N·H·W values; the formula, modes and buffers are
+/// BatchNorm1d's (the shared base class `_BatchNorm`). Runs the same kernels as BatchNorm1d on `(N, C, H·W)`.
 public final class BatchNorm2d: _BatchNorm {
     /// - Parameters:
     ///   - numFeatures: C, the number of channels (axis 1 of the input).

@@ -143,7 +143,7 @@ public class _InstanceNorm: _GroupNormalization, BatchCounting {
 // MARK: - The layers
 
 /// Instance normalization over `(N, C, L)` (or one sample `(C, L)`),
-/// `torch.nn.InstanceNorm1d`; see ``_InstanceNorm``.
+/// `torch.nn.InstanceNorm1d` (the shared base class `_InstanceNorm` documents the formula).
 public final class InstanceNorm1d: _InstanceNorm {
     /// - Parameters:
     ///   - numFeatures: C ≥ 1.
@@ -159,7 +159,7 @@ public final class InstanceNorm1d: _InstanceNorm {
 }
 
 /// Instance normalization over `(N, C, H, W)` (or one sample `(C, H, W)`),
-/// `torch.nn.InstanceNorm2d`; see ``_InstanceNorm``.
+/// `torch.nn.InstanceNorm2d` (the shared base class `_InstanceNorm` documents the formula).
 public final class InstanceNorm2d: _InstanceNorm {
     /// - Parameters: as ``InstanceNorm1d/init(numFeatures:eps:momentum:affine:trackRunningStats:)``.
     public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float? = 0.1,

@@ -8,7 +8,7 @@ import BatchNormKernels
 /// - Input `(N, C, *)` per rank (N may be 1: the count that matters is every
 ///   rank's together, ≥ 2).
 /// - Forward: each rank's per-feature moments (count, mean, M2) are gathered
-///   and merged in rank order with Chan's update (``FeatureMoments/merge(_:)``),
+///   and merged in rank order with Chan's update (`FeatureMoments.merge(_:)` in BatchNormKernels),
 ///   so every rank gets the same global statistics; the running buffers take
 ///   the global unbiased variance.
 /// - Backward: Σdy and Σdy·(x − μ) are summed over the ranks for dx; dγ and dβ
@@ -28,7 +28,12 @@ public final class SyncBatchNorm: _BatchNorm {
     /// One other rank's moments while merging (allocated once).
     private var peer: FeatureMoments
 
-    /// - Parameters: as ``BatchNorm1d/init(numFeatures:eps:momentum:affine:trackRunningStats:)``, plus
+    /// - Parameters:
+    ///   - numFeatures: C, the features (channels) of the input.
+    ///   - eps: ε added to the variance, > 0.
+    ///   - momentum: weight of the new batch in the running statistics (PyTorch's 0.1); nil: cumulative average.
+    ///   - affine: learn γ and β.
+    ///   - trackRunningStats: keep running statistics for evaluation.
     ///   - processGroup: this rank's handle on the job's ranks.
     public init(numFeatures: Int, eps: Float = 1e-5, momentum: Float? = 0.1, affine: Bool = true,
                 trackRunningStats: Bool = true, processGroup: ProcessGroup) throws {

@@ -53,7 +53,9 @@ public struct NetworkArchitecture: Equatable, Sendable, CustomStringConvertible 
     /// Reads ``metadata`` back. Returns nil when there is no `architecture`
     /// entry (a file written by PyTorch).
     ///
-    /// - Parameter path: names the file in error messages.
+    /// - Parameters:
+    ///   - metadata: a checkpoint's `__metadata__`.
+    ///   - path: names the file in error messages.
     /// - Throws: `BatchNormKitError.fileFormat` for an entry that is missing or malformed.
     public init?(metadata: [String: String], path: String) throws {
         guard let kind = metadata["architecture"] else { return nil }

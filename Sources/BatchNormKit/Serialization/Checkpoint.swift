@@ -71,7 +71,9 @@ extension Layer {
     /// else (metadata aside). All problems are collected before anything is
     /// written, so the model is either fully loaded or untouched.
     ///
-    /// - Parameter path: names the file in the error message.
+    /// - Parameters:
+    ///   - file: the state dict, e.g. read by ``SafeTensorsFile/init(contentsOf:)``.
+    ///   - path: names the file in the error message.
     /// - Throws: `BatchNormKitError.checkpointMismatch` listing every missing
     ///   name (model order), every unexpected name and every mismatch as e.g.
     ///   `"layers.0.weight: expected F32 [256, 784], got F32 [128, 784]"`;

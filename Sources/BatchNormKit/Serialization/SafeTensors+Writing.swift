@@ -83,8 +83,8 @@ extension SafeTensorsFile {
 
 /// `text` as a JSON string literal, escaped as serde_json (the safetensors
 /// reference implementation) escapes it: quotes, backslashes and control
-/// characters only. Public for bnkbench's JSON report, not part of the API.
-public func _jsonStringLiteral(_ text: String) -> String {
+/// characters only. Package access: bnkbench's JSON report uses it; not part of the API.
+package func _jsonStringLiteral(_ text: String) -> String {
     var result = "\""
     for scalar in text.unicodeScalars {
         switch scalar {

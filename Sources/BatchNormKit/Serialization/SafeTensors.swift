@@ -280,7 +280,9 @@ public struct SafeTensorsFile: Equatable, Sendable {
     }
 
     /// Parses and validates a whole safetensors file held in `bytes`.
-    /// - Parameter path: names the file in error messages only.
+    /// - Parameters:
+    ///   - bytes: the whole file.
+    ///   - path: names the file in error messages only.
     /// - Throws: `fileFormat` for a truncated file, a header that is not a JSON
     ///   object, an entry without `dtype`/`shape`/`data_offsets`, an unknown dtype,
     ///   a negative or overflowing shape, offsets outside the data section or

@@ -23,7 +23,8 @@ public class Adam: Optimizer {
     /// (β₁, β₂): decay rates of the first and second moment estimates. Double,
     /// as PyTorch's Python floats: 1 − β₂ = 0.001 is then the Float32 nearest
     /// 0.001, not 1 − Float(0.999) (which is 1.3e-5 off).
-    public let betas: (Double, Double)
+    /// A schedule may change β₁ between steps (``setMomentum(_:)``).
+    public private(set) var betas: (Double, Double)
     /// ε, added to the denominator for stability.
     public let eps: Float
     /// L2 penalty in the gradient (Adam) or decoupled decay rate (AdamW).
@@ -146,6 +147,13 @@ func _adamStep(_ w: UnsafeMutablePointer<Float>, _ grad: UnsafeMutablePointer<Fl
             w[i] = p - s.stepSize * mi / (vi.squareRoot() / correction2Sqrt + s.eps)
         }
     }
+}
+
+// MARK: - Scheduled momentum
+
+extension Adam {
+    /// Sets β₁ for the next steps (a OneCycleLR schedule, as PyTorch's cycles `betas[0]`).
+    public func setMomentum(_ momentum: Double) { betas.0 = momentum }
 }
 
 // MARK: - State for checkpoints

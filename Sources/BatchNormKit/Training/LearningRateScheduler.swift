@@ -12,6 +12,15 @@ import Foundation
 public protocol LearningRateScheduler: Sendable {
     /// The learning rate after `step` ≥ 0 scheduler steps.
     func learningRate(at step: Int) -> Double
+    /// The momentum after `step` scheduler steps — SGD's momentum, Adam's
+    /// β₁ (``Optimizer/setMomentum(_:)``) — for a schedule that cycles it
+    /// (``OneCycleLR``); nil (the default) leaves the optimizer's own.
+    func momentum(at step: Int) -> Double?
+}
+
+extension LearningRateScheduler {
+    /// A schedule of the learning rate only: nil.
+    public func momentum(at step: Int) -> Double? { nil }
 }
 
 /// `torch.optim.lr_scheduler.StepLR`: lr = base · γ^⌊step / stepSize⌋.
@@ -112,10 +121,11 @@ public struct LinearLR: LearningRateScheduler {
 ///     up:   initial → maxLR over steps 0 … pctStart·totalSteps − 1
 ///     down: maxLR → final over the rest, ending at step totalSteps − 1
 ///
-/// each phase `end + (start − end) · (1 + cos(π · pct)) / 2`. PyTorch's
-/// `cycle_momentum` (which also moves SGD's momentum or Adam's β₁) is not
-/// applied: the momentum stays fixed, as with `cycle_momentum=False`.
-/// Steps past the last stay at `final` (PyTorch raises there).
+/// each phase `end + (start − end) · (1 + cos(π · pct)) / 2`. With
+/// `cycleMomentum` (PyTorch's default) the momentum — SGD's, or Adam's β₁ —
+/// runs the other way in the same phases, `maxMomentum` → `baseMomentum` →
+/// `maxMomentum` (0.95 → 0.85 → 0.95). Steps past the last stay at the
+/// last step's values (PyTorch raises there).
 public struct OneCycleLR: LearningRateScheduler {
     /// The peak lr.
     public let maxLearningRate: Double
@@ -127,11 +137,18 @@ public struct OneCycleLR: LearningRateScheduler {
     public let divFactor: Double
     /// final lr = initial lr / finalDivFactor; default 10⁴.
     public let finalDivFactor: Double
+    /// Whether the momentum cycles inversely to the lr (PyTorch's `cycle_momentum`, default true).
+    public let cycleMomentum: Bool
+    /// The momentum at the lr's peak; default 0.85.
+    public let baseMomentum: Double
+    /// The momentum at the start and the end; default 0.95.
+    public let maxMomentum: Double
 
     /// - Throws: `invalidArgument` for `totalSteps < 2`, `pctStart` outside
     ///   (0, 1) or a non-positive factor.
     public init(maxLearningRate: Double, totalSteps: Int, pctStart: Double = 0.3,
-                divFactor: Double = 25, finalDivFactor: Double = 1e4) throws {
+                divFactor: Double = 25, finalDivFactor: Double = 1e4,
+                cycleMomentum: Bool = true, baseMomentum: Double = 0.85, maxMomentum: Double = 0.95) throws {
         guard totalSteps >= 2 else {
             throw BatchNormKitError.invalidArgument(name: "total steps", value: "\(totalSteps)", requirement: "must be ≥ 2")
         }
@@ -141,20 +158,36 @@ public struct OneCycleLR: LearningRateScheduler {
         guard divFactor > 0, finalDivFactor > 0 else {
             throw BatchNormKitError.invalidArgument(name: "div factor", value: "\(divFactor), \(finalDivFactor)", requirement: "must be > 0")
         }
+        guard 0 <= baseMomentum, baseMomentum <= maxMomentum, maxMomentum < 1 else {
+            throw BatchNormKitError.invalidArgument(name: "momentum range", value: "\(baseMomentum)…\(maxMomentum)",
+                                                    requirement: "must satisfy 0 ≤ base ≤ max < 1")
+        }
         self.maxLearningRate = maxLearningRate
         self.totalSteps = totalSteps
         self.pctStart = pctStart
         self.divFactor = divFactor
         self.finalDivFactor = finalDivFactor
+        self.cycleMomentum = cycleMomentum
+        self.baseMomentum = baseMomentum
+        self.maxMomentum = maxMomentum
     }
 
     public func learningRate(at step: Int) -> Double {
-        let initial = maxLearningRate / divFactor, final = initial / finalDivFactor
+        let initial = maxLearningRate / divFactor
+        return annealed(at: step, up: (initial, maxLearningRate), down: (maxLearningRate, initial / finalDivFactor))
+    }
+
+    public func momentum(at step: Int) -> Double? {
+        cycleMomentum ? annealed(at: step, up: (maxMomentum, baseMomentum), down: (baseMomentum, maxMomentum)) : nil
+    }
+
+    /// PyTorch's two cosine phases: `up` until pctStart·totalSteps − 1, then `down` until totalSteps − 1.
+    private func annealed(at step: Int, up: (Double, Double), down: (Double, Double)) -> Double {
         let peakStep = pctStart * Double(totalSteps) - 1, lastStep = Double(totalSteps - 1)
         let s = Double(min(max(step, 0), totalSteps - 1))
         func anneal(_ start: Double, _ end: Double, _ pct: Double) -> Double { end + (start - end) / 2 * (cos(Double.pi * pct) + 1) }
-        if s <= peakStep { return anneal(initial, maxLearningRate, s / peakStep) }
-        return anneal(maxLearningRate, final, (s - peakStep) / (lastStep - peakStep))
+        if s <= peakStep { return anneal(up.0, up.1, s / peakStep) }
+        return anneal(down.0, down.1, (s - peakStep) / (lastStep - peakStep))
     }
 }
 
@@ -182,7 +215,18 @@ public struct SequentialLR: LearningRateScheduler {
     }
 
     public func learningRate(at step: Int) -> Double {
+        let (index, local) = position(step)
+        return schedulers[index].learningRate(at: local)
+    }
+
+    public func momentum(at step: Int) -> Double? {
+        let (index, local) = position(step)
+        return schedulers[index].momentum(at: local)
+    }
+
+    /// The schedule in charge at `step` and its own step count.
+    private func position(_ step: Int) -> (index: Int, step: Int) {
         let index = milestones.lastIndex(where: { $0 <= step }).map { $0 + 1 } ?? 0
-        return schedulers[index].learningRate(at: step - (index == 0 ? 0 : milestones[index - 1]))
+        return (index, step - (index == 0 ? 0 : milestones[index - 1]))
     }
 }

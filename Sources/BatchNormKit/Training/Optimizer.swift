@@ -13,6 +13,9 @@ public protocol Optimizer: AnyObject {
     func zeroGrad()
     /// One update of every parameter from its accumulated gradient.
     func step()
+    /// Sets the momentum a schedule cycles (``LearningRateScheduler/momentum(at:)``,
+    /// PyTorch's OneCycleLR): SGD's momentum, Adam's β₁.
+    func setMomentum(_ momentum: Double)
 
     /// The optimizer's per-parameter state, PyTorch's `optimizer.state`:
     /// one tensor per kind (e.g. `exp_avg`) and parameter, each the

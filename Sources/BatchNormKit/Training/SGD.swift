@@ -12,8 +12,8 @@ public final class SGD: Optimizer {
     public let parameters: [Parameter]
     /// lr; may be changed between steps (a schedule).
     public var learningRate: Float
-    /// μ; 0 disables momentum buffers.
-    public let momentum: Float
+    /// μ; 0 disables momentum buffers. A schedule may change it between steps (``setMomentum(_:)``).
+    public private(set) var momentum: Float
     /// Weight (1 − dampening) of the new gradient in the momentum buffer.
     public let dampening: Float
     /// L2 penalty added to every gradient.
@@ -77,6 +77,14 @@ public final class SGD: Optimizer {
             w[i] -= lr * (stepG * g + stepB * buf)
         }
     }
+}
+
+// MARK: - Scheduled momentum
+
+extension SGD {
+    /// Sets μ for the next steps (a OneCycleLR schedule). Buffers are made by
+    /// the first step with μ ≠ 0, as PyTorch's.
+    public func setMomentum(_ momentum: Double) { self.momentum = Float(momentum) }
 }
 
 // MARK: - State for checkpoints

@@ -59,9 +59,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var epochs: Int
     /// Samples per training step, ≥ 2 (BatchNorm cannot train on one sample).
     public var batchSize: Int
-    /// SGD step size (PyTorch's `lr`).
+    /// The optimizer's step size (PyTorch's `lr`); a ``Trainer/scheduler`` varies it.
     public var learningRate: Float
-    /// SGD momentum (dampening 0, no Nesterov, as `torch.optim.SGD`'s defaults).
+    /// SGD momentum (dampening 0, no Nesterov, as `torch.optim.SGD`'s defaults); unused by Adam and AdamW.
     public var momentum: Float
     /// L2 penalty added to every gradient (PyTorch's `weight_decay`).
     public var weightDecay: Float
@@ -123,7 +123,7 @@ public struct EpochTraining: Sendable, Equatable {
 
 // MARK: - Trainer
 
-/// Mini-batch SGD on a model with ``CrossEntropyLoss``, PyTorch style.
+/// Mini-batch training (``SGD``, ``Adam`` or ``AdamW``) of a model with ``CrossEntropyLoss``, PyTorch style.
 ///
 /// Each epoch visits the samples in a fresh Fisher–Yates permutation drawn
 /// from ``SplitMix64`` seeded by ``TrainingConfiguration/seed``: the same
@@ -202,6 +202,8 @@ public final class Trainer {
     /// trainer, the rest for a resumed one), evaluating on `test` after each.
     ///
     /// - Parameters:
+    ///   - train: the samples of every epoch, shuffled anew each time.
+    ///   - test: evaluated after every epoch.
     ///   - onBatch: called after every step (keep it cheap: it runs inside the timed loop).
     ///   - onEpoch: called with each epoch's metrics as soon as they are known.
     /// - Returns: one ``EpochMetrics`` per epoch.
@@ -291,7 +293,9 @@ public final class Trainer {
                             throw BatchNormKitError.diverged(epoch: epoch, step: step + 1, loss: stepLoss / Double(n))
                         }
                         if let scheduler {
-                            optimizer.learningRate = Float(scheduler.learningRate(at: schedulerInterval == .epoch ? epoch - 1 : stepsCompleted))
+                            let position = schedulerInterval == .epoch ? epoch - 1 : stepsCompleted
+                            optimizer.learningRate = Float(scheduler.learningRate(at: position))
+                            if let momentum = scheduler.momentum(at: position) { optimizer.setMomentum(momentum) }
                         }
                         optimizer.step()
                         stepsCompleted += 1
