@@ -12,6 +12,6 @@ struct BNKit: ParsableCommand {
             Checkpoints are safetensors files with PyTorch's state_dict names, readable by \
             safetensors.torch.load_file and loadable with model.load_state_dict.
             """,
-        subcommands: [TrainCommand.self, EvalCommand.self, ExportCommand.self, CompareLRCommand.self, HessianCommand.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, ExportCommand.self, CompareLRCommand.self, HessianCommand.self, LabCommand.self]
     )
 }
