@@ -20,7 +20,7 @@ VENV        = .venv
 PYTHON      = $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0+cpu
 
-.PHONY: venv venv-torch deps build test test-release train compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
+.PHONY: venv venv-torch deps build test test-release train compare-lr experiments report bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -80,6 +80,16 @@ experiments: deps
 	$(BNKIT) hessian --output experiments/hessian.csv $(EXPERIMENT_ARGS)
 	@$(MAKE) --no-print-directory venv || echo "experiments: matplotlib unavailable, CSV only"
 	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import matplotlib" 2>/dev/null; then $(PYTHON) Scripts/plot_experiments.py experiments/hessian.csv experiments/hessian.png; fi
+
+## report: the BatchNorm lab — the lesson's ten claims measured on Fashion-MNIST over seeds
+## (bnkit lab): a CSV per experiment, charts, verdicts computed by stated rules, in
+## $(REPORT_DIR)/REPORT.md and a self-contained $(REPORT_DIR)/index.html. QUICK=1: the small budget.
+REPORT_DIR ?= report
+report: deps
+	$(SWIFT) build $(NATIVE) --product bnkit
+	@$(MAKE) --no-print-directory venv
+	$(BNKIT) lab --output $(REPORT_DIR) $(if $(QUICK),--quick) $(LAB_ARGS)
+	$(PYTHON) Scripts/plot_report.py $(REPORT_DIR)
 
 bench: bench-native bench-portable
 

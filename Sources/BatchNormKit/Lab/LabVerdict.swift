@@ -61,12 +61,17 @@ public enum VerdictRule {
             return .notShown
         }
         let d = (a.mean - b.mean) * (higherIsBetter ? 1 : -1)
-        let dof = a.count + b.count - 2
-        let pooled = dof > 0 ? (((Double(a.count - 1) * a.std * a.std) + Double(b.count - 1) * b.std * b.std) / Double(dof)).squareRoot() : 0
+        let pooled = pooledStd(a, b)
         let bound = max(sigmas * pooled, minimumEffect)
         if d > bound && d > 0 { return .holds }
         if -d > bound && d < 0 { return .reversed }
         return .notShown
+    }
+
+    /// √(((n₁ − 1)s₁² + (n₂ − 1)s₂²) / (n₁ + n₂ − 2)), 0 with fewer than 3 values in all.
+    static func pooledStd(_ a: Spread, _ b: Spread) -> Double {
+        let dof = a.count + b.count - 2
+        return dof > 0 ? ((Double(a.count - 1) * a.std * a.std + Double(b.count - 1) * b.std * b.std) / Double(dof)).squareRoot() : 0
     }
 
     /// The rule of ``compare(claimed:baseline:higherIsBetter:minimumEffect:)`` in words.
@@ -81,8 +86,7 @@ public enum VerdictRule {
         let x = Spread(a), y = Spread(b)
         guard x.count > 0, y.count > 0 else { return .notShown }
         let d = abs(x.mean - y.mean)
-        let dof = x.count + y.count - 2
-        let pooled = dof > 0 ? ((Double(x.count - 1) * x.std * x.std + Double(y.count - 1) * y.std * y.std) / Double(dof)).squareRoot() : 0
+        let pooled = pooledStd(x, y)
         if d < limit { return .holds }
         if d - limit > sigmas * pooled { return .reversed }
         return .notShown
