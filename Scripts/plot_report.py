@@ -150,7 +150,8 @@ def chart_init(d, out):
 
 
 def chart_vanishing(d, out):
-    data = rows(d, "04-vanishing-gradients")
+    everything = rows(d, "04-vanishing-gradients")
+    data = [r for r in everything if num(r["init_scale"]) == 1]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     init = [r for r in data if r["step"] == "1"]
     for key, (xs, m, s) in grouped(init, "norm", "layer", "weight_grad_norm").items():
@@ -163,24 +164,26 @@ def chart_vanishing(d, out):
         band(axes[1], xs, m, s, key, marker=".")
     axes[1].set_yscale("log")
     axes[1].set(xlabel="training step", ylabel="‖∂L/∂W₁‖ (log scale)", title="first layer's gradient norm during training")
-    sat = [r for r in data if math.isfinite(num(r["saturated_fraction"]))]
+    sat = [r for r in everything if math.isfinite(num(r["saturated_fraction"]))]
     per = defaultdict(lambda: defaultdict(list))
     for r in sat:
-        per[r["norm"]][(r["seed"], num(r["step"]))].append(num(r["saturated_fraction"]))
-    for key, table in per.items():
+        per[(r["norm"], num(r["init_scale"]))][(r["seed"], num(r["step"]))].append(num(r["saturated_fraction"]))
+    for (key, scale), table in sorted(per.items()):
         by_step = defaultdict(list)
         for (seed, step), values in table.items():
             by_step[step].append(sum(values) / len(values))
         xs = sorted(by_step)
         stats = [mean_std(by_step[x]) for x in xs]
-        band(axes[2], xs, [s[0] for s in stats], [s[1] for s in stats], key, marker=".")
-    axes[2].set(xlabel="training step", ylabel="saturated units (σ′ < 5 % of peak), all hidden layers",
-                title="saturation")
+        label = f"{LABELS.get(key, key)}, init ×{scale:g}"
+        axes[2].plot(xs, [m for m, _ in stats], "-" if scale == 1 else "--", marker=".", color=COLORS.get(key), label=label)
+        axes[2].fill_between(xs, [m - s for m, s in stats], [m + s for m, s in stats], color=COLORS.get(key), alpha=0.15, linewidth=0)
+    axes[2].set(xlabel="training step", ylabel="saturated units (σ′ < 5 % of peak)",
+                title="saturation, all hidden layers")
     percent_axis(axes[2])
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    finish(fig, out, f"4. Deep sigmoid network: vanishing gradients and saturation ({seeds_note(data)} seeds, mean ± std)")
+    finish(fig, out, f"4. Deep sigmoid network: vanishing gradients (default init) and saturation ({seeds_note(data)} seeds, mean ± std)")
 
 
 def chart_small_batches(d, out):

@@ -32,7 +32,7 @@ private let expectedCSVs: [(name: String, columns: [String], mayBeNaN: Set<Strin
     ("01-convergence", ["norm", "seed", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "diverged"], []),
     ("02-learning-rates", ["norm", "learning_rate", "seed", "test_accuracy", "test_loss", "diverged_epoch", "diverged"], []),
     ("03-initialization", ["norm", "init_scale", "seed", "test_accuracy", "test_loss", "diverged"], []),
-    ("04-vanishing-gradients", ["norm", "seed", "step", "layer", "weight_grad_norm", "saturated_fraction"], ["saturated_fraction"]),
+    ("04-vanishing-gradients", ["norm", "init_scale", "seed", "step", "layer", "weight_grad_norm", "saturated_fraction"], ["saturated_fraction"]),
     ("05-small-batches", ["norm", "batch_size", "learning_rate", "seed", "test_accuracy", "train_mode_accuracy", "train_eval_gap", "diverged"], []),
     ("06-placement", ["placement", "seed", "epoch", "train_loss", "test_loss", "test_accuracy", "diverged"], []),
     ("07-dropout", ["configuration", "seed", "test_accuracy", "test_loss", "eval_var_over_running_var", "diverged"], ["eval_var_over_running_var"]),
@@ -79,6 +79,10 @@ struct LabTests {
         let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let experiments = try #require(summary["experiments"] as? [[String: Any]])
         #expect(experiments.count == 10)
+        // re-measuring one experiment keeps the other nine in the summary
+        try lab.run(only: [3])
+        let again = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/summary.json"))) as? [String: Any]
+        #expect((again?["experiments"] as? [[String: Any]])?.compactMap { $0["number"] as? Int } == Array(1...10))
         for e in experiments {
             let verdicts = try #require(e["verdicts"] as? [[String: String]])
             for v in verdicts {

@@ -6,55 +6,67 @@ import Foundation
 extension Lab {
     // MARK: 4. Vanishing gradients and saturation
 
+    /// The init scale of experiment 4's second arm: large enough that the plain
+    /// sigmoid network starts saturated (first-layer pre-activations with std ≈ 6).
+    static let saturatingInitScale: Float = 10
+
     func vanishingGradients() throws -> ExperimentReport {
         let s = settings
         let probeEvery = max(1, s.trainSamples / 128 / 8)
+        let wide = Self.saturatingInitScale
         var rows: [[String]] = []
-        var ratio: [NormKind: [Double]] = [:], saturation: [NormKind: [Double]] = [:], finals: [NormKind: [Double]] = [:]
+        var ratio: [NormKind: [Double]] = [:], saturation: [NormKind: [Float: [Double]]] = [:], finals: [NormKind: [Float: [Double]]] = [:]
         for norm in [NormKind.batchnorm, .none] {
-            let spec = NetworkSpec(inputSize: train.featureCount, depth: s.deepDepth, width: s.deepWidth, classes: classCount,
-                                   norm: norm, activation: .sigmoid)
-            for seed in 0..<UInt64(s.seeds) {
-                var saturated: [Double] = []
-                let run = try trainRun(spec, seed: seed, configuration: recipe(epochs: s.epochs, seed: seed),
-                                       evaluateEveryEpoch: false, probes: true) { step, net in
-                    guard step == 1 || step % probeEvery == 0 else { return }
-                    let norms = net.weightGradientNorms()
-                    for (layer, g) in norms.enumerated() {
-                        var fraction = Double.nan
-                        if layer < net.blocks.count, let y = net.activationOutput(block: layer) {
-                            let count = y.withUnsafeBufferPointer { $0.reduce(0) { $0 + (Sigmoid.isSaturated(output: $1) ? 1 : 0) } }
-                            fraction = Double(count) / Double(max(y.count, 1))
-                            saturated.append(fraction)
+            for scale in [1, wide] {
+                var spec = NetworkSpec(inputSize: train.featureCount, depth: s.deepDepth, width: s.deepWidth, classes: classCount,
+                                       norm: norm, activation: .sigmoid)
+                spec.initScale = scale
+                for seed in 0..<UInt64(s.seeds) {
+                    var saturated: [Double] = []
+                    let run = try trainRun(spec, seed: seed, configuration: recipe(epochs: s.epochs, seed: seed),
+                                           evaluateEveryEpoch: false, probes: true) { step, net in
+                        guard step == 1 || step % probeEvery == 0 else { return }
+                        let norms = net.weightGradientNorms()
+                        for (layer, g) in norms.enumerated() {
+                            var fraction = Double.nan
+                            if layer < net.blocks.count, let y = net.activationOutput(block: layer) {
+                                let count = y.withUnsafeBufferPointer { $0.reduce(0) { $0 + (Sigmoid.isSaturated(output: $1) ? 1 : 0) } }
+                                fraction = Double(count) / Double(max(y.count, 1))
+                                saturated.append(fraction)
+                            }
+                            rows.append([norm.rawValue, "\(scale)", "\(seed)", "\(step)", "\(layer + 1)", cell(g), cell(fraction)])
                         }
-                        rows.append([norm.rawValue, "\(seed)", "\(step)", "\(layer + 1)", cell(g), cell(fraction)])
+                        // at initialization (the first step's gradients): first over last hidden Linear
+                        if step == 1 && scale == 1 {
+                            ratio[norm, default: []].append(log10(max(norms[0], 1e-30) / max(norms[net.blocks.count - 1], 1e-30)))
+                        }
                     }
-                    // at initialization (the first step's gradients): first over last hidden Linear
-                    if step == 1 { ratio[norm, default: []].append(log10(max(norms[0], 1e-30) / max(norms[net.blocks.count - 1], 1e-30))) }
+                    saturation[norm, default: [:]][scale, default: []].append(Spread(saturated).mean)
+                    finals[norm, default: [:]][scale, default: []].append(run.finalAccuracy)
                 }
-                saturation[norm, default: []].append(Spread(saturated).mean)
-                finals[norm, default: []].append(run.finalAccuracy)
             }
         }
-        try writeCSV("04-vanishing-gradients", header: ["norm", "seed", "step", "layer", "weight_grad_norm", "saturated_fraction"], rows: rows)
+        try writeCSV("04-vanishing-gradients", header: ["norm", "init_scale", "seed", "step", "layer", "weight_grad_norm", "saturated_fraction"], rows: rows)
         let bnR = ratio[.batchnorm]!, noneR = ratio[.none]!
         func ratioText(_ v: [Double]) -> String { "10^\(Spread(v).formatted(2))" }
+        func pct(_ v: [Double], _ digits: Int = 2) -> String { Spread(v).formatted(digits, scale: 100) + "%" }
+        let satBN = saturation[.batchnorm]![wide]!, satNone = saturation[.none]![wide]!
         return ExperimentReport(
             number: 4, slug: "04-vanishing-gradients", title: Self.titles[3],
             claim: "Try BatchNorm in previous notebook (dying/vanishing gradients). What did you observe? — and: Some activations oversaturate (e.g. sigmoid). If we normalize the data, those usually move away from oversaturation regime",
-            question: "In a \(s.deepDepth)-hidden-layer sigmoid network, do the first layers get much smaller gradients than the last (vanishing), does BatchNorm before each sigmoid change that, and does it keep fewer units saturated?",
+            question: "In a \(s.deepDepth)-hidden-layer sigmoid network, do the first layers get much smaller gradients than the last (vanishing), does BatchNorm before each sigmoid change that, and — with weights ×\(_fixed(Double(wide), 0)) so that sigmoids start saturated — does BatchNorm keep fewer units saturated?",
             verdicts: [
                 ("less vanishing at init", Verdict(outcome: VerdictRule.compare(claimed: bnR, baseline: noneR, higherIsBetter: true),
                     figure: "‖∂L/∂W₁‖ / ‖∂L/∂W\(s.deepDepth)‖ at init: BatchNorm \(ratioText(bnR)) vs none \(ratioText(noneR))",
-                    rule: VerdictRule.compareRule("log₁₀ of the first-to-last hidden-layer weight-gradient norm ratio at the first step", seeds: seedText(s.seeds)))),
-                ("fewer saturated units", Verdict(outcome: VerdictRule.compare(claimed: saturation[.batchnorm]!, baseline: saturation[.none]!, higherIsBetter: false),
-                    figure: "saturated sigmoid units (σ′ < 5 % of its peak): BatchNorm \(Spread(saturation[.batchnorm]!).formatted(1, scale: 100))% vs none \(Spread(saturation[.none]!).formatted(1, scale: 100))%",
-                    rule: VerdictRule.compareRule("fraction of saturated units over every probe and hidden layer", seeds: seedText(s.seeds)))),
-                ("higher final accuracy", Verdict(outcome: VerdictRule.compare(claimed: finals[.batchnorm]!, baseline: finals[.none]!, higherIsBetter: true),
-                    figure: "test accuracy: BatchNorm \(Spread(finals[.batchnorm]!).formatted(2, scale: 100))% vs none \(Spread(finals[.none]!).formatted(2, scale: 100))%",
-                    rule: VerdictRule.compareRule("final test accuracy", seeds: seedText(s.seeds)))),
+                    rule: VerdictRule.compareRule("log₁₀ of the first-to-last hidden-layer weight-gradient norm ratio at the first step (default init)", seeds: seedText(s.seeds)))),
+                ("fewer saturated units (init ×\(_fixed(Double(wide), 0)))", Verdict(outcome: VerdictRule.compare(claimed: satBN, baseline: satNone, higherIsBetter: false),
+                    figure: "saturated sigmoid units (σ′ < 5 % of its peak): BatchNorm \(pct(satBN, 1)) vs none \(pct(satNone, 1)); default init: \(pct(saturation[.batchnorm]![1]!, 1)) vs \(pct(saturation[.none]![1]!, 1))",
+                    rule: VerdictRule.compareRule("fraction of saturated units over every probe and hidden layer, weights ×\(_fixed(Double(wide), 0))", seeds: seedText(s.seeds)))),
+                ("higher final accuracy", Verdict(outcome: VerdictRule.compare(claimed: finals[.batchnorm]![1]!, baseline: finals[.none]![1]!, higherIsBetter: true),
+                    figure: "test accuracy, default init: BatchNorm \(pct(finals[.batchnorm]![1]!)) vs none \(pct(finals[.none]![1]!)); init ×\(_fixed(Double(wide), 0)): \(pct(finals[.batchnorm]![wide]!)) vs \(pct(finals[.none]![wide]!))",
+                    rule: VerdictRule.compareRule("final test accuracy (default init)", seeds: seedText(s.seeds)))),
             ],
-            settings: "784 → \(s.deepDepth) × \(s.deepWidth) sigmoid → \(classCount), BatchNorm before each sigmoid vs none; \(dataText); \(s.epochs) epochs, batch 128, SGD lr 0.1 momentum 0.9; gradients and saturation probed at step 1 and every \(probeEvery) steps; \(seedText(s.seeds))",
+            settings: "784 → \(s.deepDepth) × \(s.deepWidth) sigmoid → \(classCount), BatchNorm before each sigmoid vs none, default init and weights ×\(_fixed(Double(wide), 0)); \(dataText); \(s.epochs) epochs, batch 128, SGD lr 0.1 momentum 0.9; gradients and saturation probed at step 1 and every \(probeEvery) steps; \(seedText(s.seeds))",
             notes: [])
     }
 

@@ -123,7 +123,7 @@ public final class Lab {
             report.seconds = _seconds(ContinuousClock.now - began)
             progress("[\(number)/10] \(report.verdicts.first.map { "\($0.verdict.outcome.rawValue): \($0.verdict.figure)" } ?? "") (\(_fixed(report.seconds, 1)) s)")
             reports.append(report)
-            try writeSummary(reports, seconds: _seconds(ContinuousClock.now - start))
+            try writeSummary(reports, seconds: _seconds(ContinuousClock.now - start), partial: Set(only) != Set(Self.experimentNumbers))
         }
         return reports
     }
@@ -177,27 +177,30 @@ public final class Lab {
         try _writeFile("\(directory)/\(slug).csv", text)
     }
 
-    private func writeSummary(_ reports: [ExperimentReport], seconds: Double) throws {
-        func q(_ s: String) -> String { _jsonStringLiteral(s) }
-        var items: [String] = []
-        for r in reports {
-            let verdicts = r.verdicts.map {
-                "{\"name\": \(q($0.name)), \"outcome\": \(q($0.verdict.outcome.rawValue)), \"figure\": \(q($0.verdict.figure)), \"rule\": \(q($0.verdict.rule))}"
-            }
-            items.append("""
-                {"number": \(r.number), "slug": \(q(r.slug)), "title": \(q(r.title)), "claim": \(q(r.claim)), \
-                "question": \(q(r.question)), "settings": \(q(r.settings)), "seconds": \(_fixed(r.seconds, 1)), \
-                "notes": [\(r.notes.map(q).joined(separator: ", "))], "verdicts": [\(verdicts.joined(separator: ", "))]}
-                """)
+    /// Writes `summary.json`. After a partial run (`--only`), the experiments of an
+    /// earlier summary of the same mode that were not re-run are kept, so one
+    /// experiment can be re-measured without running the other nine again.
+    private func writeSummary(_ reports: [ExperimentReport], seconds: Double, partial: Bool) throws {
+        let path = "\(directory)/summary.json"
+        var experiments: [[String: Any]] = reports.map { r in
+            ["number": r.number, "slug": r.slug, "title": r.title, "claim": r.claim, "question": r.question,
+             "settings": r.settings, "seconds": (r.seconds * 10).rounded() / 10, "notes": r.notes,
+             "verdicts": r.verdicts.map { ["name": $0.name, "outcome": $0.verdict.outcome.rawValue,
+                                           "figure": $0.verdict.figure, "rule": $0.verdict.rule] }]
         }
-        let text = """
-            {"mode": \(q(settings.name)), "data": \(q(dataText)), "threads": \(threadCount()), "seconds": \(_fixed(seconds, 1)),
-             "experiments": [
-            \(items.joined(separator: ",\n"))
-            ]}
-
-            """
-        try _writeFile("\(directory)/summary.json", text)
+        if partial, let data = FileManager.default.contents(atPath: path),
+           let old = try? JSONSerialization.jsonObject(with: data) as? [String: Any], old["mode"] as? String == settings.name,
+           let kept = old["experiments"] as? [[String: Any]] {
+            let fresh = Set(reports.map(\.number))
+            experiments += kept.filter { !fresh.contains($0["number"] as? Int ?? 0) }
+            experiments.sort { ($0["number"] as? Int ?? 0) < ($1["number"] as? Int ?? 0) }
+        }
+        let total = experiments.reduce(0.0) { $0 + ($1["seconds"] as? Double ?? 0) }
+        let summary: [String: Any] = ["mode": settings.name, "data": dataText, "threads": threadCount(),
+                                      "seconds": partial ? (total * 10).rounded() / 10 : (seconds * 10).rounded() / 10,
+                                      "experiments": experiments]
+        let data = try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])
+        try _writeFile(path, String(decoding: data, as: UTF8.self) + "\n")
     }
 }
 
