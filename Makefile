@@ -32,7 +32,7 @@ MPIRUN      = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -
               --mca btl self,vader --mca btl_vader_single_copy_mechanism none
 BNKMPI      = .build-native/release/bnkmpi
 
-.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab bench-mpi-run test-mpi-tcp docs install
+.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab bench-mpi-run test-mpi-tcp docs install report
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -152,6 +152,16 @@ experiments: deps
 	$(BNKIT) hessian --output experiments/hessian.csv $(EXPERIMENT_ARGS)
 	@$(MAKE) --no-print-directory venv || echo "experiments: matplotlib unavailable, CSV only"
 	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import matplotlib" 2>/dev/null; then $(PYTHON) Scripts/plot_experiments.py experiments/hessian.csv experiments/hessian.png; fi
+
+## report: the BatchNorm lab — the lesson's ten claims measured on Fashion-MNIST over seeds
+## (bnkit lab): a CSV per experiment, charts, verdicts computed by stated rules, in
+## $(REPORT_DIR)/REPORT.md and a self-contained $(REPORT_DIR)/index.html. QUICK=1: the small budget.
+REPORT_DIR ?= report
+report: deps
+	$(SWIFT) build $(NATIVE) --product bnkit
+	@$(MAKE) --no-print-directory venv
+	$(BNKIT) lab --output $(REPORT_DIR) $(if $(QUICK),--quick) $(LAB_ARGS)
+	$(PYTHON) Scripts/plot_report.py $(REPORT_DIR)
 
 bench: bench-native bench-portable
 

@@ -16,6 +16,6 @@ struct BNKit: ParsableCommand {
             """,
         version: "bnkit \(bnkitVersion) (BatchNormKit)",
         subcommands: [TrainCommand.self, EvalCommand.self, ExportCommand.self, CompareLRCommand.self, HessianCommand.self,
-                      SummaryCommand.self]
+                      SummaryCommand.self, LabCommand.self]
     )
 }

@@ -92,6 +92,8 @@ final class _GradientProbe {
     let savedCounters: [(BatchCounting, Int64)]
     let savedGrads: [[Float]]
     let loss = CrossEntropyLoss()
+    /// The loss of the last ``gradient(at:along:)``, L(θ + t·v).
+    var lastLoss = Double.nan
     var parameterCount: Int { theta.reduce(0) { $0 + $1.count } }
 
     init(network: Layer, inputs: Tensor, labels: [Int32]) throws {
@@ -123,7 +125,7 @@ final class _GradientProbe {
             offset += base.count
             p.zeroGrad()
         }
-        _ = try loss.forward(logits: try network.forward(inputs), labels: labels)
+        lastLoss = Double(try loss.forward(logits: try network.forward(inputs), labels: labels))
         _ = try network.backward(try loss.backward(), needsInputGradient: false)
         return parameters.flatMap { $0.grad.scalars.map(Double.init) }
     }

@@ -1,0 +1,58 @@
+// One training run of the lab: epochs of SGD with evaluation, stopped and
+// marked at the first non-finite loss (divergence), never reported as chance accuracy.
+
+/// Per-epoch numbers of one run.
+struct EpochRecord {
+    let epoch: Int
+    let trainLoss: Double, trainAccuracy: Double
+    let testLoss: Double, testAccuracy: Double
+}
+
+/// A finished (or diverged) run.
+struct TrainingRun {
+    let network: FeedForwardNetwork
+    let epochs: [EpochRecord]
+    /// The epoch whose training loss (or test loss) was not finite, or nil.
+    let divergedAt: Int?
+    /// Final test accuracy, NaN when the run diverged.
+    var finalAccuracy: Double { divergedAt == nil ? epochs.last?.testAccuracy ?? .nan : .nan }
+    var finalTestLoss: Double { divergedAt == nil ? epochs.last?.testLoss ?? .nan : .nan }
+    /// `diverged at epoch k` or empty: the CSV's `diverged` column.
+    var divergenceText: String { divergedAt.map { "diverged at epoch \($0)" } ?? "" }
+}
+
+extension Lab {
+    /// Trains `spec` from `seed` with `configuration` on `data` (the lab's training
+    /// samples by default), evaluating on the test samples after every epoch
+    /// (or only after the last when `evaluateEveryEpoch` is false).
+    /// `onStep(step, network)` runs after every SGD step (1-based global step).
+    func trainRun(_ spec: NetworkSpec, seed: UInt64, configuration: TrainingConfiguration, data: LabeledSamples? = nil,
+                  evaluateEveryEpoch: Bool = true, probes: Bool = false,
+                  onStep: ((Int, FeedForwardNetwork) throws -> Void)? = nil) throws -> TrainingRun {
+        let network = try FeedForwardNetwork(spec: spec, seed: seed)
+        network.probesEnabled = probes
+        let trainer = try Trainer(model: network, configuration: configuration)
+        let samples = data ?? train
+        var records: [EpochRecord] = []
+        var diverged: Int?
+        var stepError: Error?
+        for epoch in 1...max(configuration.epochs, 1) where configuration.epochs > 0 {
+            let pass = try trainer.trainEpoch(on: samples) { progress in
+                guard stepError == nil, let onStep else { return }
+                do { try onStep((progress.epoch - 1) * progress.batchCount + progress.batch, network) } catch { stepError = error }
+            }
+            if let stepError { throw stepError }
+            guard pass.loss.isFinite else { diverged = epoch; break }
+            if evaluateEveryEpoch || epoch == configuration.epochs {
+                let result = try trainer.evaluate(on: test)
+                guard result.loss.isFinite else { diverged = epoch; break }
+                records.append(EpochRecord(epoch: epoch, trainLoss: pass.loss, trainAccuracy: pass.accuracy,
+                                           testLoss: result.loss, testAccuracy: result.accuracy))
+            }
+        }
+        return TrainingRun(network: network, epochs: records, divergedAt: diverged)
+    }
+}
+
+/// The CSV cell of a number (`nan` for a diverged or missing value).
+func cell(_ value: Double) -> String { value.isFinite ? "\(value)" : "nan" }

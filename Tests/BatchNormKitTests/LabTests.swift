@@ -1,0 +1,135 @@
+import Testing
+import Foundation
+@testable import BatchNormKit
+
+// The lab's Swift part end to end on a tiny synthetic dataset (the quick
+// mode's code paths at toy sizes: seconds in a debug build), and its verdict
+// rules on constructed inputs.
+
+/// Three Gaussian blobs in 12 dimensions: learnable, so training means something.
+private func blobs(count: Int, seed: UInt64) throws -> LabeledSamples {
+    var g = SplitMix64(seed: seed)
+    var features: [Float] = [], labels: [Int32] = []
+    for i in 0..<count {
+        let label = Int32(i % 3)
+        for j in 0..<12 {
+            let centre: Float = j % 3 == Int(label) ? 1.5 : 0
+            features.append(centre + Float.random(in: -1...1, using: &g))
+        }
+        labels.append(label)
+    }
+    return try LabeledSamples(features: features, labels: labels, featureCount: 12)
+}
+
+private let tinySettings = LabSettings(
+    name: "test", seeds: 2, manySeeds: 2, trainSamples: 96, testSamples: 48, longEpochs: 2, epochs: 1,
+    hiddenSizes: [8, 8], learningRates: [0.1, 3], initScales: [0.1, 1], batchSizes: [2, 8], deepDepth: 10, deepWidth: 8,
+    landscapeSamples: 32, lanczosSteps: 3, smallBatchSamples: 32, regularizationSamples: 32, targetAccuracy: 0.5)
+
+/// Every CSV the lab writes, its columns, and the columns that may hold `nan`
+/// in a run that did not diverge (epoch 0 has no training loss; the head has no saturation).
+private let expectedCSVs: [(name: String, columns: [String], mayBeNaN: Set<String>)] = [
+    ("01-convergence", ["norm", "seed", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "diverged"], []),
+    ("02-learning-rates", ["norm", "learning_rate", "seed", "test_accuracy", "test_loss", "diverged_epoch", "diverged"], []),
+    ("03-initialization", ["norm", "init_scale", "seed", "test_accuracy", "test_loss", "diverged"], []),
+    ("04-vanishing-gradients", ["norm", "init_scale", "seed", "step", "layer", "weight_grad_norm", "saturated_fraction"], ["saturated_fraction"]),
+    ("05-small-batches", ["norm", "batch_size", "learning_rate", "seed", "test_accuracy", "train_mode_accuracy", "train_eval_gap", "diverged"], []),
+    ("06-placement", ["placement", "seed", "epoch", "train_loss", "test_loss", "test_accuracy", "diverged"], []),
+    ("07-dropout", ["configuration", "seed", "test_accuracy", "test_loss", "eval_var_over_running_var", "diverged"], ["eval_var_over_running_var"]),
+    ("08-landscape", ["norm", "seed", "epoch", "train_loss", "loss_range", "gradient_change", "beta_smoothness", "lambda_max", "diverged"], ["train_loss"]),
+    ("09-covariate-shift", ["norm", "seed", "step", "layer", "quantity", "mean", "std"], []),
+    ("10-regularization", ["norm", "seed", "epoch", "train_accuracy", "test_accuracy", "gap", "diverged"], []),
+    ("10-batch-noise", ["seed", "batch_size", "mean_noise", "std_noise", "one_over_sqrt_b"], []),
+]
+
+@Suite("BatchNorm lab")
+struct LabTests {
+    @Test("all ten experiments on tiny synthetic data: every CSV with its columns and finite numbers, a computed verdict each")
+    func endToEnd() throws {
+        let directory = makeTemporaryDirectory("lab")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let lab = try Lab(settings: tinySettings, train: try blobs(count: 96, seed: 1), test: try blobs(count: 48, seed: 2),
+                          directory: directory, dataDescription: "synthetic blobs")
+        var lines: [String] = []
+        let reports = try lab.run { lines.append($0) }
+        #expect(reports.map(\.number) == Array(1...10))
+        #expect(lines.count == 20, "a start and an end line per experiment")
+        for report in reports {
+            #expect(!report.verdicts.isEmpty && report.seconds >= 0, "\(report.slug)")
+            #expect(!report.claim.isEmpty && !report.settings.isEmpty && !report.question.isEmpty)
+        }
+        for (name, columns, mayBeNaN) in expectedCSVs {
+            let path = "\(directory)/\(name).csv"
+            let text = try #require(try? String(contentsOfFile: path, encoding: .utf8), "\(name).csv missing")
+            let table = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            #expect(table.first == columns, "\(name) header")
+            #expect(table.count > 1, "\(name) has rows")
+            let divergedColumn = columns.firstIndex(of: "diverged")
+            for row in table.dropFirst() {
+                #expect(row.count == columns.count, "\(name): \(row)")
+                let diverged = divergedColumn.map { !row[$0].isEmpty } ?? false
+                for (column, value) in zip(columns, row) where !["norm", "placement", "configuration", "quantity", "diverged", "diverged_epoch"].contains(column) {
+                    let number = try #require(Double(value), "\(name).\(column) = \"\(value)\" is not a number")
+                    #expect(number.isFinite || diverged || mayBeNaN.contains(column), "\(name).\(column) = \(value) in \(row)")
+                }
+            }
+        }
+        // summary.json: valid JSON, ten experiments, outcomes from the rule's vocabulary
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/summary.json"))
+        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let experiments = try #require(summary["experiments"] as? [[String: Any]])
+        #expect(experiments.count == 10)
+        // re-measuring one experiment keeps the other nine in the summary
+        try lab.run(only: [3])
+        let again = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/summary.json"))) as? [String: Any]
+        #expect((again?["experiments"] as? [[String: Any]])?.compactMap { $0["number"] as? Int } == Array(1...10))
+        for e in experiments {
+            let verdicts = try #require(e["verdicts"] as? [[String: String]])
+            for v in verdicts {
+                #expect(VerdictOutcome(rawValue: v["outcome"] ?? "") != nil && !(v["rule"] ?? "").isEmpty && !(v["figure"] ?? "").isEmpty)
+            }
+        }
+    }
+
+    @Test("the two-sample rule: a clear difference holds, no difference is not shown, the opposite is reversed")
+    func compareRule() {
+        let low = [0.80, 0.81, 0.79], high = [0.88, 0.87, 0.89]
+        #expect(VerdictRule.compare(claimed: high, baseline: low, higherIsBetter: true) == .holds)
+        #expect(VerdictRule.compare(claimed: low, baseline: high, higherIsBetter: true) == .reversed)
+        #expect(VerdictRule.compare(claimed: low, baseline: high, higherIsBetter: false) == .holds)
+        // overlapping: means differ by 0.01, pooled std 0.05 → within 2σ
+        #expect(VerdictRule.compare(claimed: [0.85, 0.90, 0.80], baseline: [0.84, 0.89, 0.79], higherIsBetter: true) == .notShown)
+        #expect(VerdictRule.compare(claimed: low, baseline: low, higherIsBetter: true) == .notShown)
+        // a difference just beyond 2 pooled std holds, just within does not
+        let a = [1.0, 2.0, 3.0]   // std 1
+        #expect(VerdictRule.compare(claimed: a.map { $0 + 2.01 }, baseline: a, higherIsBetter: true) == .holds)
+        #expect(VerdictRule.compare(claimed: a.map { $0 + 1.99 }, baseline: a, higherIsBetter: true) == .notShown)
+        // diverged runs (NaN) are left out; a side whose every run diverged loses
+        #expect(VerdictRule.compare(claimed: [0.8, 0.8], baseline: [.nan, .nan], higherIsBetter: true) == .holds)
+        #expect(VerdictRule.compare(claimed: [.nan], baseline: [0.1], higherIsBetter: true) == .reversed)
+        #expect(VerdictRule.compare(claimed: [.nan], baseline: [.nan], higherIsBetter: true) == .notShown)
+        #expect(VerdictRule.compare(claimed: [0.9, .nan, 0.9], baseline: [0.8, 0.8], higherIsBetter: true) == .holds)
+    }
+
+    @Test("the 'not drastic' rule and the power-law rule")
+    func otherRules() {
+        #expect(VerdictRule.small([0.880, 0.882], [0.875, 0.877], limit: 0.01) == .holds)
+        #expect(VerdictRule.small([0.90, 0.91], [0.80, 0.81], limit: 0.01) == .reversed)
+        #expect(VerdictRule.small([0.90, 0.80], [0.85, 0.75], limit: 0.01) == .notShown)
+        let b: [Double] = [2, 4, 8, 16, 32]
+        let (holds, s1) = VerdictRule.slope(x: b, y: b.map { 1 / $0.squareRoot() }, expected: -0.5, tolerance: 0.1)
+        #expect(holds == .holds && abs(s1 + 0.5) < 1e-12)
+        #expect(VerdictRule.slope(x: b, y: b.map { $0.squareRoot() }, expected: -0.5, tolerance: 0.1).0 == .reversed)
+        #expect(VerdictRule.slope(x: b, y: b.map { 1 / $0 }, expected: -0.5, tolerance: 0.1).0 == .notShown)
+        #expect(Spread([1, 2, 3]).formatted(1) == "2.0 ± 1.0" && Spread([0.5, .nan]).count == 1)
+        #expect(_fixed(-0.0004, 2) == "0.00" && _fixed(-1.26, 1) == "-1.3" && _fixed(2.5, 0) == "3" && _fixed(0.05, 3) == "0.050")
+    }
+
+    @Test("an unwritable report directory is refused before any work")
+    func unwritable() throws {
+        #expect(throws: BatchNormKitError.self) {
+            try Lab(settings: tinySettings, train: try blobs(count: 8, seed: 1), test: try blobs(count: 8, seed: 2),
+                    directory: "/proc/lab-report", dataDescription: "x")
+        }
+    }
+}
