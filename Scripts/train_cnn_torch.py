@@ -68,6 +68,8 @@ def run(seed, args, train, test):
     torch.manual_seed(seed)
     model = CNN()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    # bnkit's --lr-milestones E: lr × gamma when epoch E starts, i.e. MultiStepLR milestone E − 1 stepped per epoch
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[m - 1 for m in args.milestones], gamma=args.gamma)
     criterion = nn.CrossEntropyLoss()
     (xtr, ytr), (xte, yte) = train, test
     history = []
@@ -90,6 +92,7 @@ def run(seed, args, train, test):
             correct += (logits.argmax(1) == yb).sum().item()
             seen += len(idx)
         seconds = time.perf_counter() - start
+        scheduler.step()
         accuracy, test_loss = evaluate(model, xte, yte)
         history.append((seed, epoch, total / seen, correct / seen, test_loss, accuracy, seconds))
         print(f"seed {seed} epoch {epoch}: train loss {total / seen:.4f} acc {100 * correct / seen:.2f}%  "
@@ -106,6 +109,8 @@ def main():
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--milestones", type=int, nargs="*", default=[], help="epochs (1-based) at whose start lr *= gamma")
+    parser.add_argument("--gamma", type=float, default=0.1)
     parser.add_argument("--csv", help="write seed,epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -116,7 +121,7 @@ def main():
     mean, std = xtr.mean().item(), xtr.std(unbiased=False).item()
     xtr, xte = (xtr - mean) / std, (xte - mean) / std
     print(f"torch {torch.__version__}, 1 thread; input standardized with mean {mean:.4f} std {std:.4f}; "
-          f"SGD lr {args.lr} momentum {args.momentum} weight decay {args.weight_decay}, batch {args.batch_size}, "
+          f"SGD lr {args.lr} momentum {args.momentum} weight decay {args.weight_decay}, lr x{args.gamma} at epochs {args.milestones}, batch {args.batch_size}, "
           f"{args.epochs} epochs", flush=True)
     rows = []
     for seed in args.seeds:

@@ -12,6 +12,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var network: ModelOptions
+    @OptionGroup var schedule: LRMilestoneOptions
     @Option(help: "Normalization in the hidden blocks.")
     var norm: NormChoice = .batchnorm
     @Option(help: "BatchNorm before or after each ReLU.")
@@ -28,6 +29,7 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
+        guard ranks == 1 || schedule.milestones.isEmpty else { throw ValidationError("--lr-milestones needs --ranks 1") }
         guard recipe.options.batchSize >= 2 * ranks else {
             throw ValidationError("--batch-size must be at least 2 per rank (\(2 * ranks) for \(ranks) ranks)")
         }
@@ -61,7 +63,7 @@ struct TrainCommand: ParsableCommand {
             print("input  " + (standardization.map { "standardized: (x − \($0.mean)) / \($0.std), training-set statistics" } ?? "raw pixels in [0, 1]"))
             print("model  \(description)")
             print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), SGD lr \(configuration.learningRate)"
-                  + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay), seed \(configuration.seed),"
+                  + " momentum \(configuration.momentum) weight decay \(configuration.weightDecay)\(schedule.summary), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
                   + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : ""))
 
@@ -69,6 +71,7 @@ struct TrainCommand: ParsableCommand {
             let history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
                 progress.epochDone(epoch)
                 metricsFile?.append(epoch)
+                schedule.apply(after: epoch.epoch, to: trainer.optimizer, base: configuration.learningRate)
             }
             guard let last = history.last else { return }
             let trainingSeconds = history.reduce(0) { $0 + $1.seconds }
