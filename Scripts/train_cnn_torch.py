@@ -2,7 +2,8 @@
 """BatchNormKit's CNN recipe in PyTorch, for the side-by-side accuracy in README's
 "Convolutions" section (`bnkit train --model cnn` is the Swift side).
 
-    python3 Scripts/train_cnn_torch.py --seeds 0 1 2 --epochs 6 --csv cnn-torch.csv
+    python3 Scripts/train_cnn_torch.py --seeds 0 1 2 --epochs 5 --lr 0.05 --milestones 4 --csv cnn-torch.csv
+    python3 Scripts/train_cnn_torch.py --evaluate cnn.safetensors   # a `bnkit train --model cnn` checkpoint
 
 The network (BatchNormKit's `CNN`, the same state_dict names):
 
@@ -12,9 +13,14 @@ The network (BatchNormKit's `CNN`, the same state_dict names):
 
 The recipe (the same defaults as `bnkit train --model cnn`): inputs standardized
 with the training split's mean and std (one value for all pixels, as
-`bnkit train --input-norm standardize`), SGD lr 0.05 momentum 0.9 weight decay
-5e-4, batch 128, shuffled every epoch (drop_last=False), test accuracy in eval
-mode after the last epoch. One thread (torch.set_num_threads(1)).
+`bnkit train --input-norm standardize`), SGD momentum 0.9 weight decay 5e-4,
+lr 0.05 multiplied by --gamma when each --milestones epoch starts (bnkit's
+--lr-milestones), batch 128, shuffled every epoch (drop_last=False), test
+accuracy in eval mode after the last epoch. One thread (torch.set_num_threads(1)).
+
+--evaluate FILE loads a BatchNormKit checkpoint into this module with
+load_state_dict(strict=True) (the architecture from its metadata), applies the
+input standardization it records and prints its test accuracy.
 """
 import argparse
 import csv
@@ -111,6 +117,7 @@ def main():
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--milestones", type=int, nargs="*", default=[], help="epochs (1-based) at whose start lr *= gamma")
     parser.add_argument("--gamma", type=float, default=0.1)
+    parser.add_argument("--evaluate", metavar="FILE", help="test accuracy of a bnkit CNN checkpoint, then exit")
     parser.add_argument("--csv", help="write seed,epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -118,6 +125,19 @@ def main():
         sys.exit(f"train_cnn_torch.py: no Fashion-MNIST at {args.data}")
     xtr, ytr = load_split(args.data, "train")
     xte, yte = load_split(args.data, "t10k")
+    if args.evaluate:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        with safe_open(args.evaluate, "pt") as handle:
+            meta = handle.metadata() or {}
+        model = CNN(channels=tuple(int(c) for c in meta.get("channels", "32,64").split(",")),
+                    hidden=int(meta.get("hidden_size", 128)), classes=int(meta.get("classes", 10)),
+                    image=int(meta.get("image_size", 28)), kernel=int(meta.get("kernel_size", 3)))
+        model.load_state_dict(load_file(args.evaluate), strict=True)
+        mean, std = float(meta.get("input_mean", 0.0)), float(meta.get("input_std", 1.0))
+        accuracy, loss = evaluate(model, (xte - mean) / std, yte)
+        print(f"{args.evaluate}: test accuracy {100 * accuracy:.2f}%, loss {loss:.4f} (PyTorch, strict load)")
+        return
     mean, std = xtr.mean().item(), xtr.std(unbiased=False).item()
     xtr, xte = (xtr - mean) / std, (xte - mean) / std
     print(f"torch {torch.__version__}, 1 thread; input standardized with mean {mean:.4f} std {std:.4f}; "
