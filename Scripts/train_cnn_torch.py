@@ -36,14 +36,15 @@ FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
 class CNN(nn.Module):
-    def __init__(self, channels=(32, 64), hidden=128, classes=10, image=28, kernel=3):
+    def __init__(self, channels=(32, 64), hidden=128, classes=10, image=28, kernel=3, batch_norm=True):
         super().__init__()
-        c1, c2 = channels
-        side = ((image - kernel + 1) // 2 - kernel + 1) // 2
-        self.features = nn.Sequential(
-            nn.Conv2d(1, c1, kernel), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, kernel), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
-        self.classifier = nn.Sequential(nn.Linear(c2 * side * side, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+        blocks, width, side = [], 1, image
+        for out in channels:
+            blocks += [nn.Conv2d(width, out, kernel)] + ([nn.BatchNorm2d(out)] if batch_norm else []) + [nn.ReLU(), nn.MaxPool2d(2)]
+            width, side = out, (side - kernel + 1) // 2
+        self.features = nn.Sequential(*blocks, nn.Flatten())
+        self.classifier = nn.Sequential(nn.Linear(width * side * side, hidden),
+                                        *([nn.BatchNorm1d(hidden)] if batch_norm else []), nn.ReLU(),
                                         nn.Linear(hidden, classes))
 
     def forward(self, x):
