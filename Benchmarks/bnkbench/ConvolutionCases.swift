@@ -110,7 +110,7 @@ private func cnnStepCase(_ bench: Bench, net: CNN, x: Tensor, rng: inout Referen
     }
     try bench.run(name, group: "cnn", metric: .samples(n), reference: nil,
                   fast: step,
-                  limit: { nil },
+                  limit: { cnnGemmBound(bench.roofline, net: net, batch: n, training: true) },
                   check: {
                       // the step's forward (batch statistics) against the naive network
                       let logits = try net.forward(x).scalars
@@ -148,7 +148,7 @@ private func cnnInferenceCases(_ bench: Bench, sizes: ConvolutionSizes, x: Tenso
                       reference: { blackHole(referenceForward(model, xr, batch: 2, training: false)) },
                       referenceRows: (2, n),
                       fast: { blackHole(try model.forward(x)) },
-                      limit: { nil },
+                      limit: { cnnGemmBound(bench.roofline, net: model, batch: n, training: false) },
                       check: {
                           let logits = try model.forward(x).scalars
                           let naive = referenceForward(net, x.scalars, batch: n, training: false)
@@ -158,6 +158,39 @@ private func cnnInferenceCases(_ bench: Bench, sizes: ConvolutionSizes, x: Tenso
                                             ("vs unfolded", compareToReference(logits, unfolded, rtol: 1e-5, atol: 1e-5))])
                       })
     }
+}
+
+/// The matrix products of one CNN step (`training`: forward, dW and dX of
+/// every convolution and Linear but the first convolution's dX) or of its
+/// inference, each as one plain sgemm over the whole batch: their time and
+/// flops — the "fraction of the step's GEMM FLOPs at the measured rate".
+func cnnGemmBound(_ roofline: Roofline, net: CNN, batch n: Int, training: Bool) -> Limit {
+    var t = 0.0, flops = 0.0, side = net.architecture.imageSize, first = true
+    func gemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ cols: Int, _ k: Int) {
+        t += roofline.sgemmTime(transA: transA, transB: transB, m: m, n: cols, k: k, beta: 0)
+        flops += Double(2 * m * cols * k)
+    }
+    for layer in net.features.layers + net.classifier.layers {
+        if let conv = layer as? Conv2d {
+            let out = side - conv.kernelSize + 1, rows = conv.inChannels * conv.kernelSize * conv.kernelSize
+            let columns = n * out * out
+            gemm(false, false, conv.outChannels, columns, rows)                // Y = W·col
+            if training {
+                gemm(false, true, conv.outChannels, rows, columns)             // dW = dY·colᵀ
+                if !first { gemm(true, false, rows, columns, conv.outChannels) }   // dcol = Wᵀ·dY
+            }
+            side = out / 2
+            first = false
+        } else if let linear = layer as? Linear {
+            gemm(false, true, n, linear.outFeatures, linear.inFeatures)        // Y = X·Wᵀ
+            if training {
+                gemm(true, false, linear.outFeatures, linear.inFeatures, n)    // dW = dYᵀ·X
+                gemm(false, false, n, linear.inFeatures, linear.outFeatures)   // dX = dY·W
+            }
+        }
+    }
+    return Limit(kind: training ? "sgemm (step)" : "sgemm (forward)", boundTime: t,
+                 details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
 }
 
 /// The CNN's logits computed layer by layer with the naive Double loops.
