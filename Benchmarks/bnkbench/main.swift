@@ -48,6 +48,7 @@ func runCases(threads: Int) throws {
         try foldedInferenceCase(bench, sizes: sizes, batch: n)
     }
     try epochCase(bench, sizes: sizes)
+    try convolutionCases(bench, smoke: options.smoke)
 }
 do {
     for round in 0..<options.rounds {

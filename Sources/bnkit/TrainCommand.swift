@@ -13,6 +13,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var optimization: OptimizerOptions
     @OptionGroup var modelChoice: ModelOptions
+    @OptionGroup var milestones: LRMilestoneOptions
     @Option(help: "Normalization in the hidden blocks.")
     var norm: NetworkNormChoice = .batchnorm
     @Option(help: "BatchNorm before or after each ReLU.")
@@ -37,6 +38,10 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--model cnn takes --norm batchnorm|none; --depth, --width, --activation, dropout and --init-scale are for the mlp")
         }
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
+        guard ranks == 1 || milestones.milestones.isEmpty else { throw ValidationError("--lr-milestones needs --ranks 1") }
+        guard milestones.milestones.isEmpty || (optimization.schedule == .none && optimization.warmupEpochs == 0) else {
+            throw ValidationError("--lr-milestones is a schedule of its own: do not combine it with --schedule or --warmup-epochs")
+        }
         guard ranks == 1 || distribution.distributed == .none else {
             throw ValidationError("--ranks (threads) and --distributed mpi (processes) do not combine; use mpirun -np N")
         }
@@ -102,7 +107,7 @@ struct TrainCommand: ParsableCommand {
             print("model  \(describeModel(model))")
             print("recipe \(configuration.epochs) epochs, batch \(configuration.batchSize), \(optimization.description), lr \(configuration.learningRate)"
                   + (configuration.optimizer == .sgd ? " momentum \(configuration.momentum)" : "")
-                  + " weight decay \(configuration.weightDecay), seed \(configuration.seed),"
+                  + " weight decay \(configuration.weightDecay)\(milestones.summary), seed \(configuration.seed),"
                   + " \(threadCount()) thread\(threadCount() == 1 ? "" : "s")"
                   + (ranks > 1 ? " per rank, \(ranks) data-parallel ranks" : "")
                   + (job.map { " per rank, \($0.size) MPI rank\($0.size == 1 ? "" : "s")" } ?? ""))
@@ -114,6 +119,9 @@ struct TrainCommand: ParsableCommand {
                 history = try trainer.fit(train: train, test: test, onBatch: progress.batchDone) { epoch in
                     progress.epochDone(epoch)
                     try metricsFile?.append(epoch)
+                    if !milestones.milestones.isEmpty {
+                        milestones.apply(after: epoch.epoch, to: trainer.optimizer, base: configuration.learningRate)
+                    }
                     do { try checkpoints.epochDone(trainer, epoch) } catch { checkpointError = checkpointError ?? error }
                 }
             } catch {

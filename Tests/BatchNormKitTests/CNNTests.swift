@@ -112,4 +112,39 @@ struct CNNTests {
         #expect(history.last!.trainLoss < 0.5 * history.first!.trainLoss, "\(history.map(\.trainLoss))")
         #expect(history.last!.testAccuracy > 0.9)
     }
+
+    @Test("folding BatchNorm into the convolutions and the Linear: eval logits within 1e-5, same predictions")
+    func folding() throws {
+        let model = try CNN(CNNArchitecture(channels: [6, 8], hiddenSize: 12), seed: 5)
+        // non-trivial running statistics, γ and β: a few training forwards and random affine parameters
+        var rng = ReferenceRandom(seed: 7)
+        for case let norm as _BatchNorm in model.features.layers + model.classifier.layers {
+            norm.weight!.value.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = Float(0.5 + rng.unit()) } }
+            norm.bias!.value.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = Float(rng.normal()) } }
+        }
+        model.train()
+        for _ in 0..<3 { _ = try model.forward(.of([16, 784], rng.normals(16 * 784, scale: 2).map { $0 + 0.5 })) }
+        let x = Tensor.of([10, 784], rng.normals(10 * 784, scale: 2).map { $0 + 0.5 })
+        model.eval()
+        let want = try model.forward(x).scalars
+        let folded = try model.foldingBatchNorm()
+        #expect(!folded.architecture.batchNorm && !folded.isTraining)
+        #expect(folded.namedStateEntries(prefix: "").count == 8)
+        let got = try folded.forward(x).scalars
+        // the folded weights are rounded once from Double; what remains is Float32 summation order
+        for i in want.indices {
+            #expect(abs(got[i] - want[i]) <= 1e-5 * max(1, abs(want[i])), "logit \(i): folded \(got[i]) vs \(want[i])")
+        }
+        func predictions(_ logits: [Float]) -> [Int] {
+            (0..<10).map { row in (0..<10).max { logits[row * 10 + $0] < logits[row * 10 + $1] }! }
+        }
+        #expect(predictions(got) == predictions(want))
+        // the source network is untouched and a later training step does not reach the copy
+        model.train()
+        _ = try model.forward(x)
+        #expect(try folded.forward(x).scalars == got)
+        // a BatchNorm2d without running statistics has nothing to fold: typed error
+        #expect(throws: BatchNormKitError.self) { try _NormAffine(try BatchNorm2d(numFeatures: 2, trackRunningStats: false), index: 1) }
+    }
 }
+

@@ -79,8 +79,8 @@ func _addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, co
     while i < count { a[i] += b[i]; i += 1 }
 }
 
-/// Σ of `count` values, eight lanes at a time (Float accumulators, then Double
-/// across lanes). Used for a bias gradient over one output plane.
+/// Σ of `count` values in eight Float lanes, added up at the end. Used for a
+/// bias gradient over one output plane (at most a few thousand values).
 @inline(__always)
 func _sum(_ p: UnsafePointer<Float>, count: Int) -> Float {
     var acc = SIMD8<Float>()
