@@ -76,7 +76,7 @@ let package = Package(
         // The MPI tests' rank program and the MPI benchmark, run under mpirun (`make bench-mpi`).
         .executableTarget(
             name: "bnkmpi",
-            dependencies: ["BatchNormKit", "BatchNormKitMPI", "BatchNormReference"],
+            dependencies: ["BatchNormKit", "BatchNormKitMPI", "BatchNormReference", "BatchNormTestSupport"],
             path: "Benchmarks/bnkmpi"
         ),
         // Counts heap allocations by interposing malloc & co.; linked into bnkbench only.

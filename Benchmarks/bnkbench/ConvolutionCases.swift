@@ -9,6 +9,7 @@
 
 import BatchNormKit
 import BatchNormReference
+import BatchNormTestSupport
 import CBatchNormKitMallocCounter
 
 /// The CNN of the cases: `CNN`'s default (28×28, 32 and 64 channels, 128

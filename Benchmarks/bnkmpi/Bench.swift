@@ -1,5 +1,6 @@
 import BatchNormKit
 import BatchNormReference
+import BatchNormTestSupport
 import Foundation
 
 /// One rank's measurement of the seed network's data-parallel step.

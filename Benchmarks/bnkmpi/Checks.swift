@@ -1,5 +1,6 @@
 import BatchNormKit
 import BatchNormReference
+import BatchNormTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
