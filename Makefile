@@ -96,7 +96,7 @@ bench-smoke: deps
 
 ## bench-compare: the same cases in PyTorch, when torch is importable (never installs it)
 bench-compare: bench-native
-	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_torch.py; \
+	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_torch.py && $(PYTHON) Scripts/bench_conv_torch.py; \
 	else echo "bench-compare: PyTorch not in .venv (make venv-torch), skipping the PyTorch side"; fi
 
 ## fuzz: libFuzzer (with AddressSanitizer) on every file parser, FUZZ_SECONDS each;
@@ -114,6 +114,7 @@ fuzz: deps
 ## fixtures: rewrite the golden files from PyTorch (installs torch into .venv)
 fixtures: venv-torch
 	$(PYTHON) Scripts/make_fixtures.py
+	$(PYTHON) Scripts/make_conv_fixtures.py
 
 clean:
 	rm -rf .build .build-native .build-portable .build-fuzz
