@@ -146,5 +146,31 @@ struct CNNTests {
         // a BatchNorm2d without running statistics has nothing to fold: typed error
         #expect(throws: BatchNormKitError.self) { try _NormAffine(try BatchNorm2d(numFeatures: 2, trackRunningStats: false), index: 1) }
     }
+
+    @Test("data-parallel: 2 ranks with SyncBatchNorm follow single-process training of the CNN")
+    func dataParallel() throws {
+        let architecture = CNNArchitecture(imageSize: 10, channels: [2, 3], kernelSize: 3, hiddenSize: 4, classes: 3)
+        var rng = ReferenceRandom(seed: 31)
+        let data = try LabeledSamples(features: rng.normals(46 * 100), labels: (0..<46).map { Int32($0 % 3) }, featureCount: 100)
+        let configuration = TrainingConfiguration(epochs: 1, batchSize: 12, learningRate: 0.05, momentum: 0.9, seed: 2)
+        let single = try CNN(architecture, seed: 6)
+        let want = try Trainer(model: single, configuration: configuration).trainEpoch(on: data)
+        let groups = try ThreadProcessGroup.make(size: 2)
+        let results = RankTraining(2)
+        try onRanks(2) { rank in
+            let model = try CNN(architecture, seed: 6, processGroup: groups[rank])
+            let epoch = try Trainer(model: model, configuration: configuration, processGroup: groups[rank]).trainEpoch(on: data)
+            results.set(rank, model.parameters().map(\.value.scalars), [epoch])
+        }
+        let reference = single.parameters().map(\.value.scalars)
+        for rank in 0..<2 {
+            for (index, values) in results.parameters[rank].enumerated() {
+                // as SyncBatchNormTests: Float32 sums over the ranks' shares in another order
+                let r = compareToReference(values, reference[index], rtol: 1e-4, atol: 1e-5)
+                #expect(r.ok, "rank \(rank), parameter \(index): \(r.worst)")
+            }
+            #expect(abs(results.epochs[rank][0].loss - want.loss) <= 1e-5 * max(1, want.loss))
+        }
+    }
 }
 
