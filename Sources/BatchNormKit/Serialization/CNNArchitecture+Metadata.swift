@@ -132,11 +132,7 @@ extension CNNArchitecture {
     /// architecture's state (so bad metadata cannot make the network allocate
     /// more than the file could fill).
     public func checkFits(_ file: SafeTensorsFile, path: String) throws {
-        let held = file.tensors.values.reduce(0) { $0 + ($1.dtype == .f32 ? $1.bytes.count / 4 : 0) }
-        guard let needed = stateValueCount, needed <= held else {
-            throw BatchNormKitError.fileFormat(
-                path: path, reason: "the architecture it describes (\(self)) needs \(stateValueCount.map(String.init) ?? "more than Int.max") Float32 values, the file holds \(held)")
-        }
+        try _checkStateFits(file, path: path, needed: stateValueCount, architecture: description)
     }
 }
 
@@ -154,5 +150,17 @@ extension CNN {
     /// Reads a checkpoint (BatchNormKit's or PyTorch's) and rebuilds its CNN.
     public convenience init(checkpoint path: String) throws {
         try self.init(stateDict: try SafeTensorsFile(contentsOf: path), path: path)
+    }
+}
+
+/// Throws `fileFormat` unless `file` holds at least `needed` Float32 values
+/// (nil: more than `Int.max`) for the architecture described as `architecture`:
+/// metadata (or names) claiming a network larger than the file would
+/// otherwise make the network allocate before strict loading could object.
+func _checkStateFits(_ file: SafeTensorsFile, path: String, needed: Int?, architecture: String) throws {
+    let held = file.tensors.values.reduce(0) { $0 + ($1.dtype == .f32 ? $1.bytes.count / 4 : 0) }
+    guard let needed, needed <= held else {
+        throw BatchNormKitError.fileFormat(
+            path: path, reason: "the architecture it describes (\(architecture)) needs \(needed.map(String.init) ?? "more than Int.max") Float32 values, the file holds \(held)")
     }
 }
