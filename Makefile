@@ -182,7 +182,7 @@ bench-ab: deps
 
 ## bench-compare: the same cases in PyTorch, when torch is importable (never installs it)
 bench-compare: bench-native
-	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_torch.py; \
+	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) Scripts/bench_torch.py && $(PYTHON) Scripts/bench_conv_torch.py; \
 	else echo "bench-compare: PyTorch not in .venv (make venv-torch), skipping the PyTorch side"; fi
 
 ## fuzz: coverage-guided libFuzzer (with AddressSanitizer) on every file parser and on
@@ -202,6 +202,7 @@ fuzz: deps
 fixtures: venv-torch
 	$(PYTHON) Scripts/make_fixtures.py
 	$(PYTHON) Scripts/make_optimizer_fixtures.py
+	$(PYTHON) Scripts/make_conv_fixtures.py
 
 clean:
 	rm -rf .build .build-native .build-portable .build-fuzz .build-asan .build-tsan .build-install

@@ -28,7 +28,8 @@ struct ModelOptions: ParsableArguments {
                 throw BatchNormKitError.invalidArgument(name: "images", value: "\(rows)×\(columns) (\(features) features)",
                                                         requirement: "--model cnn needs square single-channel images")
             }
-            let network = try CNN(CNNArchitecture(imageSize: rows, classes: MNISTDataset.classCount, batchNorm: batchNorm),
+            let network = try CNN(CNNArchitecture(imageSize: rows, classes: MNISTDataset.classCount,
+                                                  normalization: batchNorm ? .batchNorm : .none),
                                   seed: seed, processGroup: processGroup)
             return (network, "CNN \(network.architecture)")
         }

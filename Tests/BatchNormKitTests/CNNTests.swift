@@ -59,7 +59,7 @@ struct CNNTests {
         #expect(layout.first { $0.0 == "classifier.0.weight" }?.1 == [128, 1600])
         #expect(layout.first { $0.0 == "classifier.3.weight" }?.1 == [10, 128])
         #expect(names.contains("classifier.1.running_var"))
-        #expect(try CNN(CNNArchitecture(batchNorm: false)).namedStateEntries(prefix: "").map(\.name)
+        #expect(try CNN(CNNArchitecture(normalization: .none)).namedStateEntries(prefix: "").map(\.name)
                 == ["features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias",
                     "classifier.0.weight", "classifier.0.bias", "classifier.2.weight", "classifier.2.bias"])
     }
@@ -145,6 +145,63 @@ struct CNNTests {
         #expect(try folded.forward(x).scalars == got)
         // a BatchNorm2d without running statistics has nothing to fold: typed error
         #expect(throws: BatchNormKitError.self) { try _NormAffine(try BatchNorm2d(numFeatures: 2, trackRunningStats: false), index: 1) }
+    }
+
+    @Test("data-parallel: 2 ranks with SyncBatchNorm follow single-process training of the CNN")
+    func dataParallel() throws {
+        let architecture = CNNArchitecture(imageSize: 10, channels: [2, 3], kernelSize: 3, hiddenSize: 4, classes: 3)
+        var rng = ReferenceRandom(seed: 31)
+        let data = try LabeledSamples(features: rng.normals(46 * 100), labels: (0..<46).map { Int32($0 % 3) }, featureCount: 100)
+        let configuration = TrainingConfiguration(epochs: 1, batchSize: 12, learningRate: 0.05, momentum: 0.9, seed: 2)
+        let single = try CNN(architecture, seed: 6)
+        let want = try Trainer(model: single, configuration: configuration).trainEpoch(on: data)
+        let groups = try ThreadProcessGroup.make(size: 2)
+        let results = RankTraining(2)
+        try onRanks(2) { rank in
+            let model = try CNN(architecture, seed: 6, processGroup: groups[rank])
+            let epoch = try Trainer(model: model, configuration: configuration, processGroup: groups[rank]).trainEpoch(on: data)
+            results.set(rank, model.parameters().map(\.value.scalars), [epoch])
+        }
+        let reference = single.parameters().map(\.value.scalars)
+        for rank in 0..<2 {
+            for (index, values) in results.parameters[rank].enumerated() {
+                // as SyncBatchNormTests: Float32 sums over the ranks' shares in another order
+                let r = compareToReference(values, reference[index], rtol: 1e-4, atol: 1e-5)
+                #expect(r.ok, "rank \(rank), parameter \(index): \(r.worst)")
+            }
+            #expect(abs(results.epochs[rank][0].loss - want.loss) <= 1e-5 * max(1, want.loss))
+        }
+    }
+
+    @Test("GroupNorm and InstanceNorm variants: batch-independent in training mode, checkpoints, not foldable",
+          arguments: [CNNNormalization.groupNorm(groups: 2), .instanceNorm])
+    func perSampleNormalization(normalization: CNNNormalization) throws {
+        let architecture = CNNArchitecture(imageSize: 12, channels: [4, 6], hiddenSize: 5, classes: 3, normalization: normalization)
+        let model = try CNN(architecture, seed: 8)
+        #expect(model.namedStateEntries(prefix: "").map(\.name)
+                == ["features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias",
+                    "features.4.weight", "features.4.bias", "features.5.weight", "features.5.bias",
+                    "classifier.0.weight", "classifier.0.bias", "classifier.2.weight", "classifier.2.bias"])
+        // training mode: each sample's logits are its own, whatever else is in the batch
+        var rng = ReferenceRandom(seed: 9)
+        let x = rng.normals(4 * 144)
+        model.train()
+        let batch = try model.forward(.of([4, 144], x)).scalars
+        for sample in 0..<4 {
+            let alone = try model.forward(.of([1, 144], Array(x[(sample * 144)..<((sample + 1) * 144)]))).scalars
+            let r = expectClose(alone, Array(batch[(sample * 3)..<((sample + 1) * 3)]), rtol: 1e-5, atol: 1e-6, "sample \(sample)")
+            #expect(r.ok, "\(r.message)")
+        }
+        let file = model.stateDict()
+        #expect(file.metadata["norm"] == (normalization == .instanceNorm ? "instancenorm" : "groupnorm"))
+        let loaded = try CNN(stateDict: file)
+        #expect(loaded.architecture == architecture)
+        #expect(try loaded.forward(.of([4, 144], x)).scalars == batch)
+        #expect(throws: BatchNormKitError.self) { try model.foldingBatchNorm() }
+        // without metadata the names cannot tell GroupNorm from InstanceNorm: a typed error, not a guess
+        var bare = file
+        bare.metadata = [:]
+        #expect(throws: BatchNormKitError.self) { try CNN(stateDict: bare) }
     }
 }
 

@@ -29,10 +29,16 @@ extension CNN {
     /// `classifier.0`, `classifier.2`), in eval mode, sharing no storage.
     /// Its logits equal this network's eval-mode logits up to Float32 rounding.
     ///
-    /// - Throws: `invalidArgument` for a BatchNorm without running statistics.
+    /// - Throws: `invalidArgument` for a BatchNorm without running statistics,
+    ///   or a GroupNorm/InstanceNorm network (nothing fixed to fold).
     public func foldingBatchNorm() throws -> CNN {
+        guard architecture.normalization == .batchNorm || architecture.normalization == .none else {
+            throw BatchNormKitError.invalidArgument(
+                name: "normalization", value: architecture.normalizationDescription,
+                requirement: "only BatchNorm folds (GroupNorm and InstanceNorm use each sample's own statistics)")
+        }
         var plain = architecture
-        plain.batchNorm = false
+        plain.normalization = .none
         let result = try CNN(plain)
         let source = features.layers + classifier.layers
         var values: [(weight: [Double], bias: [Double])] = []

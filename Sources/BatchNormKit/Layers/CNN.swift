@@ -1,3 +1,18 @@
+/// The normalization after every convolution of a ``CNN``.
+public enum CNNNormalization: Equatable, Sendable {
+    /// BatchNorm2d after each convolution and BatchNorm1d after the hidden Linear (the default).
+    case batchNorm
+    /// `GroupNorm(groups, C)` after each convolution (Wu & He, 2018,
+    /// arXiv:1803.08494); the classifier has no normalization, so nothing
+    /// depends on the batch. `groups` must divide every block's channels.
+    case groupNorm(groups: Int)
+    /// `InstanceNorm2d(C, affine: true)` (batch statistics never kept) after
+    /// each convolution; no normalization in the classifier.
+    case instanceNorm
+    /// No normalization anywhere.
+    case none
+}
+
 /// The shape of a ``CNN``: everything needed to rebuild one before loading
 /// its weights (stored in checkpoint metadata, see `CNN+Checkpoint.swift`).
 public struct CNNArchitecture: Equatable, Sendable, CustomStringConvertible {
@@ -13,20 +28,21 @@ public struct CNNArchitecture: Equatable, Sendable, CustomStringConvertible {
     public var hiddenSize: Int
     /// Output logits per sample.
     public var classes: Int
-    /// Whether every convolution and the hidden Linear are followed by a
-    /// BatchNorm (BatchNorm2d, BatchNorm1d).
-    public var batchNorm: Bool
+    /// What follows every convolution (and, for BatchNorm, the hidden Linear).
+    public var normalization: CNNNormalization
+    /// Whether ``normalization`` is BatchNorm (the layers folding removes).
+    public var batchNorm: Bool { normalization == .batchNorm }
 
     /// The default: 28×28×1 → Conv 32 → Conv 64 (3×3) → Linear 128 → 10, with BatchNorm.
     public init(imageSize: Int = 28, inChannels: Int = 1, channels: [Int] = [32, 64], kernelSize: Int = 3,
-                hiddenSize: Int = 128, classes: Int = 10, batchNorm: Bool = true) {
+                hiddenSize: Int = 128, classes: Int = 10, normalization: CNNNormalization = .batchNorm) {
         self.imageSize = imageSize
         self.inChannels = inChannels
         self.channels = channels
         self.kernelSize = kernelSize
         self.hiddenSize = hiddenSize
         self.classes = classes
-        self.batchNorm = batchNorm
+        self.normalization = normalization
     }
 
     /// The side of the feature maps after every block (each: a valid
@@ -48,9 +64,19 @@ public struct CNNArchitecture: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// E.g. `28×28×1 → conv 32 → conv 64 (3×3, max-pool 2) → 128 → 10, BatchNorm`.
+    /// `BatchNorm`, `GroupNorm(8 groups)`, `InstanceNorm`, `no normalization`.
+    var normalizationDescription: String {
+        switch normalization {
+        case .batchNorm: "BatchNorm"
+        case let .groupNorm(groups): "GroupNorm(\(groups) groups)"
+        case .instanceNorm: "InstanceNorm"
+        case .none: "no normalization"
+        }
+    }
+
     public var description: String {
         "\(imageSize)×\(imageSize)×\(inChannels) → " + channels.map { "conv \($0)" }.joined(separator: " → ")
-            + " (\(kernelSize)×\(kernelSize), max-pool 2) → \(hiddenSize) → \(classes), " + (batchNorm ? "BatchNorm" : "no BatchNorm")
+            + " (\(kernelSize)×\(kernelSize), max-pool 2) → \(hiddenSize) → \(classes), " + normalizationDescription
     }
 }
 
@@ -84,7 +110,8 @@ public final class CNN: Layer {
     ///   - seed: fixes every initial weight (PyTorch's default init per layer).
     ///   - processGroup: for data-parallel training, SyncBatchNorm over these
     ///     ranks instead of BatchNorm2d/BatchNorm1d (same state names).
-    /// - Throws: `invalidArgument` for sizes below 1 or images too small for the blocks.
+    /// - Throws: `invalidArgument` for sizes below 1, images too small for
+    ///   the blocks, or GroupNorm groups that do not divide a block's channels.
     public init(_ architecture: CNNArchitecture = CNNArchitecture(), seed: UInt64 = 0,
                 processGroup: ProcessGroup? = nil) throws {
         let a = architecture
@@ -97,21 +124,27 @@ public final class CNN: Layer {
                 name: "imageSize", value: "\(a.imageSize)",
                 requirement: "too small for \(a.channels.count) blocks of a \(a.kernelSize)×\(a.kernelSize) convolution and 2×2 max pooling")
         }
-        func norm(_ features: Int, image: Bool) throws -> Layer {
-            if let processGroup { return try SyncBatchNorm(numFeatures: features, processGroup: processGroup) }
-            return image ? try BatchNorm2d(numFeatures: features) : try BatchNorm1d(numFeatures: features)
+        func norm(_ features: Int, image: Bool) throws -> Layer? {
+            switch a.normalization {
+            case .batchNorm:
+                if let processGroup { return try SyncBatchNorm(numFeatures: features, processGroup: processGroup) }
+                return image ? try BatchNorm2d(numFeatures: features) : try BatchNorm1d(numFeatures: features)
+            case let .groupNorm(groups): return image ? try GroupNorm(numGroups: groups, numChannels: features) : nil
+            case .instanceNorm: return image ? try InstanceNorm2d(numFeatures: features, affine: true) : nil
+            case .none: return nil
+            }
         }
         var generator = SplitMix64(seed: seed)
         var blocks: [Layer] = [], width = a.inChannels
         for out in a.channels {
             blocks.append(try Conv2d(inChannels: width, outChannels: out, kernelSize: a.kernelSize, generator: &generator))
-            if a.batchNorm { blocks.append(try norm(out, image: true)) }
+            if let layer = try norm(out, image: true) { blocks.append(layer) }
             blocks += [ReLU(), try MaxPool2d(kernelSize: 2)]
             width = out
         }
         blocks.append(Flatten())
         var head: [Layer] = [try Linear(inFeatures: flattened, outFeatures: a.hiddenSize, generator: &generator)]
-        if a.batchNorm { head.append(try norm(a.hiddenSize, image: false)) }
+        if let layer = try norm(a.hiddenSize, image: false) { head.append(layer) }
         head += [ReLU(), try Linear(inFeatures: a.hiddenSize, outFeatures: a.classes, generator: &generator)]
         features = Sequential(blocks)
         classifier = Sequential(head)

@@ -2,6 +2,19 @@
 // square window sliding with the geometry of `Conv2d+Geometry.swift`
 // (dilation 1, ceil_mode false, as PyTorch's defaults).
 
+/// Checks a pooling window's arguments as PyTorch does (kernel, stride ≥ 1,
+/// 0 ≤ padding ≤ kernel/2) and returns the stride, `kernelSize` when nil.
+private func _poolingStride(kernelSize: Int, stride: Int?, padding: Int) throws -> Int {
+    try _requireAtLeast(1, "kernelSize", kernelSize)
+    try _requireAtLeast(1, "stride", stride ?? kernelSize)
+    try _requireAtLeast(0, "padding", padding)
+    guard padding <= kernelSize / 2 else {
+        throw BatchNormKitError.invalidArgument(name: "padding", value: "\(padding)",
+                                                requirement: "must be at most half the kernel size (\(kernelSize / 2))")
+    }
+    return stride ?? kernelSize
+}
+
 /// Max pooling, `torch.nn.MaxPool2d(kernel_size, stride=None, padding=0)`:
 ///
 ///     y[n, c, i, j] = max_{u,v < k} x[n, c, i·s + u − p, j·s + v − p]
@@ -30,15 +43,8 @@ public final class MaxPool2d: Layer {
     /// - Throws: `invalidArgument` for kernel or stride below 1, a negative
     ///   padding, or one above `kernelSize/2`.
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) throws {
-        try _requireAtLeast(1, "kernelSize", kernelSize)
-        try _requireAtLeast(1, "stride", stride ?? kernelSize)
-        try _requireAtLeast(0, "padding", padding)
-        guard padding <= kernelSize / 2 else {
-            throw BatchNormKitError.invalidArgument(name: "padding", value: "\(padding)",
-                                                    requirement: "must be at most half the kernel size (\(kernelSize / 2))")
-        }
+        self.stride = try _poolingStride(kernelSize: kernelSize, stride: stride, padding: padding)
         self.kernelSize = kernelSize
-        self.stride = stride ?? kernelSize
         self.padding = padding
         winners = .allocate(capacity: 1)
     }
@@ -128,15 +134,8 @@ public final class AvgPool2d: Layer {
 
     /// - Throws: `invalidArgument` as ``MaxPool2d/init(kernelSize:stride:padding:)``.
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) throws {
-        try _requireAtLeast(1, "kernelSize", kernelSize)
-        try _requireAtLeast(1, "stride", stride ?? kernelSize)
-        try _requireAtLeast(0, "padding", padding)
-        guard padding <= kernelSize / 2 else {
-            throw BatchNormKitError.invalidArgument(name: "padding", value: "\(padding)",
-                                                    requirement: "must be at most half the kernel size (\(kernelSize / 2))")
-        }
+        self.stride = try _poolingStride(kernelSize: kernelSize, stride: stride, padding: padding)
         self.kernelSize = kernelSize
-        self.stride = stride ?? kernelSize
         self.padding = padding
         self.countIncludePad = countIncludePad
     }

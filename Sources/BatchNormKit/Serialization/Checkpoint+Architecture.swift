@@ -153,11 +153,7 @@ public struct NetworkArchitecture: Equatable, Sendable, CustomStringConvertible 
     /// than the file would otherwise make ``makeNetwork(seed:)`` allocate it
     /// before strict loading could say the tensors do not fit.
     public func checkFits(_ file: SafeTensorsFile, path: String) throws {
-        let held = file.tensors.values.reduce(0) { $0 + ($1.dtype == .f32 ? $1.bytes.count / 4 : 0) }
-        guard let needed = stateValueCount, needed <= held else {
-            throw BatchNormKitError.fileFormat(
-                path: path, reason: "the architecture it describes (\(self)) needs \(stateValueCount.map(String.init) ?? "more than Int.max") Float32 values, the file holds \(held)")
-        }
+        try _checkStateFits(file, path: path, needed: stateValueCount, architecture: description)
     }
 
     /// A freshly initialized network of this shape (weights from `seed`).
