@@ -30,6 +30,8 @@ struct CheckpointWriter {
     let bestPath: String?
     var metadata: [String: String]
     var bestAccuracy: Double
+    /// The epoch whose state `path` holds from this run (nil: none written yet).
+    var savedEpoch: Int?
 
     /// Fails before training when a path's directory is missing or not writable.
     func checkWritable() throws {
@@ -50,7 +52,10 @@ struct CheckpointWriter {
             "test_loss": "\(metrics.testLoss)",
             "best_test_accuracy": "\(bestAccuracy)",
         ]) { _, new in new }
-        if let path { try trainer.saveTrainingCheckpoint(to: path, metadata: entries) }
+        if let path {
+            try trainer.saveTrainingCheckpoint(to: path, metadata: entries)
+            savedEpoch = metrics.epoch
+        }
         if isBest, let bestPath { try trainer.saveTrainingCheckpoint(to: bestPath, metadata: entries) }
     }
 }

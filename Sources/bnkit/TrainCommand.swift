@@ -127,7 +127,8 @@ struct TrainCommand: ParsableCommand {
             } catch {
                 groups?[0].abort(reason: "\(error)")   // wakes the thread replicas waiting for rank 0
                 if case BatchNormKitError.diverged = error, let checkpoint, reports {
-                    printError("bnkit: training stopped; \(checkpoint) holds the last finite epoch's state, if any")
+                    printError(checkpoints.savedEpoch.map { "bnkit: \(checkpoint) holds epoch \($0), the last one with a finite loss" }
+                               ?? "bnkit: no checkpoint written to \(checkpoint)")
                 }
                 throw error
             }

@@ -68,7 +68,7 @@ extension Lab {
                 for epoch in 0...s.epochs {
                     var loss = Double.nan
                     if epoch > 0 {
-                        loss = try trainer.trainEpoch(on: train).loss
+                        loss = try trainEpochUnlessDiverged(trainer, on: train)?.loss ?? .nan
                         guard loss.isFinite else { rows.append([norm.rawValue, "\(seed)", "\(epoch)", "nan", "", "", "", "", "diverged at epoch \(epoch)"]); break }
                     }
                     let p = try probeLandscape(network, inputs: batch, labels: labels)
@@ -180,10 +180,12 @@ extension Lab {
         for norm in [NormKind.batchnorm, .none] {
             for seed in 0..<UInt64(s.seeds) {
                 let network = try FeedForwardNetwork(spec: seedSpec(norm: norm), seed: seed)
-                let trainer = try Trainer(model: network, configuration: recipe(epochs: epochs, seed: seed))
+                var configuration = recipe(epochs: epochs, seed: seed)
+                configuration.batchSize = min(configuration.batchSize, data.count)
+                let trainer = try Trainer(model: network, configuration: configuration)
                 var gap = Double.nan, final = Double.nan
                 for epoch in 1...epochs {
-                    let loss = try trainer.trainEpoch(on: data).loss
+                    let loss = try trainEpochUnlessDiverged(trainer, on: data)?.loss ?? .nan
                     guard loss.isFinite else { rows.append([norm.rawValue, "\(seed)", "\(epoch)", "nan", "nan", "nan", "diverged at epoch \(epoch)"]); break }
                     guard epoch % 2 == 0 || epoch == epochs else { continue }
                     let trainAccuracy = try network.evaluate(on: data).accuracy, testAccuracy = try trainer.evaluate(on: test).accuracy

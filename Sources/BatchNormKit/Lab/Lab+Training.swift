@@ -21,6 +21,14 @@ struct TrainingRun {
     var divergenceText: String { divergedAt.map { "diverged at epoch \($0)" } ?? "" }
 }
 
+/// `trainer.trainEpoch(on:onBatch:)`, with a run that diverged as nil: the
+/// Trainer stops at the first non-finite loss with `BatchNormKitError.diverged`,
+/// which the lab records as a result, not as a failure.
+func trainEpochUnlessDiverged(_ trainer: Trainer, on data: LabeledSamples,
+                              onBatch: ((BatchProgress) -> Void)? = nil) throws -> EpochTraining? {
+    do { return try trainer.trainEpoch(on: data, onBatch: onBatch) } catch BatchNormKitError.diverged { return nil }
+}
+
 extension Lab {
     /// Trains `spec` from `seed` with `configuration` on `data` (the lab's training
     /// samples by default), evaluating on the test samples after every epoch
@@ -31,18 +39,20 @@ extension Lab {
                   onStep: ((Int, FeedForwardNetwork) throws -> Void)? = nil) throws -> TrainingRun {
         let network = try FeedForwardNetwork(spec: spec, seed: seed)
         network.probesEnabled = probes
-        let trainer = try Trainer(model: network, configuration: configuration)
         let samples = data ?? train
+        var configuration = configuration
+        configuration.batchSize = min(configuration.batchSize, samples.count)   // the Trainer refuses a larger one
+        let trainer = try Trainer(model: network, configuration: configuration)
         var records: [EpochRecord] = []
         var diverged: Int?
         var stepError: Error?
         for epoch in 1...max(configuration.epochs, 1) where configuration.epochs > 0 {
-            let pass = try trainer.trainEpoch(on: samples) { progress in
+            let epochPass = try trainEpochUnlessDiverged(trainer, on: samples) { progress in
                 guard stepError == nil, let onStep else { return }
                 do { try onStep((progress.epoch - 1) * progress.batchCount + progress.batch, network) } catch { stepError = error }
             }
             if let stepError { throw stepError }
-            guard pass.loss.isFinite else { diverged = epoch; break }
+            guard let pass = epochPass, pass.loss.isFinite else { diverged = epoch; break }
             if evaluateEveryEpoch || epoch == configuration.epochs {
                 let result = try trainer.evaluate(on: test)
                 guard result.loss.isFinite else { diverged = epoch; break }

@@ -161,7 +161,8 @@ public final class Lab {
 
     /// The lesson's recipe: SGD momentum 0.9, batch 128.
     func recipe(epochs: Int, learningRate: Float = 0.1, batchSize: Int = 128, seed: UInt64) -> TrainingConfiguration {
-        TrainingConfiguration(epochs: epochs, batchSize: batchSize, learningRate: learningRate, momentum: 0.9, seed: seed)
+        // a batch never exceeds the training set (the Trainer refuses that); only tiny test sets are that small
+        TrainingConfiguration(epochs: epochs, batchSize: min(batchSize, train.count), learningRate: learningRate, momentum: 0.9, seed: seed)
     }
 
     /// "n seeds (0…n−1)".
