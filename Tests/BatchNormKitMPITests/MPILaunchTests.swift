@@ -32,7 +32,7 @@ struct Job {
 /// it (and its process group) after `deadline` seconds.
 func launch(_ executable: String, _ arguments: [String], deadline: Double) throws -> Job {
     let log = FileManager.default.temporaryDirectory.appendingPathComponent("bnk-mpi-\(UUID().uuidString).log")
-    FileManager.default.createFile(atPath: log.path, contents: nil)
+    try #require(FileManager.default.createFile(atPath: log.path, contents: nil), "cannot create \(log.path)")
     defer { try? FileManager.default.removeItem(at: log) }
     let handle = try FileHandle(forWritingTo: log)
     let process = Process()
