@@ -66,8 +66,9 @@ func launch(_ executable: String, _ arguments: [String], deadline: Double) throw
 }
 
 /// mpirun on this machine only: oversubscribed (more ranks than cores),
-/// unbound, shared memory and self only (no network).
-let mpirunOptions = ["--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
+/// unbound, Open MPI's own point-to-point layer (ob1, not UCX, which picks
+/// transports by itself) over shared memory and self only (no network).
+let mpirunOptions = ["--oversubscribe", "--bind-to", "none", "--mca", "pml", "ob1", "--mca", "btl", "self,vader",
                      "--mca", "btl_vader_single_copy_mechanism", "none"]
 
 func mpirunPath() -> String? {
