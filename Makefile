@@ -29,7 +29,7 @@ TORCH_SPEC ?= torch==2.13.0+cpu
 # OMPI_ALLOW_RUN_AS_ROOT variables. On a cluster run mpirun yourself (README).
 NP         ?= 2
 MPIRUN      = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(NP) --oversubscribe --bind-to none \
-              --mca btl self,vader --mca btl_vader_single_copy_mechanism none
+              --mca pml ob1 --mca btl self,vader --mca btl_vader_single_copy_mechanism none
 BNKMPI      = .build-native/release/bnkmpi
 
 .PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab bench-mpi-run test-mpi-tcp docs install report

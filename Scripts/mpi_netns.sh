@@ -1,8 +1,8 @@
 #!/bin/sh
 # Two MPI "hosts" on this machine: network namespaces joined by a veth pair
 # (10.77.0.1 <-> 10.77.0.2), one rank in each, so that the ranks talk over a
-# real TCP link (Open MPI's btl_tcp; shared memory is switched off) instead of
-# shared memory. mpirun runs in the first namespace and starts the second
+# real TCP link (Open MPI's ob1 over btl_tcp; shared memory and UCX are off).
+# mpirun runs in the first namespace and starts the second
 # host's Open MPI daemon through a launcher that enters the other namespace
 # (where a cluster would use ssh). Needs root and iproute2.
 #
@@ -42,7 +42,7 @@ printf '10.77.0.1 slots=1\n10.77.0.2 slots=1\n' > "$work/hosts"
 
 ip netns exec $A env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     timeout 120 mpirun -np 2 --hostfile "$work/hosts" --mca plm_rsh_agent "$work/agent" \
-    --mca btl self,tcp --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 "$@"
+    --mca pml ob1 --mca btl self,tcp --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 "$@"
 status=$?
 echo "mpi_netns: the veth link carried $(cat /sys/class/net/bnk-veth-a/statistics/tx_bytes 2>/dev/null ||
       ip netns exec $A cat /sys/class/net/bnk-veth-a/statistics/tx_bytes) bytes from host A, status $status"

@@ -20,6 +20,9 @@ func option(_ name: String, default value: Int) -> Int {
 }
 
 setvbuf(stdout, nil, _IOLBF, 0)
+// one OpenBLAS thread per rank, as `bnkit train --threads 1` (its default): with
+// OpenBLAS's own default (a thread per core) every rank would fight for every core
+do { try setThreadCount(1) } catch { fputs("bnkmpi: \(error)\n", stderr); exit(2) }
 switch (arguments.first, arguments.dropFirst().first) {
 case ("check", let name?):
     let group: MPIProcessGroup

@@ -32,7 +32,7 @@ struct Job {
 /// it (and its process group) after `deadline` seconds.
 func launch(_ executable: String, _ arguments: [String], deadline: Double) throws -> Job {
     let log = FileManager.default.temporaryDirectory.appendingPathComponent("bnk-mpi-\(UUID().uuidString).log")
-    FileManager.default.createFile(atPath: log.path, contents: nil)
+    try #require(FileManager.default.createFile(atPath: log.path, contents: nil), "cannot create \(log.path)")
     defer { try? FileManager.default.removeItem(at: log) }
     let handle = try FileHandle(forWritingTo: log)
     let process = Process()
@@ -66,8 +66,9 @@ func launch(_ executable: String, _ arguments: [String], deadline: Double) throw
 }
 
 /// mpirun on this machine only: oversubscribed (more ranks than cores),
-/// unbound, shared memory and self only (no network).
-let mpirunOptions = ["--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
+/// unbound, Open MPI's own point-to-point layer (ob1, not UCX, which picks
+/// transports by itself) over shared memory and self only (no network).
+let mpirunOptions = ["--oversubscribe", "--bind-to", "none", "--mca", "pml", "ob1", "--mca", "btl", "self,vader",
                      "--mca", "btl_vader_single_copy_mechanism", "none"]
 
 func mpirunPath() -> String? {

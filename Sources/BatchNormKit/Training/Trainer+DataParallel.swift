@@ -10,7 +10,8 @@
 // model the normalization also uses the whole batch, so R ranks follow the
 // one-process trajectory up to Float32 rounding. One all-reduce per step
 // carries every gradient plus the step's loss sum and correct count; every
-// rank then applies the same SGD step.
+// rank then applies the same SGD step. Before the first step rank 0's state
+// is broadcast, so replicas on different machines cannot start apart.
 
 extension Trainer {
     /// Sums every parameter's gradient, the loss sum and the correct count
