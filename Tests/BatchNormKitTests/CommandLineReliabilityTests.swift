@@ -27,30 +27,45 @@ func runBNKit(_ arguments: [String], deadline: Double = 60, stdoutPath: String? 
     guard FileManager.default.isExecutableFile(atPath: executable.path) else {
         throw BatchNormKitError.fileUnreadable(path: executable.path, reason: "no bnkit binary next to the tests: run `swift build --build-tests`")
     }
-    // Output goes to files, read after the exit: no pipe can fill up or stay open.
+    // posix_spawn, not Foundation's Process (whose run() leaks a weak
+    // reference, which `make test-asan` would report). Output goes to files,
+    // read after the exit: no pipe can fill up or stay open.
     let capture = FileManager.default.temporaryDirectory.appendingPathComponent("bnkit-run-\(UUID().uuidString)").path
     defer { unlink(capture + ".out"); unlink(capture + ".err") }
-    _ = FileManager.default.createFile(atPath: capture + ".out", contents: nil)
-    _ = FileManager.default.createFile(atPath: capture + ".err", contents: nil)
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
-    process.standardOutput = FileHandle(forWritingAtPath: stdoutPath ?? capture + ".out")
-    process.standardError = FileHandle(forWritingAtPath: capture + ".err")
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, stdoutPath ?? capture + ".out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, capture + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, executable.path, &actions, nil, argv, environ)
+    guard spawned == 0 else {
+        throw BatchNormKitError.fileUnreadable(path: executable.path, reason: "cannot run: \(String(cString: strerror(spawned)))")
+    }
     let end = Date().addingTimeInterval(deadline)
-    var timedOut = false
-    while process.isRunning {
-        if Date() > end { timedOut = true; kill(process.processIdentifier, SIGKILL); break }
+    var timedOut = false, status: Int32 = 0
+    while waitpid(pid, &status, WNOHANG) == 0 {
+        if Date() > end { timedOut = true; kill(pid, SIGKILL); waitpid(pid, &status, 0); break }
         usleep(10_000)
     }
-    process.waitUntilExit()
-    let outData = FileManager.default.contents(atPath: capture + ".out") ?? Data()
-    let errData = FileManager.default.contents(atPath: capture + ".err") ?? Data()
-    return CommandRun(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self), timedOut: timedOut,
-                      signaled: process.terminationReason == .uncaughtSignal)
+    func contents(_ path: String) -> Data {
+        guard let file = fopen(path, "r") else { return Data() }
+        defer { fclose(file) }
+        var data = Data(), chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, file)
+            if n == 0 { break }
+            data.append(contentsOf: chunk[..<n])
+        }
+        return data
+    }
+    let outData = contents(capture + ".out"), errData = contents(capture + ".err")
+    let signaled = (status & 0x7f) != 0, exitStatus = signaled ? status & 0x7f : (status >> 8) & 0xff
+    return CommandRun(status: exitStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self), timedOut: timedOut, signaled: signaled)
 }
 
 /// A directory with an MNIST-layout dataset of `train`/`test` 4×4 images of

@@ -41,11 +41,12 @@ struct OutputPathTests {
         let directory = makeTemporaryDirectory("StaleTemporaries")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // a PID that has certainly exited: a child we waited for
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/true")
-        try child.run()
-        child.waitUntilExit()
-        let dead = child.processIdentifier
+        // (posix_spawn: Foundation's Process leaks under LeakSanitizer)
+        var dead: pid_t = 0, status: Int32 = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { free(argv[0]) }
+        #expect(posix_spawn(&dead, "/bin/true", nil, nil, argv, environ) == 0)
+        waitpid(dead, &status, 0)
         let names = [".m.safetensors.tmp-\(dead)-abc",          // killed writer: removed
                      ".m.safetensors.tmp-1-live",                 // PID 1 is alive and older than the file: kept
                      ".m.safetensors.tmp-1-reused",               // PID 1 started after the file was written: removed
