@@ -11,7 +11,7 @@ import CBatchNormKitIntrinsics
 /// per forward, two reads of dy and x and one write of dx per backward; a row
 /// of a few thousand values stays in L1/L2 between its passes.
 ///
-/// Naive twins: `GroupNormReference.forward` / `.backward`.
+/// Naive twins: `GroupNormReference.forward`, `.normalize`, `.backward`.
 public enum GroupNormKernel {}
 
 // MARK: - Forward

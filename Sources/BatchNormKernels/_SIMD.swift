@@ -7,7 +7,7 @@ import CBatchNormKitIntrinsics
 // because rows of an (N, C) batch start at arbitrary offsets.
 
 /// The vector type every kernel in this module is written for.
-public typealias _Vector = SIMD8<Float>
+@usableFromInline package typealias _Vector = SIMD8<Float>
 
 /// Lanes per vector.
 @usableFromInline let _lanes = 8

@@ -1,4 +1,4 @@
-/// Naive twins of ``GroupNormKernel``'s forward and backward (LayerNorm,
+/// Naive twins of ``GroupNormKernel``'s forward, normalize and backward (LayerNorm,
 /// GroupNorm, InstanceNorm): plain loops, Double, two-pass statistics.
 /// Layout: row-major `(N, C, L)`, C split into `groups` groups of
 /// consecutive channels; statistics per (sample, group).
