@@ -121,7 +121,7 @@ struct LabTests {
         #expect(holds == .holds && abs(s1 + 0.5) < 1e-12)
         #expect(VerdictRule.slope(x: b, y: b.map { $0.squareRoot() }, expected: -0.5, tolerance: 0.1).0 == .reversed)
         #expect(VerdictRule.slope(x: b, y: b.map { 1 / $0 }, expected: -0.5, tolerance: 0.1).0 == .notShown)
-        #expect(Spread([1, 2, 3]).formatted(1) == "2.0 ± 1.0" && Spread([0.5, .nan]).count == 1)
+        #expect(Spread([1, 2, 3]).formatted(1) == "2.0 ± 1.0" && Spread([0.5, .nan]).count == 1 && Spread([.nan]).formatted() == "n/a")
         #expect(_fixed(-0.0004, 2) == "0.00" && _fixed(-1.26, 1) == "-1.3" && _fixed(2.5, 0) == "3" && _fixed(0.05, 3) == "0.050")
     }
 
