@@ -352,7 +352,9 @@ def main():
         CHARTS[e["number"]](directory, png)
         e["png"] = png
     head = (f"Mode **{summary['mode']}**; {summary['data']}; {summary['threads']} thread(s); total wall time "
-            f"{summary['seconds']:.0f} s; measured {date} on {host} (shared with other jobs: wall times are not benchmarks).")
+            f"{summary['seconds']:.0f} s; measured {date} on {host} (shared with other jobs: wall times are not benchmarks). "
+            "To fit the budget the runs use a subsample of the training split and fewer epochs than the lesson's 10 "
+            "where the claim allows; each experiment's settings say exactly what it used.")
     md = ["# The BatchNorm lab", "",
           "Every claim of the seed lesson (`batchnorm-lesson.txt`), measured with BatchNormKit's own engine. "
           "Written by `make report` (`bnkit lab`, then `Scripts/plot_report.py`); every verdict is computed by the "
