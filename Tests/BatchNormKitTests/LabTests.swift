@@ -38,6 +38,7 @@ private let expectedCSVs: [(name: String, columns: [String], mayBeNaN: Set<Strin
     ("07-dropout", ["configuration", "seed", "test_accuracy", "test_loss", "eval_var_over_running_var", "diverged"], ["eval_var_over_running_var"]),
     ("08-landscape", ["norm", "seed", "epoch", "train_loss", "loss_range", "gradient_change", "beta_smoothness", "lambda_max", "diverged"], ["train_loss"]),
     ("09-covariate-shift", ["norm", "seed", "step", "layer", "quantity", "mean", "std"], []),
+    ("09-santurkar-ics", ["norm", "seed", "step", "layer", "relative_gradient_change", "cosine"], []),
     ("10-regularization", ["norm", "seed", "epoch", "train_accuracy", "test_accuracy", "gap", "diverged"], []),
     ("10-batch-noise", ["seed", "batch_size", "mean_noise", "std_noise", "one_over_sqrt_b"], []),
 ]
