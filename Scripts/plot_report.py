@@ -278,14 +278,23 @@ def chart_ics(d, out):
     data = rows(d, "09-covariate-shift")
     layer = max(r["layer"] for r in data if r["quantity"] == "layer_input")
     sel = [r for r in data if r["quantity"] == "layer_input" and r["layer"] == layer]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    shift_path = os.path.join(d, "09-santurkar-ics.csv")
+    shift = [r for r in rows(d, "09-santurkar-ics") if r["layer"] == layer] if os.path.exists(shift_path) else []
+    fig, axes = plt.subplots(1, 3 if shift else 2, figsize=(16 if shift else 11, 4))
+    if shift:
+        for key, (xs, m, s) in grouped(shift, "norm", "step", "relative_gradient_change").items():
+            band(axes[2], xs, m, s, key, marker=".")
+        axes[2].set(xlabel="training step", ylabel="‖G′ − G‖ / ‖G‖",
+                    title=f"Santurkar's ICS: Linear {layer}'s gradient after earlier layers step")
+        axes[2].grid(alpha=0.3)
+        axes[2].legend(fontsize=8)
     for key, (xs, m, s) in grouped(sel, "norm", "step", "mean").items():
         band(axes[0], xs, m, s, key, marker=".")
     for key, (xs, m, s) in grouped(sel, "norm", "step", "std").items():
         band(axes[1], xs, m, s, key, marker=".")
     axes[0].set(xlabel="training step", ylabel="mean of the layer's input", title=f"Linear {layer}'s input: mean")
     axes[1].set(xlabel="training step", ylabel="std of the layer's input", title=f"Linear {layer}'s input: standard deviation")
-    for ax in axes:
+    for ax in axes[:2]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     finish(fig, out, f"9. Internal covariate shift: what layer {layer} receives ({seeds_note(sel)} seeds, mean ± std)")
@@ -352,7 +361,9 @@ def main():
         CHARTS[e["number"]](directory, png)
         e["png"] = png
     head = (f"Mode **{summary['mode']}**; {summary['data']}; {summary['threads']} thread(s); total wall time "
-            f"{summary['seconds']:.0f} s; measured {date} on {host} (shared with other jobs: wall times are not benchmarks).")
+            f"{summary['seconds']:.0f} s; measured {date} on {host} (shared with other jobs: wall times are not benchmarks). "
+            "To fit the budget the runs use a subsample of the training split and fewer epochs than the lesson's 10 "
+            "where the claim allows; each experiment's settings say exactly what it used.")
     md = ["# The BatchNorm lab", "",
           "Every claim of the seed lesson (`batchnorm-lesson.txt`), measured with BatchNormKit's own engine. "
           "Written by `make report` (`bnkit lab`, then `Scripts/plot_report.py`); every verdict is computed by the "

@@ -38,6 +38,7 @@ private let expectedCSVs: [(name: String, columns: [String], mayBeNaN: Set<Strin
     ("07-dropout", ["configuration", "seed", "test_accuracy", "test_loss", "eval_var_over_running_var", "diverged"], ["eval_var_over_running_var"]),
     ("08-landscape", ["norm", "seed", "epoch", "train_loss", "loss_range", "gradient_change", "beta_smoothness", "lambda_max", "diverged"], ["train_loss"]),
     ("09-covariate-shift", ["norm", "seed", "step", "layer", "quantity", "mean", "std"], []),
+    ("09-santurkar-ics", ["norm", "seed", "step", "layer", "relative_gradient_change", "cosine"], []),
     ("10-regularization", ["norm", "seed", "epoch", "train_accuracy", "test_accuracy", "gap", "diverged"], []),
     ("10-batch-noise", ["seed", "batch_size", "mean_noise", "std_noise", "one_over_sqrt_b"], []),
 ]
@@ -121,7 +122,7 @@ struct LabTests {
         #expect(holds == .holds && abs(s1 + 0.5) < 1e-12)
         #expect(VerdictRule.slope(x: b, y: b.map { $0.squareRoot() }, expected: -0.5, tolerance: 0.1).0 == .reversed)
         #expect(VerdictRule.slope(x: b, y: b.map { 1 / $0 }, expected: -0.5, tolerance: 0.1).0 == .notShown)
-        #expect(Spread([1, 2, 3]).formatted(1) == "2.0 ± 1.0" && Spread([0.5, .nan]).count == 1)
+        #expect(Spread([1, 2, 3]).formatted(1) == "2.0 ± 1.0" && Spread([0.5, .nan]).count == 1 && Spread([.nan]).formatted() == "n/a")
         #expect(_fixed(-0.0004, 2) == "0.00" && _fixed(-1.26, 1) == "-1.3" && _fixed(2.5, 0) == "3" && _fixed(0.05, 3) == "0.050")
     }
 

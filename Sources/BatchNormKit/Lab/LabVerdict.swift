@@ -35,8 +35,9 @@ public struct Spread: Sendable, Equatable {
     }
 
     /// `mean ± std` with `digits` decimals, scaled by `scale` (100 for percent).
+    /// "n/a" when no value was finite (every run diverged).
     public func formatted(_ digits: Int = 3, scale: Double = 1) -> String {
-        "\(_fixed(mean * scale, digits)) ± \(_fixed(std * scale, digits))"
+        count == 0 ? "n/a" : "\(_fixed(mean * scale, digits)) ± \(_fixed(std * scale, digits))"
     }
 }
 
