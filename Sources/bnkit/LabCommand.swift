@@ -39,6 +39,7 @@ struct LabCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try threads.apply()
+            try Lab.prepareDirectory(output)
             let (dataset, _) = try data.load()
             let map = try InputStandardization(fittedTo: LabeledSamples(dataset.train))
             let lab = try Lab(settings: quick ? .quick : .full, train: try map.apply(to: LabeledSamples(dataset.train)),

@@ -98,6 +98,12 @@ public final class Lab {
         self.test = try test.prefix(settings.testSamples)
         self.directory = directory
         self.dataDescription = dataDescription
+        try Self.prepareDirectory(directory)
+    }
+
+    /// Creates `directory` if missing and checks a file can be written there,
+    /// so a bad output path fails before any data is read or trained on.
+    public static func prepareDirectory(_ directory: String) throws {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
