@@ -30,7 +30,10 @@ public enum OutputPath {
     /// one, which also catches read-only file systems and root-owned
     /// directories), and the path itself is not a directory.
     ///
-    /// - Parameter role: what the file is, for the message (`"checkpoint"`).
+    /// - Parameters:
+    ///   - path: the file to be written.
+    ///   - role: what the file is, for the message (`"checkpoint"`).
+    ///   - kind: how it will be written (replaced atomically, or streamed).
     /// - Throws: `BatchNormKitError.fileUnreadable` naming the path, the role
     ///   and the system's reason (`strerror`).
     public static func check(_ path: String, role: String, kind: OutputKind = .atomicReplace) throws {

@@ -76,8 +76,10 @@ public final class ThreadProcessGroup: ProcessGroup {
     }
 
     /// One group object per rank, index = rank.
-    /// - Parameter timeoutSeconds: how long a rank waits in a collective for
-    ///   the others before the group fails (nil: as long as it takes).
+    /// - Parameters:
+    ///   - size: the number of ranks, ≥ 1.
+    ///   - timeoutSeconds: how long a rank waits in a collective for
+    ///     the others before the group fails (nil: as long as it takes).
     public static func make(size: Int, timeoutSeconds: Double? = nil) throws -> [ThreadProcessGroup] {
         guard size >= 1 else {
             throw BatchNormKitError.invalidArgument(name: "size", value: "\(size)", requirement: "must be ≥ 1")

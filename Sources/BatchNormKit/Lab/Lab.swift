@@ -90,8 +90,11 @@ public final class Lab {
     public let dataDescription: String
 
     /// - Parameters:
-    ///   - train, test: standardized samples; the first `settings.trainSamples` / `testSamples` are used.
+    ///   - settings: the experiments' sizes, seeds and sweeps.
+    ///   - train: standardized training samples; the first `settings.trainSamples` are used.
+    ///   - test: standardized test samples; the first `settings.testSamples` are used.
     ///   - directory: created if missing; must be writable (checked here, before any work).
+    ///   - dataDescription: where the data came from, for the report.
     public init(settings: LabSettings, train: LabeledSamples, test: LabeledSamples, directory: String, dataDescription: String) throws {
         self.settings = settings
         self.train = try train.prefix(settings.trainSamples)

@@ -18,7 +18,7 @@ import BatchNormKernels
 ///   ``ProcessGroup/allReduceSum(_:)``.
 ///
 /// Parameters and buffers are BatchNorm1d's (same names and defaults). The
-/// exchanges are the two hooks of ``_BatchNorm``.
+/// exchanges are the two hooks of its base class, `_BatchNorm`.
 public final class SyncBatchNorm: _BatchNorm {
     /// The ranks this layer synchronizes with.
     public let processGroup: ProcessGroup

@@ -8,7 +8,9 @@ extension InputStandardization {
     /// records none (neither `input_mean` nor `input_std`, as in files saved
     /// by PyTorch).
     ///
-    /// - Parameter path: names the file in the error.
+    /// - Parameters:
+    ///   - metadata: the checkpoint's safetensors metadata.
+    ///   - path: names the file in the error.
     /// - Throws: `BatchNormKitError.fileFormat` when only one of the two keys
     ///   is present, a value is not a number, the mean is not finite, or the
     ///   std is not finite and > 0.
