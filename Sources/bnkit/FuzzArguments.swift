@@ -40,8 +40,8 @@ private func resetScratch() {
     for (prefix, count) in [("train", 12), ("t10k", 6)] {
         let labels = (0..<count).map { UInt8($0 % 10) }
         let pixels = (0..<(count * 16)).map { UInt8(($0 * 37) % 256) }
-        FileManager.default.createFile(atPath: "data/\(prefix)-images-idx3-ubyte", contents: idx([count, 4, 4], pixels))
-        FileManager.default.createFile(atPath: "data/\(prefix)-labels-idx1-ubyte", contents: idx([count], labels))
+        _ = FileManager.default.createFile(atPath: "data/\(prefix)-images-idx3-ubyte", contents: idx([count, 4, 4], pixels))
+        _ = FileManager.default.createFile(atPath: "data/\(prefix)-labels-idx1-ubyte", contents: idx([count], labels))
     }
     try? SeedNetwork(inputSize: 16, hiddenSizes: [8, 4]).saveCheckpoint(to: "c.safetensors", metadata: ["input_mean": "0.5", "input_std": "0.25"])
 }

@@ -37,6 +37,8 @@ struct HessianCommand: ParsableCommand {
     func validate() throws {
         guard samples >= 2 else { throw ValidationError("--samples must be at least 2, got \(samples)") }
         guard top >= 1, lanczosSteps >= top else { throw ValidationError("--lanczos-steps must be ≥ --top ≥ 1") }
+        // full reorthogonalization keeps every step's vector: 1000 steps of the seed network are 1.8 GB
+        guard lanczosSteps <= 1000 else { throw ValidationError("--lanczos-steps must be at most 1000, got \(lanczosSteps)") }
     }
 
     func run() throws {

@@ -141,6 +141,9 @@ struct CommandLineReliabilityTests {
         }
         let ranks = try runBNKit(["train", "--data", data, "--epochs", "1", "--batch-size", "8", "--ranks", "9223372036854775807"])
         #expect(ranks.status != 0 && !ranks.signaled, "\(ranks.stderr)")
+        // hessian: --top 10^12 made a 10^12-column CSV header before any check
+        let top = try runBNKit(["hessian", "--data", data, "--epochs", "1", "--top", "1000000000000", "--lanczos-steps", "1000000000000"])
+        #expect(top.status != 0 && !top.signaled && top.stderr.contains("at most 1000"), "\(top.stderr)")
     }
 
     @Test("--ranks 2 on data too small for two samples per rank is refused, not trained on 0 samples")

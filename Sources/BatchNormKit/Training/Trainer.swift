@@ -132,6 +132,10 @@ public struct EpochTraining: Sendable, Equatable {
 /// one sample, which is dropped: BatchNorm cannot normalize one value per
 /// feature (PyTorch raises there). The sample left out is a different,
 /// random one each epoch.
+///
+/// A batch size above the sample count is refused (see `Trainer+Safety.swift`),
+/// and a non-finite loss or weights stop the run with
+/// `BatchNormKitError.diverged(epoch:step:loss:)` instead of training on NaN.
 public final class Trainer {
     /// The network being trained, logits `(N, K)` from `(N, featureCount)`.
     public let model: Layer
