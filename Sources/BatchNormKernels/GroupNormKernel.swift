@@ -136,7 +136,10 @@ extension GroupNormKernel {
     /// `streaming`: non-temporal stores (the caller fences).
     @inlinable @inline(__always)
     static func _elementwiseRow<T: _ElementwiseTerms>(_ terms: T, channels: Int, l: Int, streaming: Bool) {
-        if l == 1 {
+        if l == 1 && !(streaming && channels >= 64) {
+            // one row, normal stores: the group loop itself (no row-grouping choice per row)
+            BatchNormKernel._elementwiseGroup(terms, first: 0, c: channels, rows: 1)
+        } else if l == 1 {
             BatchNormKernel._elementwiseRows(terms, rows: 0..<1, batchRows: 1, c: channels, streaming: streaming)
         } else {
             BatchNormKernel._elementwiseRuns(terms, samples: 0..<1, c: channels, l: l, streaming: streaming)

@@ -77,25 +77,13 @@ extension BatchNormKernel {
     }
 }
 
-/// out[i] for i in 0..<count: `scalar(i)` up to the first 32-byte boundary,
-/// then `vector(i)` written with non-temporal stores, then `scalar(i)` for
-/// the tail. The caller issues one `bnk_stream_fence()` when done.
+/// Floats from `out` to the next 32-byte boundary, where streaming stores
+/// start (Float storage is 4-byte aligned): a streamed span is written with
+/// normal stores up to there, `bnk_stream_store8` after, normal stores for
+/// the tail, and the caller issues one `bnk_stream_fence()` when done.
 ///
 /// A normal store into a line that streaming stores also fill costs a partial
 /// write-combining flush; spans shorter than 64 values (4 lines) would pay it
-/// on most of their lines, so they are written with normal stores.
+/// on most of their lines, so the drivers write them with normal stores.
 @inlinable @inline(__always)
-func _streamSpan(_ out: UnsafeMutablePointer<Float>, count: Int,
-                 vector: (Int) -> _Vector, scalar: (Int) -> Float) {
-    var i = 0
-    guard count >= 64 else {
-        while i + _lanes <= count { _store(vector(i), out + i); i += _lanes }
-        while i < count { out[i] = scalar(i); i += 1 }
-        return
-    }
-    // floats to the next 32-byte boundary (Float storage is 4-byte aligned)
-    let head = (8 - (Int(bitPattern: out) >> 2) & 7) & 7
-    while i < head { out[i] = scalar(i); i += 1 }
-    while i + _lanes <= count { bnk_stream_store8(out + i, vector(i)); i += _lanes }
-    while i < count { out[i] = scalar(i); i += 1 }
-}
+func _streamHead(_ out: UnsafeMutablePointer<Float>) -> Int { (8 - (Int(bitPattern: out) >> 2) & 7) & 7 }
