@@ -127,6 +127,7 @@ func printAllocations(_ r: AllocationReport, batch n: Int, active: Bool, configu
         return
     }
     print("  per training step (zero_grad, forward, loss, backward, SGD): \(fixed(r.perStep, r.perStep == r.perStep.rounded() ? 0 : 2))")
+    print("  the same step with AdamW (amsgrad) and a cosine schedule:     \(fixed(r.perAdamStep, r.perAdamStep == r.perAdamStep.rounded() ? 0 : 2))")
     print("  per inference forward (eval mode):                          \(fixed(r.perInference, r.perInference == r.perInference.rounded() ? 0 : 2))")
     if let (threads, count) = r.threaded {
         print("  per BatchNorm1d forward-train + backward split over \(threads) threads:     \(fixed(count, count == count.rounded() ? 0 : 2))")
@@ -165,7 +166,7 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
     s += "  \"kernel_parallel_threshold\": \(BatchNormKernel.parallelThreshold),\n"
     s += "  \"epoch_data\": \(epochDataDescription.map(_jsonStringLiteral) ?? "null"),\n"
     if let a = allocation, info.mallocCounterActive {
-        s += "  \"allocations\": {\"per_training_step\": \(jsonNumber(a.perStep)), \"per_inference\": \(jsonNumber(a.perInference)), "
+        s += "  \"allocations\": {\"per_training_step\": \(jsonNumber(a.perStep)), \"per_adamw_step\": \(jsonNumber(a.perAdamStep)), \"per_inference\": \(jsonNumber(a.perInference)), "
         if let (threads, count) = a.threaded {
             s += "\"per_threaded_batchnorm_step\": {\"threads\": \(threads), \"allocations\": \(jsonNumber(count))}, "
         }

@@ -174,6 +174,8 @@ func foldedInferenceCase(_ bench: Bench, sizes: CaseSizes, batch n: Int) throws 
 /// Allocation counts of one steady-state step, in total and per layer call.
 struct AllocationReport {
     var perStep: Double
+    /// The same step with AdamW (amsgrad) and a cosine schedule setting its lr.
+    var perAdamStep: Double
     var perInference: Double
     var breakdown: [(String, Int)]
     /// (threads, allocations per threaded forward-train + backward)
@@ -186,6 +188,23 @@ func countAllocations(sizes: CaseSizes, batch n: Int, steps: Int = 20) throws ->
     let before = bnk_malloc_count()
     for _ in 0..<steps { try s.step() }
     let perStep = Double(bnk_malloc_count() - before) / Double(steps)
+
+    // AdamW keeps two (three with amsgrad) buffers per parameter, made on its
+    // first step; after that a step must allocate nothing, schedule included.
+    let adam = try AdamW(parameters: s.net.parameters(), learningRate: 1e-3, weightDecay: 0.01, amsgrad: true)
+    let schedule = try CosineAnnealingLR(baseLearningRate: 1e-3, tMax: 100)
+    func adamStep(_ t: Int) throws {
+        adam.learningRate = Float(schedule.learningRate(at: t))
+        adam.zeroGrad()
+        let logits = try s.net.forward(s.x)
+        blackHole(try s.loss.forward(logits: logits, labels: s.labels))
+        _ = try s.net.backward(try s.loss.backward(), needsInputGradient: false)
+        adam.step()
+    }
+    for t in 0..<3 { try adamStep(t) }
+    let beforeAdam = bnk_malloc_count()
+    for t in 3..<(3 + steps) { try adamStep(t) }
+    let perAdamStep = Double(bnk_malloc_count() - beforeAdam) / Double(steps)
 
     // the same step, one call at a time, to name the allocating layer
     var breakdown: [(String, Int)] = []
@@ -219,7 +238,7 @@ func countAllocations(sizes: CaseSizes, batch n: Int, steps: Int = 20) throws ->
     let b2 = bnk_malloc_count()
     for _ in 0..<steps { blackHole(try s.net.forward(s.x)) }
     let perInference = Double(bnk_malloc_count() - b2) / Double(steps)
-    return AllocationReport(perStep: perStep, perInference: perInference, breakdown: breakdown)
+    return AllocationReport(perStep: perStep, perAdamStep: perAdamStep, perInference: perInference, breakdown: breakdown)
 }
 
 /// Heap allocations of one BatchNorm1d forward-train + backward on a batch

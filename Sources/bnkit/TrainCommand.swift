@@ -31,6 +31,9 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var distribution: DistributedOptions
     @OptionGroup var resume: ResumeOptions
 
+    /// The most thread ranks one process starts (replicas are whole models).
+    static let maxThreadRanks = 256
+
     func validate() throws {
         try optimization.validate(epochs: recipe.options.epochs)
         if resume.resume != nil && ranks > 1 { throw ValidationError("--resume trains on one rank only (no --ranks)") }
@@ -38,6 +41,10 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--model cnn takes --norm batchnorm|none; --depth, --width, --activation, dropout and --init-scale are for the mlp")
         }
         guard ranks >= 1 else { throw ValidationError("--ranks must be at least 1, got \(ranks)") }
+        // each rank is a thread with its own model: the count must not be the input's to inflate
+        guard ranks <= Self.maxThreadRanks else {
+            throw ValidationError("--ranks must be at most \(Self.maxThreadRanks) (each rank is a thread with its own replica), got \(ranks)")
+        }
         guard ranks == 1 || milestones.milestones.isEmpty else { throw ValidationError("--lr-milestones needs --ranks 1") }
         guard milestones.milestones.isEmpty || (optimization.schedule == .none && optimization.warmupEpochs == 0) else {
             throw ValidationError("--lr-milestones is a schedule of its own: do not combine it with --schedule or --warmup-epochs")

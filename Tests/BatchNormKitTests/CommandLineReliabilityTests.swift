@@ -141,6 +141,9 @@ struct CommandLineReliabilityTests {
         }
         let ranks = try runBNKit(["train", "--data", data, "--epochs", "1", "--batch-size", "8", "--ranks", "9223372036854775807"])
         #expect(ranks.status != 0 && !ranks.signaled, "\(ranks.stderr)")
+        // a rank is a thread with a whole replica: 30000 of them is the input deciding the resources
+        let manyRanks = try runBNKit(["train", "--data", data, "--epochs", "1", "--batch-size", "100000", "--ranks", "30000"])
+        #expect(manyRanks.status != 0 && !manyRanks.signaled && manyRanks.stderr.contains("at most 256"), "\(manyRanks.stderr)")
         // hessian: --top 10^12 made a 10^12-column CSV header before any check
         let top = try runBNKit(["hessian", "--data", data, "--epochs", "1", "--top", "1000000000000", "--lanczos-steps", "1000000000000"])
         #expect(top.status != 0 && !top.signaled && top.stderr.contains("at most 1000"), "\(top.stderr)")
