@@ -117,10 +117,12 @@ extension Lab {
             notes: [])
     }
 
-    /// Test accuracy with the network in training mode, in consecutive batches of
-    /// `batchSize` test samples (batch statistics, as during training; a final
-    /// batch of one is left out). Running buffers are restored afterwards.
-    func trainModeAccuracy(_ network: FeedForwardNetwork, batchSize: Int) throws -> Double {
+    /// Accuracy on `samples` (the lab's test samples by default) with the network
+    /// in training mode, in consecutive batches of `batchSize` (batch statistics,
+    /// as during training; a final batch of one is left out). Running buffers are
+    /// restored afterwards.
+    func trainModeAccuracy(_ network: Layer, batchSize: Int, on samples: LabeledSamples? = nil) throws -> Double {
+        let test = samples ?? self.test
         let saved = network.namedStateEntries(prefix: "").compactMap { entry -> (Tensor, [Float])? in
             if case let .buffer(t) = entry.entry { return (t, t.scalars) } else { return nil }
         }
