@@ -97,10 +97,7 @@ extension Lab {
                     outcome: VerdictRule.compare(claimed: at("groupnorm", largest), baseline: at("instancenorm", largest), higherIsBetter: true),
                     figure: "batch \(largest): GroupNorm \(pct(at("groupnorm", largest))) vs InstanceNorm \(pct(at("instancenorm", largest))); batch \(smallest): \(pct(at("groupnorm", smallest))) vs \(pct(at("instancenorm", smallest)))",
                     rule: VerdictRule.compareRule("eval-mode test accuracy at batch \(largest), GroupNorm against InstanceNorm", seeds: seeds))),
-                ("BatchNorm2d's train/eval gap grows at small batches", Verdict(
-                    outcome: VerdictRule.compare(claimed: gapSmall, baseline: gapLarge, higherIsBetter: true),
-                    figure: "|train-mode − eval-mode test accuracy|: batch \(smallest) \(Spread(gapSmall).formatted(2, scale: 100)) pp vs batch \(largest) \(Spread(gapLarge).formatted(2, scale: 100)) pp",
-                    rule: VerdictRule.compareRule("|accuracy with batch statistics of test batches of B − accuracy with running statistics|", seeds: seeds))),
+                trainEvalGapVerdict("BatchNorm2d", small: gapSmall, large: gapLarge, smallest: smallest, largest: largest),
             ],
             settings: "CNN \(side)×\(side)×1 → \(s.cnnChannels.map { "conv \($0)" }.joined(separator: " → ")) (3×3, max-pool 2) → \(s.cnnHiddenSize) → \(classCount) with BatchNorm2d after each convolution (and BatchNorm1d after the hidden Linear), vs the same CNN with GroupNorm(\(s.cnnGroups) groups) or InstanceNorm2d (affine) after each convolution and no normalization in the classifier; a subsample of \(data.count) training samples (the same at every batch size) for \(s.cnnEpochs) epoch(s), evaluated on the first \(testData.count) test samples of \(dataDescription); lr \(_fixed(Double(Self.convolutionalBaseLearningRate), 2)) × B/128 (linear scaling), SGD momentum 0.9, no weight decay; \(seeds) per norm and batch size",
             notes: ["mean eval-mode test accuracy (%) by batch size, BatchNorm2d / GroupNorm / InstanceNorm — \(table)",

@@ -42,7 +42,7 @@ public struct LabSettings: Sendable {
     public init(name: String, seeds: Int, manySeeds: Int, trainSamples: Int, testSamples: Int, longEpochs: Int, epochs: Int,
                 hiddenSizes: [Int], learningRates: [Float], initScales: [Float], batchSizes: [Int], deepDepth: Int, deepWidth: Int,
                 landscapeSamples: Int, lanczosSteps: Int, smallBatchSamples: Int, regularizationSamples: Int, targetAccuracy: Double,
-                cnnSamples: Int = 3000, cnnTestSamples: Int = 2000, cnnEpochs: Int = 2, cnnBatchSizes: [Int] = [2, 4, 8, 16, 32, 64, 128],
+                cnnSamples: Int = 10000, cnnTestSamples: Int = 2000, cnnEpochs: Int = 2, cnnBatchSizes: [Int] = [2, 4, 8, 16, 32, 64, 128],
                 cnnChannels: [Int] = [16, 32], cnnHiddenSize: Int = 64, cnnGroups: Int = 4) {
         self.name = name; self.seeds = seeds; self.manySeeds = manySeeds
         self.trainSamples = trainSamples; self.testSamples = testSamples
@@ -56,12 +56,14 @@ public struct LabSettings: Sendable {
         self.cnnChannels = cnnChannels; self.cnnHiddenSize = cnnHiddenSize; self.cnnGroups = cnnGroups
     }
 
-    /// `make report`: 20000 training samples, 3 seeds (5 for placement and dropout).
+    /// `make report`: 20000 training samples, 3 seeds (5 for placement and dropout);
+    /// the CNN experiment on 10000 of them (2000 test samples).
     public static let full = LabSettings(
         name: "full", seeds: 3, manySeeds: 5, trainSamples: 20000, testSamples: 10000, longEpochs: 10, epochs: 4,
         hiddenSizes: [256, 64], learningRates: [0.01, 0.03, 0.1, 0.3, 1, 3], initScales: [0.01, 0.1, 1, 3, 10],
         batchSizes: [2, 4, 8, 32, 128], deepDepth: 10, deepWidth: 128, landscapeSamples: 512, lanczosSteps: 12,
-        smallBatchSamples: 8000, regularizationSamples: 2000, targetAccuracy: 0.85)
+        smallBatchSamples: 8000, regularizationSamples: 2000, targetAccuracy: 0.85,
+        cnnSamples: 10000, cnnTestSamples: 2000, cnnEpochs: 2, cnnBatchSizes: [2, 4, 8, 16, 32, 64, 128])
 
     /// `make report QUICK=1`: the same code paths with fewer samples, epochs, seeds and sweep points.
     public static let quick = LabSettings(
