@@ -146,8 +146,8 @@ struct LabTests {
         #expect(_fixed(-0.0004, 2) == "0.00" && _fixed(-1.26, 1) == "-1.3" && _fixed(2.5, 0) == "3" && _fixed(0.05, 3) == "0.050")
     }
 
-    @Test("experiment 11 refuses samples that are not square images with a typed error")
-    func nonSquareImages() throws {
+    @Test("experiment 11 refuses samples that are not square images, and no batch sizes, with a typed error")
+    func convolutionalBadInput() throws {
         let directory = makeTemporaryDirectory("lab-cnn")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let lab = try Lab(settings: tinySettings, train: try blobs(count: 32, seed: 1, dimensions: 12), test: try blobs(count: 8, seed: 2, dimensions: 12),
@@ -158,6 +158,11 @@ struct LabTests {
             guard case let BatchNormKitError.invalidArgument(name, value, _) = error else { return false }
             return name == "features per sample" && value == "12"
         }
+        var noBatches = tinySettings
+        noBatches.cnnBatchSizes = []
+        let empty = try Lab(settings: noBatches, train: try blobs(count: 32, seed: 1), test: try blobs(count: 8, seed: 2),
+                            directory: directory, dataDescription: "x")
+        #expect(throws: BatchNormKitError.self) { try empty.run(only: [11]) }
     }
 
     @Test("an unwritable report directory is refused before any work")

@@ -36,8 +36,12 @@ extension Lab {
             throw BatchNormKitError.invalidArgument(name: "features per sample", value: "\(train.featureCount)",
                                                     requirement: "must be side² (square one-channel images) for the CNN of experiment 11")
         }
-        let data = try train.prefix(s.cnnSamples), testData = try test.prefix(s.cnnTestSamples)
         let batchSizes = s.cnnBatchSizes.sorted()
+        guard !batchSizes.isEmpty, s.seeds >= 1 else {
+            throw BatchNormKitError.invalidArgument(name: "cnnBatchSizes / seeds", value: "\(batchSizes) / \(s.seeds)",
+                                                    requirement: "experiment 11 needs at least one batch size and one seed")
+        }
+        let data = try train.prefix(s.cnnSamples), testData = try test.prefix(s.cnnTestSamples)
         var rows: [[String]] = []
         var accuracy: [String: [Int: [Double]]] = [:], gap: [String: [Int: [Double]]] = [:]
         for norm in Self.convolutionalNorms {
