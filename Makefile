@@ -153,7 +153,7 @@ experiments: deps
 	@$(MAKE) --no-print-directory venv || echo "experiments: matplotlib unavailable, CSV only"
 	@if [ -x $(PYTHON) ] && $(PYTHON) -c "import matplotlib" 2>/dev/null; then $(PYTHON) Scripts/plot_experiments.py experiments/hessian.csv experiments/hessian.png; fi
 
-## report: the BatchNorm lab — the lesson's ten claims measured on Fashion-MNIST over seeds
+## report: the BatchNorm lab — the lesson's claims (eleven experiments) measured on Fashion-MNIST over seeds
 ## (bnkit lab): a CSV per experiment, charts, verdicts computed by stated rules, in
 ## $(REPORT_DIR)/REPORT.md and a self-contained $(REPORT_DIR)/index.html. QUICK=1: the small budget.
 REPORT_DIR ?= report

@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {"batchnorm": "#1f77b4", "none": "#d62728", "layernorm": "#2ca02c", "groupnorm": "#9467bd",
-          "before": "#1f77b4", "after": "#ff7f0e"}
+          "before": "#1f77b4", "after": "#ff7f0e", "batchnorm2d": "#1f77b4", "instancenorm": "#8c564b"}
 LABELS = {"batchnorm": "BatchNorm", "none": "no normalization", "layernorm": "LayerNorm", "groupnorm": "GroupNorm (8 groups)",
           "before": "before ReLU (Linear→BN→ReLU)", "after": "after ReLU (Linear→ReLU→BN)"}
 BADGE = {"holds": "#1a7f37", "not shown": "#9a6700", "reversed": "#cf222e"}
@@ -186,25 +186,36 @@ def chart_vanishing(d, out):
     finish(fig, out, f"4. Deep sigmoid network: vanishing gradients (default init) and saturation ({seeds_note(data)} seeds, mean ± std)")
 
 
-def chart_small_batches(d, out):
-    data = rows(d, "05-small-batches")
+def small_batch_panels(data, batchnorm, labels, title, out):
+    """Eval-mode accuracy per norm over batch sizes, and BatchNorm's train- vs eval-mode accuracy."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for key, (xs, m, s) in grouped(data, "norm", "batch_size", "test_accuracy").items():
-        axes[0].errorbar(xs, m, yerr=s, marker="o", capsize=3, color=COLORS.get(key), label=LABELS.get(key, key))
+        axes[0].errorbar(xs, m, yerr=s, marker="o", capsize=3, color=COLORS.get(key), label=labels.get(key, key))
     axes[0].set(xlabel="batch size (log scale)", ylabel="test accuracy (eval mode)", title="accuracy after the same samples seen")
-    bn = [r for r in data if r["norm"] == "batchnorm"]
+    bn = [r for r in data if r["norm"] == batchnorm]
     for column, label, color in [("test_accuracy", "eval mode (running statistics)", "#1f77b4"),
                                  ("train_mode_accuracy", "train mode (statistics of each test batch)", "#ff7f0e")]:
-        stats = grouped(bn, "norm", "batch_size", column).get("batchnorm")
+        stats = grouped(bn, "norm", "batch_size", column).get(batchnorm)
         if stats:
             axes[1].errorbar(stats[0], stats[1], yerr=stats[2], marker="o", capsize=3, color=color, label=label)
-    axes[1].set(xlabel="batch size (log scale)", ylabel="BatchNorm test accuracy", title="BatchNorm: train-mode vs eval-mode predictions")
+    axes[1].set(xlabel="batch size (log scale)", ylabel=f"{labels.get(batchnorm, batchnorm)} test accuracy",
+                title=f"{labels.get(batchnorm, batchnorm)}: train-mode vs eval-mode predictions")
     for ax in axes:
         ax.set_xscale("log", base=2)
         percent_axis(ax)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    finish(fig, out, f"5. Small batches ({seeds_note(data)} seeds, mean ± std)")
+    finish(fig, out, f"{title} ({seeds_note(data)} seeds, mean ± std)")
+
+
+def chart_small_batches(d, out):
+    small_batch_panels(rows(d, "05-small-batches"), "batchnorm", LABELS, "5. Small batches", out)
+
+
+def chart_cnn_small_batches(d, out):
+    labels = {"batchnorm2d": "BatchNorm2d", "groupnorm": "GroupNorm", "instancenorm": "InstanceNorm"}
+    small_batch_panels(rows(d, "11-cnn-small-batches"), "batchnorm2d", labels,
+                       "11. Small batches in a CNN: BatchNorm2d vs GroupNorm vs InstanceNorm", out)
 
 
 def strip(ax, groups, ylabel, title, fmt_percent=True):
@@ -330,7 +341,8 @@ def chart_regularization(d, out):
 
 
 CHARTS = {1: chart_convergence, 2: chart_lr, 3: chart_init, 4: chart_vanishing, 5: chart_small_batches,
-          6: chart_placement, 7: chart_dropout, 8: chart_landscape, 9: chart_ics, 10: chart_regularization}
+          6: chart_placement, 7: chart_dropout, 8: chart_landscape, 9: chart_ics, 10: chart_regularization,
+          11: chart_cnn_small_batches}
 
 
 # ---- the report ----------------------------------------------------------------

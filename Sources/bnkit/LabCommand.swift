@@ -2,7 +2,7 @@ import ArgumentParser
 import BatchNormKit
 import Foundation
 
-/// `bnkit lab`: the seed lesson's claims measured on Fashion-MNIST — ten
+/// `bnkit lab`: the seed lesson's claims measured on Fashion-MNIST — eleven
 /// experiments, a CSV each and `summary.json` with computed verdicts;
 /// Scripts/plot_report.py draws the charts and writes REPORT.md and index.html.
 struct LabCommand: ParsableCommand {
@@ -29,7 +29,7 @@ struct LabCommand: ParsableCommand {
         guard let only else { return Lab.experimentNumbers }
         let numbers = only.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard numbers.allSatisfy({ $0 != nil && Lab.experimentNumbers.contains($0!) }), !numbers.isEmpty else {
-            throw ValidationError("--only must be a comma-separated list of experiment numbers 1…10, got \"\(only)\"")
+            throw ValidationError("--only must be a comma-separated list of experiment numbers 1…\(Lab.experimentNumbers.count), got \"\(only)\"")
         }
         return numbers.map { $0! }
     }

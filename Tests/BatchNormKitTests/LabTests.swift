@@ -6,25 +6,27 @@ import Foundation
 // mode's code paths at toy sizes: seconds in a debug build), and its verdict
 // rules on constructed inputs.
 
-/// Three Gaussian blobs in 12 dimensions: learnable, so training means something.
-private func blobs(count: Int, seed: UInt64) throws -> LabeledSamples {
+/// Three Gaussian blobs in `dimensions` (16: 4×4 "images" for experiment 11's
+/// CNN): learnable, so training means something.
+private func blobs(count: Int, seed: UInt64, dimensions: Int = 16) throws -> LabeledSamples {
     var g = SplitMix64(seed: seed)
     var features: [Float] = [], labels: [Int32] = []
     for i in 0..<count {
         let label = Int32(i % 3)
-        for j in 0..<12 {
+        for j in 0..<dimensions {
             let centre: Float = j % 3 == Int(label) ? 1.5 : 0
             features.append(centre + Float.random(in: -1...1, using: &g))
         }
         labels.append(label)
     }
-    return try LabeledSamples(features: features, labels: labels, featureCount: 12)
+    return try LabeledSamples(features: features, labels: labels, featureCount: dimensions)
 }
 
 private let tinySettings = LabSettings(
     name: "test", seeds: 2, manySeeds: 2, trainSamples: 96, testSamples: 48, longEpochs: 2, epochs: 1,
     hiddenSizes: [8, 8], learningRates: [0.1, 3], initScales: [0.1, 1], batchSizes: [2, 8], deepDepth: 10, deepWidth: 8,
-    landscapeSamples: 32, lanczosSteps: 3, smallBatchSamples: 32, regularizationSamples: 32, targetAccuracy: 0.5)
+    landscapeSamples: 32, lanczosSteps: 3, smallBatchSamples: 32, regularizationSamples: 32, targetAccuracy: 0.5,
+    cnnSamples: 32, cnnTestSamples: 24, cnnEpochs: 1, cnnBatchSizes: [8, 2], cnnChannels: [4], cnnHiddenSize: 8, cnnGroups: 2)
 
 /// Every CSV the lab writes, its columns, and the columns that may hold `nan`
 /// in a run that did not diverge (epoch 0 has no training loss; the head has no saturation).
@@ -41,11 +43,12 @@ private let expectedCSVs: [(name: String, columns: [String], mayBeNaN: Set<Strin
     ("09-santurkar-ics", ["norm", "seed", "step", "layer", "relative_gradient_change", "cosine"], []),
     ("10-regularization", ["norm", "seed", "epoch", "train_accuracy", "test_accuracy", "gap", "diverged"], []),
     ("10-batch-noise", ["seed", "batch_size", "mean_noise", "std_noise", "one_over_sqrt_b"], []),
+    ("11-cnn-small-batches", ["norm", "batch_size", "learning_rate", "seed", "test_accuracy", "train_mode_accuracy", "train_eval_gap", "diverged"], []),
 ]
 
 @Suite("BatchNorm lab")
 struct LabTests {
-    @Test("all ten experiments on tiny synthetic data: every CSV with its columns and finite numbers, a computed verdict each")
+    @Test("all eleven experiments on tiny synthetic data: every CSV with its columns and finite numbers, a computed verdict each")
     func endToEnd() throws {
         let directory = makeTemporaryDirectory("lab")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -53,8 +56,8 @@ struct LabTests {
                           directory: directory, dataDescription: "synthetic blobs")
         var lines: [String] = []
         let reports = try lab.run { lines.append($0) }
-        #expect(reports.map(\.number) == Array(1...10))
-        #expect(lines.count == 20, "a start and an end line per experiment")
+        #expect(reports.map(\.number) == Array(1...11))
+        #expect(lines.count == 22, "a start and an end line per experiment")
         for report in reports {
             #expect(!report.verdicts.isEmpty && report.seconds >= 0, "\(report.slug)")
             #expect(!report.claim.isEmpty && !report.settings.isEmpty && !report.question.isEmpty)
@@ -75,15 +78,25 @@ struct LabTests {
                 }
             }
         }
-        // summary.json: valid JSON, ten experiments, outcomes from the rule's vocabulary
+        // experiment 11: every norm at every batch size and seed, the batch sizes in order, five verdicts
+        let cnnRows = try String(contentsOfFile: "\(directory)/11-cnn-small-batches.csv", encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(cnnRows.count == 3 * 2 * 2)
+        #expect(Set(cnnRows.map { $0[0] }) == ["batchnorm2d", "groupnorm", "instancenorm"] && cnnRows.prefix(2).allSatisfy { $0[1] == "2" })
+        for row in cnnRows where row[0] != "batchnorm2d" && row[7].isEmpty {
+            #expect(Double(row[6]) == 0, "GroupNorm/InstanceNorm use no batch statistics: train mode = eval mode, \(row)")
+        }
+        let cnn = try #require(reports.last)
+        #expect(cnn.verdicts.count == 5 && cnn.verdicts[0].verdict.figure.contains("batch 2:") && cnn.settings.contains("32 training samples"))
+        // summary.json: valid JSON, eleven experiments, outcomes from the rule's vocabulary
         let data = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/summary.json"))
         let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let experiments = try #require(summary["experiments"] as? [[String: Any]])
-        #expect(experiments.count == 10)
-        // re-measuring one experiment keeps the other nine in the summary
-        try lab.run(only: [3])
+        #expect(experiments.count == 11)
+        // re-measuring one experiment (`bnkit lab --only 11`) keeps the other ten in the summary
+        try lab.run(only: [11])
         let again = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(directory)/summary.json"))) as? [String: Any]
-        #expect((again?["experiments"] as? [[String: Any]])?.compactMap { $0["number"] as? Int } == Array(1...10))
+        #expect((again?["experiments"] as? [[String: Any]])?.compactMap { $0["number"] as? Int } == Array(1...11))
         for e in experiments {
             let verdicts = try #require(e["verdicts"] as? [[String: String]])
             for v in verdicts {
@@ -122,8 +135,34 @@ struct LabTests {
         #expect(holds == .holds && abs(s1 + 0.5) < 1e-12)
         #expect(VerdictRule.slope(x: b, y: b.map { $0.squareRoot() }, expected: -0.5, tolerance: 0.1).0 == .reversed)
         #expect(VerdictRule.slope(x: b, y: b.map { 1 / $0 }, expected: -0.5, tolerance: 0.1).0 == .notShown)
+        // no worse: d − 2s > −margin holds, d + 2s < −margin reversed (pooled s ≈ 0.014 here)
+        #expect(VerdictRule.noWorse(claimed: [0.80, 0.82], baseline: [0.80, 0.82], higherIsBetter: true, margin: 0.05) == .holds)
+        #expect(VerdictRule.noWorse(claimed: [0.80, 0.82], baseline: [0.80, 0.82], higherIsBetter: true, margin: 0.01) == .notShown)
+        #expect(VerdictRule.noWorse(claimed: [0.70, 0.72], baseline: [0.80, 0.82], higherIsBetter: true, margin: 0.05) == .reversed)
+        #expect(VerdictRule.noWorse(claimed: [0.70, 0.72], baseline: [0.80, 0.82], higherIsBetter: false, margin: 0.05) == .holds)
+        #expect(VerdictRule.all([.holds, .holds]) == .holds && VerdictRule.all([.holds, .notShown]) == .notShown
+                && VerdictRule.all([.notShown, .reversed]) == .reversed)
         #expect(Spread([1, 2, 3]).formatted(1) == "2.0 ± 1.0" && Spread([0.5, .nan]).count == 1 && Spread([.nan]).formatted() == "n/a")
         #expect(_fixed(-0.0004, 2) == "0.00" && _fixed(-1.26, 1) == "-1.3" && _fixed(2.5, 0) == "3" && _fixed(0.05, 3) == "0.050")
+    }
+
+    @Test("experiment 11 refuses samples that are not square images, and no batch sizes, with a typed error")
+    func convolutionalBadInput() throws {
+        let directory = makeTemporaryDirectory("lab-cnn")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let lab = try Lab(settings: tinySettings, train: try blobs(count: 32, seed: 1, dimensions: 12), test: try blobs(count: 8, seed: 2, dimensions: 12),
+                          directory: directory, dataDescription: "x")
+        #expect {
+            try lab.run(only: [11])
+        } throws: { error in
+            guard case let BatchNormKitError.invalidArgument(name, value, _) = error else { return false }
+            return name == "features per sample" && value == "12"
+        }
+        var noBatches = tinySettings
+        noBatches.cnnBatchSizes = []
+        let empty = try Lab(settings: noBatches, train: try blobs(count: 32, seed: 1), test: try blobs(count: 8, seed: 2),
+                            directory: directory, dataDescription: "x")
+        #expect(throws: BatchNormKitError.self) { try empty.run(only: [11]) }
     }
 
     @Test("an unwritable report directory is refused before any work")

@@ -108,19 +108,27 @@ extension Lab {
                     outcome: VerdictRule.compare(claimed: otherSmall, baseline: bnSmall, higherIsBetter: true),
                     figure: "batch \(smallest): \(bestOther.rawValue) \(Spread(otherSmall).formatted(2, scale: 100))% vs BatchNorm \(Spread(bnSmall).formatted(2, scale: 100))%",
                     rule: VerdictRule.compareRule("eval-mode test accuracy at the smallest batch, the better of LayerNorm and GroupNorm against BatchNorm", seeds: seedText(s.seeds)))),
-                ("BatchNorm's train/eval gap grows at small batches", Verdict(
-                    outcome: VerdictRule.compare(claimed: gapSmall, baseline: gapLarge, higherIsBetter: true),
-                    figure: "|train-mode − eval-mode test accuracy|: batch \(smallest) \(Spread(gapSmall).formatted(2, scale: 100)) pp vs batch \(largest) \(Spread(gapLarge).formatted(2, scale: 100)) pp",
-                    rule: VerdictRule.compareRule("|accuracy with batch statistics of test batches of B − accuracy with running statistics|", seeds: seedText(s.seeds)))),
+                trainEvalGapVerdict("BatchNorm", small: gapSmall, large: gapLarge, smallest: smallest, largest: largest),
             ],
             settings: "\(seedSpec()) with BatchNorm1d, LayerNorm or GroupNorm (8 groups) before ReLU; \(data.count) training samples, \(epochs) epoch(s) at every batch size (same samples seen), lr 0.1 × B/128 (linear scaling), momentum 0.9; \(test.count) test samples; \(seedText(s.seeds))",
             notes: [])
     }
 
-    /// Test accuracy with the network in training mode, in consecutive batches of
-    /// `batchSize` test samples (batch statistics, as during training; a final
-    /// batch of one is left out). Running buffers are restored afterwards.
-    func trainModeAccuracy(_ network: FeedForwardNetwork, batchSize: Int) throws -> Double {
+    /// "<name>'s train/eval gap grows at small batches": the two-sample rule on
+    /// |train-mode − eval-mode test accuracy| at the smallest against the largest batch.
+    func trainEvalGapVerdict(_ name: String, small: [Double], large: [Double], smallest: Int, largest: Int) -> (name: String, verdict: Verdict) {
+        ("\(name)'s train/eval gap grows at small batches", Verdict(
+            outcome: VerdictRule.compare(claimed: small, baseline: large, higherIsBetter: true),
+            figure: "|train-mode − eval-mode test accuracy|: batch \(smallest) \(Spread(small).formatted(2, scale: 100)) pp vs batch \(largest) \(Spread(large).formatted(2, scale: 100)) pp",
+            rule: VerdictRule.compareRule("|accuracy with batch statistics of test batches of B − accuracy with running statistics|", seeds: seedText(settings.seeds))))
+    }
+
+    /// Accuracy on `samples` (the lab's test samples by default) with the network
+    /// in training mode, in consecutive batches of `batchSize` (batch statistics,
+    /// as during training; a final batch of one is left out). Running buffers are
+    /// restored afterwards.
+    func trainModeAccuracy(_ network: Layer, batchSize: Int, on samples: LabeledSamples? = nil) throws -> Double {
+        let test = samples ?? self.test
         let saved = network.namedStateEntries(prefix: "").compactMap { entry -> (Tensor, [Float])? in
             if case let .buffer(t) = entry.entry { return (t, t.scalars) } else { return nil }
         }

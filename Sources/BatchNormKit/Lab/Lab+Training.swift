@@ -39,17 +39,27 @@ extension Lab {
                   onStep: ((Int, FeedForwardNetwork) throws -> Void)? = nil) throws -> TrainingRun {
         let network = try FeedForwardNetwork(spec: spec, seed: seed)
         network.probesEnabled = probes
-        let samples = data ?? train
+        let (records, diverged) = try trainModel(network, configuration: configuration, data: data ?? train, test: test,
+                                                 evaluateEveryEpoch: evaluateEveryEpoch,
+                                                 onStep: onStep.map { callback in { step in try callback(step, network) } })
+        return TrainingRun(network: network, epochs: records, divergedAt: diverged)
+    }
+
+    /// Trains any `model` (a ``FeedForwardNetwork``, a ``CNN``) with `configuration`
+    /// on `data`, evaluating on `test` after every epoch (or only after the last);
+    /// returns the per-epoch records and the epoch of divergence, if any.
+    func trainModel(_ model: Layer, configuration: TrainingConfiguration, data samples: LabeledSamples, test: LabeledSamples,
+                    evaluateEveryEpoch: Bool, onStep: ((Int) throws -> Void)? = nil) throws -> (records: [EpochRecord], divergedAt: Int?) {
         var configuration = configuration
         configuration.batchSize = min(configuration.batchSize, samples.count)   // the Trainer refuses a larger one
-        let trainer = try Trainer(model: network, configuration: configuration)
+        let trainer = try Trainer(model: model, configuration: configuration)
         var records: [EpochRecord] = []
         var diverged: Int?
         var stepError: Error?
         for epoch in 1...max(configuration.epochs, 1) where configuration.epochs > 0 {
             let epochPass = try trainEpochUnlessDiverged(trainer, on: samples) { progress in
                 guard stepError == nil, let onStep else { return }
-                do { try onStep((progress.epoch - 1) * progress.batchCount + progress.batch, network) } catch { stepError = error }
+                do { try onStep((progress.epoch - 1) * progress.batchCount + progress.batch) } catch { stepError = error }
             }
             if let stepError { throw stepError }
             guard let pass = epochPass, pass.loss.isFinite else { diverged = epoch; break }
@@ -60,7 +70,7 @@ extension Lab {
                                            testLoss: result.loss, testAccuracy: result.accuracy))
             }
         }
-        return TrainingRun(network: network, epochs: records, divergedAt: diverged)
+        return (records, diverged)
     }
 }
 

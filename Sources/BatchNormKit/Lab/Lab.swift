@@ -32,10 +32,18 @@ public struct LabSettings: Sendable {
     public var regularizationSamples: Int
     /// Accuracy the convergence experiment counts epochs to.
     public var targetAccuracy: Double
+    /// The convolutional small-batch experiment (11): training and test
+    /// samples (the same training samples at every batch size), epochs, batch sizes.
+    public var cnnSamples: Int, cnnTestSamples: Int, cnnEpochs: Int, cnnBatchSizes: [Int]
+    /// Its CNN: output channels of the convolution blocks, hidden width, and
+    /// GroupNorm's groups (must divide every block's channels).
+    public var cnnChannels: [Int], cnnHiddenSize: Int, cnnGroups: Int
 
     public init(name: String, seeds: Int, manySeeds: Int, trainSamples: Int, testSamples: Int, longEpochs: Int, epochs: Int,
                 hiddenSizes: [Int], learningRates: [Float], initScales: [Float], batchSizes: [Int], deepDepth: Int, deepWidth: Int,
-                landscapeSamples: Int, lanczosSteps: Int, smallBatchSamples: Int, regularizationSamples: Int, targetAccuracy: Double) {
+                landscapeSamples: Int, lanczosSteps: Int, smallBatchSamples: Int, regularizationSamples: Int, targetAccuracy: Double,
+                cnnSamples: Int = 10000, cnnTestSamples: Int = 2000, cnnEpochs: Int = 2, cnnBatchSizes: [Int] = [2, 4, 8, 16, 32, 64, 128],
+                cnnChannels: [Int] = [16, 32], cnnHiddenSize: Int = 64, cnnGroups: Int = 4) {
         self.name = name; self.seeds = seeds; self.manySeeds = manySeeds
         self.trainSamples = trainSamples; self.testSamples = testSamples
         self.longEpochs = longEpochs; self.epochs = epochs; self.hiddenSizes = hiddenSizes
@@ -44,26 +52,31 @@ public struct LabSettings: Sendable {
         self.landscapeSamples = landscapeSamples; self.lanczosSteps = lanczosSteps
         self.smallBatchSamples = smallBatchSamples; self.regularizationSamples = regularizationSamples
         self.targetAccuracy = targetAccuracy
+        self.cnnSamples = cnnSamples; self.cnnTestSamples = cnnTestSamples; self.cnnEpochs = cnnEpochs; self.cnnBatchSizes = cnnBatchSizes
+        self.cnnChannels = cnnChannels; self.cnnHiddenSize = cnnHiddenSize; self.cnnGroups = cnnGroups
     }
 
-    /// `make report`: 20000 training samples, 3 seeds (5 for placement and dropout).
+    /// `make report`: 20000 training samples, 3 seeds (5 for placement and dropout);
+    /// the CNN experiment on 10000 of them (2000 test samples).
     public static let full = LabSettings(
         name: "full", seeds: 3, manySeeds: 5, trainSamples: 20000, testSamples: 10000, longEpochs: 10, epochs: 4,
         hiddenSizes: [256, 64], learningRates: [0.01, 0.03, 0.1, 0.3, 1, 3], initScales: [0.01, 0.1, 1, 3, 10],
         batchSizes: [2, 4, 8, 32, 128], deepDepth: 10, deepWidth: 128, landscapeSamples: 512, lanczosSteps: 12,
-        smallBatchSamples: 8000, regularizationSamples: 2000, targetAccuracy: 0.85)
+        smallBatchSamples: 8000, regularizationSamples: 2000, targetAccuracy: 0.85,
+        cnnSamples: 10000, cnnTestSamples: 2000, cnnEpochs: 2, cnnBatchSizes: [2, 4, 8, 16, 32, 64, 128])
 
     /// `make report QUICK=1`: the same code paths with fewer samples, epochs, seeds and sweep points.
     public static let quick = LabSettings(
         name: "quick", seeds: 2, manySeeds: 3, trainSamples: 4000, testSamples: 2000, longEpochs: 4, epochs: 2,
         hiddenSizes: [256, 64], learningRates: [0.01, 0.1, 1, 3], initScales: [0.01, 1, 10],
         batchSizes: [4, 32, 128], deepDepth: 10, deepWidth: 64, landscapeSamples: 256, lanczosSteps: 8,
-        smallBatchSamples: 2000, regularizationSamples: 1000, targetAccuracy: 0.80)
+        smallBatchSamples: 2000, regularizationSamples: 1000, targetAccuracy: 0.80,
+        cnnSamples: 400, cnnTestSamples: 500, cnnEpochs: 1, cnnBatchSizes: [2, 16, 128])
 }
 
 /// One experiment's outcome, as `summary.json` records it.
 public struct ExperimentReport: Sendable {
-    /// 1 … 10, and the CSV/PNG file stem (e.g. `01-convergence`).
+    /// 1 … 11, and the CSV/PNG file stem (e.g. `01-convergence`).
     public let number: Int
     public let slug: String
     public let title: String
@@ -117,7 +130,7 @@ public final class Lab {
     }
 
     /// The experiments by number.
-    public static let experimentNumbers = Array(1...10)
+    public static let experimentNumbers = Array(1...11)
 
     /// Runs the experiments in `only` (all by default), writing each CSV as it
     /// finishes and `summary.json` at the end. `progress` gets one line per event.
@@ -127,10 +140,10 @@ public final class Lab {
         let start = ContinuousClock.now
         for number in only {
             let began = ContinuousClock.now
-            progress("[\(number)/10] \(Self.titles[number - 1]) …")
+            progress("[\(number)/\(Self.experimentNumbers.count)] \(Self.titles[number - 1]) …")
             var report = try experiment(number)
             report.seconds = _seconds(ContinuousClock.now - began)
-            progress("[\(number)/10] \(report.verdicts.first.map { "\($0.verdict.outcome.rawValue): \($0.verdict.figure)" } ?? "") (\(_fixed(report.seconds, 1)) s)")
+            progress("[\(number)/\(Self.experimentNumbers.count)] \(report.verdicts.first.map { "\($0.verdict.outcome.rawValue): \($0.verdict.figure)" } ?? "") (\(_fixed(report.seconds, 1)) s)")
             reports.append(report)
             try writeSummary(reports, seconds: _seconds(ContinuousClock.now - start), partial: Set(only) != Set(Self.experimentNumbers))
         }
@@ -139,7 +152,8 @@ public final class Lab {
 
     static let titles = ["Faster convergence", "Larger learning rates", "Less dependence on initialization",
                          "Vanishing gradients and saturation", "Small batches", "Placement", "Dropout with BatchNorm",
-                         "Smoother landscape", "Internal covariate shift", "Regularization"]
+                         "Smoother landscape", "Internal covariate shift", "Regularization",
+                         "Small batches in a CNN"]
 
     func experiment(_ number: Int) throws -> ExperimentReport {
         switch number {
@@ -153,7 +167,8 @@ public final class Lab {
         case 8: try landscape()
         case 9: try covariateShift()
         case 10: try regularization()
-        default: throw BatchNormKitError.invalidArgument(name: "experiment", value: "\(number)", requirement: "must be in 1…10")
+        case 11: try convolutionalSmallBatches()
+        default: throw BatchNormKitError.invalidArgument(name: "experiment", value: "\(number)", requirement: "must be in 1…\(Self.experimentNumbers.count)")
         }
     }
 
@@ -189,7 +204,7 @@ public final class Lab {
 
     /// Writes `summary.json`. After a partial run (`--only`), the experiments of an
     /// earlier summary of the same mode that were not re-run are kept, so one
-    /// experiment can be re-measured without running the other nine again.
+    /// experiment can be re-measured without running the others again.
     private func writeSummary(_ reports: [ExperimentReport], seconds: Double, partial: Bool) throws {
         let path = "\(directory)/summary.json"
         var experiments: [[String: Any]] = reports.map { r in

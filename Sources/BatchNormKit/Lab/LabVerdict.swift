@@ -93,6 +93,36 @@ public enum VerdictRule {
         return .notShown
     }
 
+    /// The non-inferiority rule: the claim is that `claimed` is no worse than
+    /// `baseline` by more than `margin`. With d = the difference of means in the
+    /// claimed direction and s the pooled sample standard deviation, `holds`
+    /// when d − 2s > −margin (even the unfavourable end of the noise band is
+    /// within the margin), `reversed` when d + 2s < −margin (worse by more than
+    /// the margin even at the favourable end), else `not shown`.
+    public static func noWorse(claimed: [Double], baseline: [Double], higherIsBetter: Bool, margin: Double) -> VerdictOutcome {
+        let a = Spread(claimed), b = Spread(baseline)
+        guard a.count > 0, b.count > 0 else { return a.count > 0 ? .holds : (b.count > 0 ? .reversed : .notShown) }
+        let d = (a.mean - b.mean) * (higherIsBetter ? 1 : -1)
+        let bound = sigmas * pooledStd(a, b)
+        if d - bound > -margin { return .holds }
+        if d + bound < -margin { return .reversed }
+        return .notShown
+    }
+
+    /// The rule of ``noWorse(claimed:baseline:higherIsBetter:margin:)`` in words.
+    public static func noWorseRule(_ quantity: String, margin: String, seeds: String) -> String {
+        "holds when the difference of mean \(quantity) in the claimed direction minus \(Int(sigmas)) × the pooled sample "
+            + "standard deviation over \(seeds) is above −\(margin) (no worse by more than \(margin)); reversed when the difference "
+            + "plus \(Int(sigmas)) × the pooled std is below −\(margin); otherwise not shown"
+    }
+
+    /// Both parts of a two-part claim: `holds` when every part holds,
+    /// `reversed` when any part is reversed, else `not shown`.
+    public static func all(_ parts: [VerdictOutcome]) -> VerdictOutcome {
+        if parts.contains(.reversed) { return .reversed }
+        return parts.allSatisfy { $0 == .holds } ? .holds : .notShown
+    }
+
     /// Power-law rule for noise ∝ B^slope: holds when the least-squares slope of
     /// log(noise) on log(B) is within `tolerance` of `expected`; reversed when it
     /// has the opposite sign; else not shown. Returns the outcome and the slope.
