@@ -66,19 +66,32 @@ extension BatchNormKernel {
     /// while another call holds the pool. The process's one worker pool,
     /// lent to the bench's bandwidth probes.
     package static func _runParts(_ parts: Int, _ body: (Int) -> Void) {
-        guard parts > 1, _threading.acquire(bytes: 0) != nil else {
-            for part in 0..<max(parts, 1) { body(part) }
-            return
-        }
+        if parts > 1 && _tryRunParts(parts, workspaceBytes: 0, { part, _ in body(part) }) { return }
+        for part in 0..<max(parts, 1) { body(part) }
+    }
+
+    /// `body(part, workspace)` for parts 0 … parts − 1 on the pool (part 0 on
+    /// this thread), with the pool's workspace of at least `workspaceBytes`,
+    /// then `combine(workspace)` on this thread while the pool is still held;
+    /// false, running nothing, while another call holds the pool.
+    @usableFromInline
+    static func _tryRunParts(_ parts: Int, workspaceBytes: Int,
+                             _ body: (Int, UnsafeMutableRawPointer) -> Void,
+                             combine: (UnsafeMutableRawPointer) -> Void = { _ in }) -> Bool {
+        guard let workspace = _threading.acquire(bytes: workspaceBytes) else { return false }
         defer { _threading.release() }
+        typealias Job = (body: (Int, UnsafeMutableRawPointer) -> Void, workspace: UnsafeMutableRawPointer)
         withoutActuallyEscaping(body) { body in
-            var closure = body
-            withUnsafeMutablePointer(to: &closure) { p in
+            var job: Job = (body, workspace)
+            withUnsafeMutablePointer(to: &job) { p in
                 _threading.run(parts: parts, task: { raw, part in
-                    raw.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part)
+                    let job = raw.assumingMemoryBound(to: Job.self).pointee
+                    job.body(part, job.workspace)
                 }, context: UnsafeMutableRawPointer(p))
             }
         }
+        combine(workspace)
+        return true
     }
 
     // MARK: Reductions

@@ -31,15 +31,54 @@ extension GroupNormKernel {
         totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
         fixedStatistics: Bool = false
     ) {
-        let c = shape.c, m = shape.valuesPerRow, k = shape.channelsPerGroup, l = shape.l
+        let c = shape.c
         let wantsParams = gammaGrad != nil && betaGrad != nil
         let streaming = _streams(values: shape.elementCount)
+        // each extra part: Double totals [2C], then Float32 block sums [2C]
+        let partBytes = c * (2 * 8 + 2 * 4)
+        _splitSamples(shape, bytesPerExtraPart: partBytes, { samples, part, workspace in
+            var t = totals, b = block
+            if part > 0, let workspace {
+                t = (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
+                b = UnsafeMutableRawPointer(t + 2 * c).assumingMemoryBound(to: Float.self)
+            }
+            _backwardSamples(gradOutput: gradOutput, input: input, shape: shape, samples: samples, gamma: gamma,
+                             shift: shift, meanOffset: meanOffset, invStd: invStd, gradInput: gradInput,
+                             wantsParams: wantsParams, totals: t, blockSums: b,
+                             fixedStatistics: fixedStatistics, streaming: streaming)
+        }, combine: { parts, workspace in
+            // the parts' totals, in part order
+            guard wantsParams else { return }
+            for part in 1..<parts {
+                let p = (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
+                for j in 0..<(2 * c) { totals[j] += p[j] }
+            }
+        })
+        if let gammaGrad, let betaGrad {
+            for j in 0..<c { gammaGrad[j] += Float(totals[j]); betaGrad[j] += Float(totals[c + j]) }
+        }
+    }
+
+    /// ``backward(gradOutput:input:shape:gamma:shift:meanOffset:invStd:gradInput:gammaGrad:betaGrad:totals:blockSums:fixedStatistics:)``
+    /// on the rows of `samples` (the batch, or one thread's share): dx, and
+    /// (wantsParams) the samples' Σdy·x̂, Σdy per channel into `totals`
+    /// (overwritten); fences its own streaming stores.
+    @inlinable
+    static func _backwardSamples(
+        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
+        gamma: UnsafePointer<Float>,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
+        gradInput: UnsafeMutablePointer<Float>?, wantsParams: Bool,
+        totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
+        fixedStatistics: Bool, streaming: Bool
+    ) {
+        let c = shape.c, m = shape.valuesPerRow, k = shape.channelsPerGroup, l = shape.l
         defer { if streaming && gradInput != nil { bnk_stream_fence() } }
         // Σdy·x̂ and Σdy per channel: Double totals, and (L = 1) Float32 sums
         // of one block of at most 64 samples that are folded into them
         totals.update(repeating: 0, count: 2 * c)
         block.update(repeating: 0, count: 2 * c)
-        for sample in 0..<shape.n {
+        for sample in samples {
             for group in 0..<shape.groups {
                 let row = sample * shape.groups + group, first = group * k
                 let dy = gradOutput + row * m, x = input + row * m
@@ -62,12 +101,9 @@ extension GroupNormKernel {
                                     channels: k, l: l, streaming: streaming)
                 }
             }
-            if l == 1 && wantsParams && (sample % _rowsPerBlock == _rowsPerBlock - 1 || sample == shape.n - 1) {
+            if l == 1 && wantsParams && ((sample - samples.lowerBound) % _rowsPerBlock == _rowsPerBlock - 1 || sample == samples.upperBound - 1) {
                 for j in 0..<(2 * c) { totals[j] += Double(block[j]); block[j] = 0 }
             }
-        }
-        if let gammaGrad, let betaGrad {
-            for j in 0..<c { gammaGrad[j] += Float(totals[j]); betaGrad[j] += Float(totals[c + j]) }
         }
     }
 

@@ -36,10 +36,45 @@ extension GroupNormKernel {
         shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
         invStd: UnsafeMutablePointer<Double>
     ) {
-        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         let streaming = _streams(values: shape.elementCount)
+        _splitSamples(shape) { samples, _, _ in
+            _forwardSamples(input, shape: shape, samples: samples, gamma: gamma, beta: beta, eps: eps, output: output,
+                            shift: shift, meanOffset: meanOffset, invStd: invStd, streaming: streaming)
+        }
+    }
+
+    /// `body(samples, part, workspace)` for each part of the kernels' thread
+    /// split of `shape`'s samples, then `combine(parts, workspace)` while the
+    /// pool is held; or `body` once for the whole batch (part 0, no
+    /// workspace) on this thread when the batch is small or the pool is busy.
+    /// Parts ≥ 1 get a workspace of `bytesPerExtraPart` each, from
+    /// `(part − 1)·bytesPerExtraPart`.
+    @inlinable @inline(__always)
+    static func _splitSamples(
+        _ shape: GroupNormShape, bytesPerExtraPart: Int = 0,
+        _ body: (_ samples: Range<Int>, _ part: Int, _ workspace: UnsafeMutableRawPointer?) -> Void,
+        combine: (_ parts: Int, _ workspace: UnsafeMutableRawPointer) -> Void = { _, _ in }
+    ) {
+        let parts = _threadParts(values: shape.elementCount, samples: shape.n)
+        if parts > 1 && BatchNormKernel._tryRunParts(parts, workspaceBytes: (parts - 1) * bytesPerExtraPart, { part, workspace in
+            body(BatchNormKernel._partRange(part, of: parts, shape.n), part, workspace)
+        }, combine: { combine(parts, $0) }) { return }
+        body(0..<shape.n, 0, nil)
+    }
+
+    /// ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)`` on the rows of
+    /// `samples` (the batch, or one thread's share); fences its own streaming stores.
+    @inlinable
+    static func _forwardSamples(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
+        output: UnsafeMutablePointer<Float>,
+        shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
+        invStd: UnsafeMutablePointer<Double>, streaming: Bool
+    ) {
+        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         defer { if streaming { bnk_stream_fence() } }
-        for row in 0..<shape.rows {
+        for row in (samples.lowerBound * shape.groups)..<(samples.upperBound * shape.groups) {
             let x = input + row * m, y = output + row * m
             let firstChannel = (row % shape.groups) * k
             // pass 1: shifted sums → mean offset and 1/σ
@@ -74,10 +109,25 @@ extension GroupNormKernel {
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         output: UnsafeMutablePointer<Float>
     ) {
-        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         let streaming = _streams(values: shape.elementCount)
+        _splitSamples(shape) { samples, _, _ in
+            _normalizeSamples(input, shape: shape, samples: samples, gamma: gamma, beta: beta, shift: shift,
+                              meanOffset: meanOffset, invStd: invStd, output: output, streaming: streaming)
+        }
+    }
+
+    /// ``normalize(_:shape:gamma:beta:shift:meanOffset:invStd:output:)`` on the rows of
+    /// `samples`; fences its own streaming stores.
+    @inlinable
+    static func _normalizeSamples(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
+        output: UnsafeMutablePointer<Float>, streaming: Bool
+    ) {
+        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         defer { if streaming { bnk_stream_fence() } }
-        for row in 0..<shape.rows {
+        for row in (samples.lowerBound * shape.groups)..<(samples.upperBound * shape.groups) {
             let firstChannel = (row % shape.groups) * k
             _elementwiseRow(_GroupNormalizeTerms(x: input + row * m, gamma: gamma + firstChannel, beta: beta + firstChannel,
                                                  output: output + row * m, shift: shift[row],
