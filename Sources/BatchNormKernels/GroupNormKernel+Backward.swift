@@ -15,7 +15,7 @@ extension GroupNormKernel {
     /// dx, and dγ, dβ accumulated, from dy and the forward's row statistics.
     ///
     /// - gradOutput, input: `(N, C, L)`; gradInput: `(N, C, L)` or nil (skip dx).
-    /// - gamma: `[C]` (ones without affine); shift, meanOffset, invStd: `[N·G]`
+    /// - gamma: `[C]`, or nil for γ = 1 (no affine); shift, meanOffset, invStd: `[N·G]`
     ///   from ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)``.
     /// - gammaGrad, betaGrad: `[C]`, added to (`+=`), or nil to skip both.
     /// - totals: `[2·C]`, blockSums: `[2·C]`: workspace, overwritten.
@@ -24,7 +24,7 @@ extension GroupNormKernel {
     @inlinable
     public static func backward(
         gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: GroupNormShape,
-        gamma: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>?,
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         gradInput: UnsafeMutablePointer<Float>?,
         gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?,
@@ -66,7 +66,7 @@ extension GroupNormKernel {
     @inlinable
     static func _backwardSamples(
         gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
-        gamma: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>?,
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         gradInput: UnsafeMutablePointer<Float>?, wantsParams: Bool,
         totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
@@ -85,17 +85,17 @@ extension GroupNormKernel {
                 let s = invStd[row], delta = meanOffset[row]
                 // pass 1: A = Σγ·dy, B = Σγ·dy·x̂, and the parameter sums
                 let sums = l == 1
-                    ? _reduceRowAcrossChannels(dy: dy, x: x, channels: k, gamma: gamma + first, shift: shift[row],
+                    ? _reduceRowAcrossChannels(dy: dy, x: x, channels: k, gamma: gamma.map { $0 + first }, shift: shift[row],
                                                invStd: Float(s), meanOffset: Float(delta),
                                                paramSums: wantsParams ? (block + first, block + c + first) : nil)
-                    : _reduceRowAlongRuns(dy: dy, x: x, channels: k, l: l, gamma: gamma + first, shift: shift[row],
+                    : _reduceRowAlongRuns(dy: dy, x: x, channels: k, l: l, gamma: gamma.map { $0 + first }, shift: shift[row],
                                           invStd: Float(s), meanOffset: Float(delta),
                                           paramSums: wantsParams ? (totals + first, totals + c + first) : nil)
                 // pass 2: dx = (s·γ)·dy + q·(x − shift) + w
                 if let gradInput {
                     let q = fixedStatistics ? 0 : -s * s * sums.b / Double(m)
                     let w = fixedStatistics ? 0 : s * (s * delta * sums.b - sums.a) / Double(m)
-                    _elementwiseRow(_GroupGradInputTerms(dy: dy, x: x, gamma: gamma + first, output: gradInput + row * m,
+                    _elementwiseRow(_GroupGradInputTerms(dy: dy, x: x, gamma: gamma.map { $0 + first }, output: gradInput + row * m,
                                                          shift: shift[row], invStd: Float(s),
                                                          inputScale: Float(q), constant: Float(w)),
                                     channels: k, l: l, streaming: streaming)
@@ -111,7 +111,7 @@ extension GroupNormKernel {
     /// adds dy·x̂ and dy into `paramSums` (Float32 block sums) when given.
     @inlinable @inline(__always)
     static func _reduceRowAcrossChannels(
-        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, gamma: UnsafePointer<Float>,
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, gamma: UnsafePointer<Float>?,
         shift: Float, invStd: Float, meanOffset: Float,
         paramSums: (gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>)?
     ) -> (a: Double, b: Double) {
@@ -125,7 +125,7 @@ extension GroupNormKernel {
             var va = _Vector(), vb = _Vector()
             while j < blockEnd {
                 let d = _load(dy + j), xh = _mulAdd(_load(x + j) - k, r, offset)
-                let g = d * _load(gamma + j)
+                let g = d * _load(gamma, j, orIdentity: 1)
                 va += g; vb = _mulAdd(g, xh, vb)
                 if let paramSums {
                     _store(_mulAdd(d, xh, _load(paramSums.gamma + j)), paramSums.gamma + j)
@@ -137,7 +137,7 @@ extension GroupNormKernel {
         }
         while j < channels {
             let d = dy[j], xh = (x[j] - shift) * invStd - meanOffset * invStd
-            let g = d * gamma[j]
+            let g = d * (gamma?[j] ?? 1)
             a += Double(g); b += Double(g * xh)
             if let paramSums { paramSums.gamma[j] += d * xh; paramSums.beta[j] += d }
             j += 1
@@ -149,7 +149,7 @@ extension GroupNormKernel {
     /// adds Σdy·x̂ and Σdy of each run into `paramSums` (Double totals) when given.
     @inlinable @inline(__always)
     static func _reduceRowAlongRuns(
-        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, l: Int, gamma: UnsafePointer<Float>,
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, l: Int, gamma: UnsafePointer<Float>?,
         shift: Float, invStd: Float, meanOffset: Float,
         paramSums: (gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>)?
     ) -> (a: Double, b: Double) {
@@ -177,7 +177,7 @@ extension GroupNormKernel {
                 i += 1
             }
             // γ is constant along the run: A += γ·Σdy, B += γ·Σdy·x̂
-            let g = Double(gamma[channel])
+            let g = Double(gamma?[channel] ?? 1)
             a += g * sumDy; b += g * sumDyXh
             if let paramSums { paramSums.gamma[channel] += sumDyXh; paramSums.beta[channel] += sumDy }
         }
@@ -188,11 +188,12 @@ extension GroupNormKernel {
 /// One row of GroupNorm's dx pass: dx = (invStd·γ)·dy + inputScale·(x − shift)
 /// + constant (pointers at the row's first value and first channel).
 @usableFromInline struct _GroupGradInputTerms: _ElementwiseTerms {
-    @usableFromInline let dy, x, gamma: UnsafePointer<Float>
+    @usableFromInline let dy, x: UnsafePointer<Float>
+    @usableFromInline let gamma: UnsafePointer<Float>?
     @usableFromInline let output: UnsafeMutablePointer<Float>
     @usableFromInline let shift, invStd, inputScale, constant: Float
 
-    @inlinable init(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+    @inlinable init(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>?,
                     output: UnsafeMutablePointer<Float>, shift: Float, invStd: Float, inputScale: Float, constant: Float) {
         self.dy = dy; self.x = x; self.gamma = gamma; self.output = output
         self.shift = shift; self.invStd = invStd; self.inputScale = inputScale; self.constant = constant
@@ -201,12 +202,12 @@ extension GroupNormKernel {
     @inlinable static var streams: Int { 3 }
     @inlinable @inline(__always)
     func constants(column j: Int) -> (_Vector, _Vector, _Vector, _Vector) {
-        (_Vector(repeating: shift), _Vector(repeating: invStd) * _load(gamma + j),
+        (_Vector(repeating: shift), _Vector(repeating: invStd) * _load(gamma, j, orIdentity: 1),
          _Vector(repeating: inputScale), _Vector(repeating: constant))
     }
     @inlinable @inline(__always)
     func constants(feature f: Int) -> (_Vector, _Vector, _Vector, _Vector) {
-        (_Vector(repeating: shift), _Vector(repeating: invStd * gamma[f]),
+        (_Vector(repeating: shift), _Vector(repeating: invStd * (gamma?[f] ?? 1)),
          _Vector(repeating: inputScale), _Vector(repeating: constant))
     }
     @inlinable @inline(__always)
@@ -215,6 +216,6 @@ extension GroupNormKernel {
     }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        invStd * gamma[f] * dy[o] + ((x[o] - shift) * inputScale + constant)
+        invStd * (gamma?[f] ?? 1) * dy[o] + ((x[o] - shift) * inputScale + constant)
     }
 }

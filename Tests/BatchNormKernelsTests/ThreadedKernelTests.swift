@@ -20,6 +20,43 @@ let threadedSettings = _KernelSettings(threadCount: 2, parallelThreshold: 1, str
 /// short rows (one row at a time).
 let threadedShapes = kernelShapes + [BatchNormShape(n: 22, c: 1024), BatchNormShape(n: 2051, c: 131)]
 
+/// γ, β of a GroupNorm run: random, or ones and zeros passed as buffers
+/// (`onesAndZeros`) or as nil (`none`).
+enum GroupNormAffine { case random, onesAndZeros, none }
+
+/// GroupNorm's inputs (from `seed`) and its forward, normalize and
+/// backward outputs on `settings`.
+struct GroupNormRun {
+    var x, dy, gamma, beta: [Float]
+    var y, again, dx, shift: [Float]
+    var meanOffset, invStd: [Double]
+    var dGamma, dBeta: [Float]
+}
+
+func groupNormRun(_ shape: GroupNormShape, seed: UInt64, settings: _KernelSettings,
+                  affine: GroupNormAffine = .random) -> GroupNormRun {
+    var rng = TestRandom(seed + UInt64(shape.elementCount))
+    let x = rng.batch(n: shape.n, c: shape.c, l: shape.l), dy = rng.normals(shape.elementCount)
+    var gamma = (0..<shape.c).map { _ in Float(0.5 + rng.unit()) }, beta = (0..<shape.c).map { _ in Float(rng.normal()) }
+    if affine != .random { gamma = [Float](repeating: 1, count: shape.c); beta = [Float](repeating: 0, count: shape.c) }
+    let nan = [Float](repeating: .nan, count: x.count), rows = [Double](repeating: .nan, count: shape.rows)
+    var r = GroupNormRun(x: x, dy: dy, gamma: gamma, beta: beta, y: nan, again: nan, dx: nan,
+                         shift: [Float](repeating: .nan, count: shape.rows), meanOffset: rows, invStd: rows,
+                         dGamma: [Float](repeating: 0, count: shape.c), dBeta: [Float](repeating: 0, count: shape.c))
+    var totals = [Double](repeating: 0, count: 2 * shape.c), block = [Float](repeating: 0, count: 2 * shape.c)
+    BatchNormKernel._withSettings(settings) { gamma.withUnsafeBufferPointer { gp in beta.withUnsafeBufferPointer { bp in
+        let g = affine == .none ? nil : gp.baseAddress, b = affine == .none ? nil : bp.baseAddress
+        GroupNormKernel.forward(x, shape: shape, gamma: g, beta: b, eps: 1e-5, output: &r.y,
+                                shift: &r.shift, meanOffset: &r.meanOffset, invStd: &r.invStd)
+        GroupNormKernel.normalize(x, shape: shape, gamma: g, beta: b, shift: r.shift, meanOffset: r.meanOffset,
+                                  invStd: r.invStd, output: &r.again)
+        GroupNormKernel.backward(gradOutput: dy, input: x, shape: shape, gamma: g, shift: r.shift,
+                                 meanOffset: r.meanOffset, invStd: r.invStd, gradInput: &r.dx,
+                                 gammaGrad: &r.dGamma, betaGrad: &r.dBeta, totals: &totals, blockSums: &block)
+    } } }
+    return r
+}
+
 @Suite("Kernels on two threads with streaming stores against the Double reference", .serialized)
 struct ThreadedKernelTests {
     @Test("moments, normalizeAffine, backwardReduce, backwardInput split in two and streamed", arguments: threadedShapes)
@@ -85,36 +122,6 @@ struct ThreadedKernelTests {
         a.merge(b)
         #expect(closeEnough(whole.mean, a.mean, rtol: 1e-6, atol: 1e-7).ok)
         #expect(closeEnough(whole.m2, a.m2, rtol: 1e-6, atol: 1e-6).ok)
-    }
-
-    /// GroupNorm's inputs (from `seed`) and its forward, normalize and
-    /// backward outputs on `settings`.
-    struct GroupNormRun {
-        var x, dy, gamma, beta: [Float]
-        var y, again, dx, shift: [Float]
-        var meanOffset, invStd: [Double]
-        var dGamma, dBeta: [Float]
-    }
-
-    func groupNormRun(_ shape: GroupNormShape, seed: UInt64, settings: _KernelSettings) -> GroupNormRun {
-        var rng = TestRandom(seed + UInt64(shape.elementCount))
-        let x = rng.batch(n: shape.n, c: shape.c, l: shape.l), dy = rng.normals(shape.elementCount)
-        let gamma = (0..<shape.c).map { _ in Float(0.5 + rng.unit()) }, beta = (0..<shape.c).map { _ in Float(rng.normal()) }
-        let nan = [Float](repeating: .nan, count: x.count), rows = [Double](repeating: .nan, count: shape.rows)
-        var r = GroupNormRun(x: x, dy: dy, gamma: gamma, beta: beta, y: nan, again: nan, dx: nan,
-                             shift: [Float](repeating: .nan, count: shape.rows), meanOffset: rows, invStd: rows,
-                             dGamma: [Float](repeating: 0, count: shape.c), dBeta: [Float](repeating: 0, count: shape.c))
-        var totals = [Double](repeating: 0, count: 2 * shape.c), block = [Float](repeating: 0, count: 2 * shape.c)
-        BatchNormKernel._withSettings(settings) {
-            GroupNormKernel.forward(x, shape: shape, gamma: gamma, beta: beta, eps: 1e-5, output: &r.y,
-                                    shift: &r.shift, meanOffset: &r.meanOffset, invStd: &r.invStd)
-            GroupNormKernel.normalize(x, shape: shape, gamma: gamma, beta: beta, shift: r.shift, meanOffset: r.meanOffset,
-                                      invStd: r.invStd, output: &r.again)
-            GroupNormKernel.backward(gradOutput: dy, input: x, shape: shape, gamma: gamma, shift: r.shift,
-                                     meanOffset: r.meanOffset, invStd: r.invStd, gradInput: &r.dx,
-                                     gammaGrad: &r.dGamma, betaGrad: &r.dBeta, totals: &totals, blockSums: &block)
-        }
-        return r
     }
 
     @Test("GroupNorm forward, normalize and backward split and streamed", arguments: groupNormShapes)
