@@ -96,26 +96,6 @@ extension BatchNormKernel {
 
     // MARK: Reductions
 
-    @usableFromInline
-    static func _reduceMomentsParallel(
-        x: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        _reduceSplit(_MomentTerms.self, x: x, dy: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                     scratch: scratch, parts: parts)
-    }
-
-    @usableFromInline
-    static func _reduceGradParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        _reduceSplit(_GradTerms.self, x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                     scratch: scratch, parts: parts)
-    }
-
     /// sum1, sum2 (zeroed by the caller) += the sums over the whole batch,
     /// its samples split in `parts`; each extra part sums into its own
     /// ``_partSums(_:part:c:)``, added in part order.
