@@ -25,10 +25,7 @@ extension BatchNormKernel {
 
     @usableFromInline
     static func _normalizeParallel(_ terms: _NormalizeTerms, shape: BatchNormShape, streaming: Bool, parts: Int) {
-        var job = _ElementwiseJob(terms: terms, shape: shape, streaming: streaming, parts: parts)
-        _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ElementwiseJob<_NormalizeTerms>.self).pointee.run(part: part)
-        }
+        _elementwiseSplit(terms, shape: shape, streaming: streaming, parts: parts)
     }
 }
 

@@ -15,7 +15,7 @@ extension GroupNormKernel {
     /// dx, and dγ, dβ accumulated, from dy and the forward's row statistics.
     ///
     /// - gradOutput, input: `(N, C, L)`; gradInput: `(N, C, L)` or nil (skip dx).
-    /// - gamma: `[C]` (ones without affine); shift, meanOffset, invStd: `[N·G]`
+    /// - gamma: `[C]`, or nil for γ = 1 (no affine); shift, meanOffset, invStd: `[N·G]`
     ///   from ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)``.
     /// - gammaGrad, betaGrad: `[C]`, added to (`+=`), or nil to skip both.
     /// - totals: `[2·C]`, blockSums: `[2·C]`: workspace, overwritten.
@@ -24,50 +24,76 @@ extension GroupNormKernel {
     @inlinable
     public static func backward(
         gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: GroupNormShape,
-        gamma: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>?,
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         gradInput: UnsafeMutablePointer<Float>?,
         gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?,
         totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
         fixedStatistics: Bool = false
     ) {
-        let c = shape.c, m = shape.valuesPerRow, k = shape.channelsPerGroup, l = shape.l
+        let c = shape.c
         let wantsParams = gammaGrad != nil && betaGrad != nil
         let streaming = _streams(values: shape.elementCount)
+        _splitSamples(shape, bytesPerExtraPart: BatchNormKernel._partSumsBytes(c: c), { samples, part, workspace in
+            var (t, b) = (totals, block)
+            if part > 0, let workspace { (t, b) = BatchNormKernel._partSums(workspace, part: part, c: c) }
+            _backwardSamples(gradOutput: gradOutput, input: input, shape: shape, samples: samples, gamma: gamma,
+                             shift: shift, meanOffset: meanOffset, invStd: invStd, gradInput: gradInput,
+                             wantsParams: wantsParams, totals: t, blockSums: b,
+                             fixedStatistics: fixedStatistics, streaming: streaming)
+        }, combine: { parts, workspace in
+            if wantsParams { BatchNormKernel._addPartSums(workspace, parts: parts, c: c, into: totals, totals + c) }
+        })
+        if let gammaGrad, let betaGrad {
+            for j in 0..<c { gammaGrad[j] += Float(totals[j]); betaGrad[j] += Float(totals[c + j]) }
+        }
+    }
+
+    /// ``backward(gradOutput:input:shape:gamma:shift:meanOffset:invStd:gradInput:gammaGrad:betaGrad:totals:blockSums:fixedStatistics:)``
+    /// on the rows of `samples` (the batch, or one thread's share): dx, and
+    /// (wantsParams) the samples' Σdy·x̂, Σdy per channel into `totals`
+    /// (overwritten); fences its own streaming stores.
+    @inlinable
+    static func _backwardSamples(
+        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
+        gamma: UnsafePointer<Float>?,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
+        gradInput: UnsafeMutablePointer<Float>?, wantsParams: Bool,
+        totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
+        fixedStatistics: Bool, streaming: Bool
+    ) {
+        let c = shape.c, m = shape.valuesPerRow, k = shape.channelsPerGroup, l = shape.l
         defer { if streaming && gradInput != nil { bnk_stream_fence() } }
         // Σdy·x̂ and Σdy per channel: Double totals, and (L = 1) Float32 sums
         // of one block of at most 64 samples that are folded into them
         totals.update(repeating: 0, count: 2 * c)
         block.update(repeating: 0, count: 2 * c)
-        for sample in 0..<shape.n {
+        for sample in samples {
             for group in 0..<shape.groups {
                 let row = sample * shape.groups + group, first = group * k
                 let dy = gradOutput + row * m, x = input + row * m
                 let s = invStd[row], delta = meanOffset[row]
                 // pass 1: A = Σγ·dy, B = Σγ·dy·x̂, and the parameter sums
                 let sums = l == 1
-                    ? _reduceRowAcrossChannels(dy: dy, x: x, channels: k, gamma: gamma + first, shift: shift[row],
+                    ? _reduceRowAcrossChannels(dy: dy, x: x, channels: k, gamma: gamma.map { $0 + first }, shift: shift[row],
                                                invStd: Float(s), meanOffset: Float(delta),
                                                paramSums: wantsParams ? (block + first, block + c + first) : nil)
-                    : _reduceRowAlongRuns(dy: dy, x: x, channels: k, l: l, gamma: gamma + first, shift: shift[row],
+                    : _reduceRowAlongRuns(dy: dy, x: x, channels: k, l: l, gamma: gamma.map { $0 + first }, shift: shift[row],
                                           invStd: Float(s), meanOffset: Float(delta),
                                           paramSums: wantsParams ? (totals + first, totals + c + first) : nil)
                 // pass 2: dx = (s·γ)·dy + q·(x − shift) + w
                 if let gradInput {
                     let q = fixedStatistics ? 0 : -s * s * sums.b / Double(m)
                     let w = fixedStatistics ? 0 : s * (s * delta * sums.b - sums.a) / Double(m)
-                    _elementwiseRow(_GroupGradInputTerms(dy: dy, x: x, gamma: gamma + first, output: gradInput + row * m,
+                    _elementwiseRow(_GroupGradInputTerms(dy: dy, x: x, gamma: gamma.map { $0 + first }, output: gradInput + row * m,
                                                          shift: shift[row], invStd: Float(s),
                                                          inputScale: Float(q), constant: Float(w)),
                                     channels: k, l: l, streaming: streaming)
                 }
             }
-            if l == 1 && wantsParams && (sample % _rowsPerBlock == _rowsPerBlock - 1 || sample == shape.n - 1) {
+            if l == 1 && wantsParams && ((sample - samples.lowerBound) % _rowsPerBlock == _rowsPerBlock - 1 || sample == samples.upperBound - 1) {
                 for j in 0..<(2 * c) { totals[j] += Double(block[j]); block[j] = 0 }
             }
-        }
-        if let gammaGrad, let betaGrad {
-            for j in 0..<c { gammaGrad[j] += Float(totals[j]); betaGrad[j] += Float(totals[c + j]) }
         }
     }
 
@@ -75,7 +101,7 @@ extension GroupNormKernel {
     /// adds dy·x̂ and dy into `paramSums` (Float32 block sums) when given.
     @inlinable @inline(__always)
     static func _reduceRowAcrossChannels(
-        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, gamma: UnsafePointer<Float>,
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, gamma: UnsafePointer<Float>?,
         shift: Float, invStd: Float, meanOffset: Float,
         paramSums: (gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>)?
     ) -> (a: Double, b: Double) {
@@ -89,7 +115,7 @@ extension GroupNormKernel {
             var va = _Vector(), vb = _Vector()
             while j < blockEnd {
                 let d = _load(dy + j), xh = _mulAdd(_load(x + j) - k, r, offset)
-                let g = d * _load(gamma + j)
+                let g = d * _load(gamma, j, orIdentity: 1)
                 va += g; vb = _mulAdd(g, xh, vb)
                 if let paramSums {
                     _store(_mulAdd(d, xh, _load(paramSums.gamma + j)), paramSums.gamma + j)
@@ -101,7 +127,7 @@ extension GroupNormKernel {
         }
         while j < channels {
             let d = dy[j], xh = (x[j] - shift) * invStd - meanOffset * invStd
-            let g = d * gamma[j]
+            let g = d * (gamma?[j] ?? 1)
             a += Double(g); b += Double(g * xh)
             if let paramSums { paramSums.gamma[j] += d * xh; paramSums.beta[j] += d }
             j += 1
@@ -113,7 +139,7 @@ extension GroupNormKernel {
     /// adds Σdy·x̂ and Σdy of each run into `paramSums` (Double totals) when given.
     @inlinable @inline(__always)
     static func _reduceRowAlongRuns(
-        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, l: Int, gamma: UnsafePointer<Float>,
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, l: Int, gamma: UnsafePointer<Float>?,
         shift: Float, invStd: Float, meanOffset: Float,
         paramSums: (gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>)?
     ) -> (a: Double, b: Double) {
@@ -141,7 +167,7 @@ extension GroupNormKernel {
                 i += 1
             }
             // γ is constant along the run: A += γ·Σdy, B += γ·Σdy·x̂
-            let g = Double(gamma[channel])
+            let g = Double(gamma?[channel] ?? 1)
             a += g * sumDy; b += g * sumDyXh
             if let paramSums { paramSums.gamma[channel] += sumDyXh; paramSums.beta[channel] += sumDy }
         }
@@ -152,11 +178,12 @@ extension GroupNormKernel {
 /// One row of GroupNorm's dx pass: dx = (invStd·γ)·dy + inputScale·(x − shift)
 /// + constant (pointers at the row's first value and first channel).
 @usableFromInline struct _GroupGradInputTerms: _ElementwiseTerms {
-    @usableFromInline let dy, x, gamma: UnsafePointer<Float>
+    @usableFromInline let dy, x: UnsafePointer<Float>
+    @usableFromInline let gamma: UnsafePointer<Float>?
     @usableFromInline let output: UnsafeMutablePointer<Float>
     @usableFromInline let shift, invStd, inputScale, constant: Float
 
-    @inlinable init(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+    @inlinable init(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>?,
                     output: UnsafeMutablePointer<Float>, shift: Float, invStd: Float, inputScale: Float, constant: Float) {
         self.dy = dy; self.x = x; self.gamma = gamma; self.output = output
         self.shift = shift; self.invStd = invStd; self.inputScale = inputScale; self.constant = constant
@@ -165,12 +192,12 @@ extension GroupNormKernel {
     @inlinable static var streams: Int { 3 }
     @inlinable @inline(__always)
     func constants(column j: Int) -> (_Vector, _Vector, _Vector, _Vector) {
-        (_Vector(repeating: shift), _Vector(repeating: invStd) * _load(gamma + j),
+        (_Vector(repeating: shift), _Vector(repeating: invStd) * _load(gamma, j, orIdentity: 1),
          _Vector(repeating: inputScale), _Vector(repeating: constant))
     }
     @inlinable @inline(__always)
     func constants(feature f: Int) -> (_Vector, _Vector, _Vector, _Vector) {
-        (_Vector(repeating: shift), _Vector(repeating: invStd * gamma[f]),
+        (_Vector(repeating: shift), _Vector(repeating: invStd * (gamma?[f] ?? 1)),
          _Vector(repeating: inputScale), _Vector(repeating: constant))
     }
     @inlinable @inline(__always)
@@ -179,6 +206,6 @@ extension GroupNormKernel {
     }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        invStd * gamma[f] * dy[o] + ((x[o] - shift) * inputScale + constant)
+        invStd * (gamma?[f] ?? 1) * dy[o] + ((x[o] - shift) * inputScale + constant)
     }
 }

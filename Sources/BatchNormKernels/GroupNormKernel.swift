@@ -25,21 +25,56 @@ extension GroupNormKernel {
     /// meanOffset = Σd/M, σ² = (Σd² − (Σd)²/M)/M (biased, as PyTorch), M = K·L.
     ///
     /// - input, output: `(N, C, L)`, may be the same buffer.
-    /// - gamma, beta: `[C]`; pass ones and zeros for a layer without affine.
+    /// - gamma, beta: `[C]`, or nil for γ = 1, β = 0 (a layer without affine).
     /// - shift: `[N·G]`; meanOffset, invStd: `[N·G]`, all overwritten: what
     ///   ``backward(gradOutput:input:shape:gamma:shift:meanOffset:invStd:gradInput:gammaGrad:betaGrad:totals:blockSums:)`` needs.
     @inlinable
     public static func forward(
         _ input: UnsafePointer<Float>, shape: GroupNormShape,
-        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float,
+        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, eps: Float,
         output: UnsafeMutablePointer<Float>,
         shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
         invStd: UnsafeMutablePointer<Double>
     ) {
-        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         let streaming = _streams(values: shape.elementCount)
+        _splitSamples(shape) { samples, _, _ in
+            _forwardSamples(input, shape: shape, samples: samples, gamma: gamma, beta: beta, eps: eps, output: output,
+                            shift: shift, meanOffset: meanOffset, invStd: invStd, streaming: streaming)
+        }
+    }
+
+    /// `body(samples, part, workspace)` for each part of the kernels' thread
+    /// split of `shape`'s samples, then `combine(parts, workspace)` while the
+    /// pool is held; or `body` once for the whole batch (part 0, no
+    /// workspace) on this thread when the batch is small or the pool is busy.
+    /// Parts ≥ 1 get a workspace of `bytesPerExtraPart` each, from
+    /// `(part − 1)·bytesPerExtraPart`.
+    @inlinable @inline(__always)
+    static func _splitSamples(
+        _ shape: GroupNormShape, bytesPerExtraPart: Int = 0,
+        _ body: (_ samples: Range<Int>, _ part: Int, _ workspace: UnsafeMutableRawPointer?) -> Void,
+        combine: (_ parts: Int, _ workspace: UnsafeMutableRawPointer) -> Void = { _, _ in }
+    ) {
+        let parts = _threadParts(values: shape.elementCount, samples: shape.n)
+        if parts > 1 && BatchNormKernel._tryRunParts(parts, workspaceBytes: (parts - 1) * bytesPerExtraPart, { part, workspace in
+            body(BatchNormKernel._partRange(part, of: parts, shape.n), part, workspace)
+        }, combine: { combine(parts, $0) }) { return }
+        body(0..<shape.n, 0, nil)
+    }
+
+    /// ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)`` on the rows of
+    /// `samples` (the batch, or one thread's share); fences its own streaming stores.
+    @inlinable
+    static func _forwardSamples(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
+        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, eps: Float,
+        output: UnsafeMutablePointer<Float>,
+        shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
+        invStd: UnsafeMutablePointer<Double>, streaming: Bool
+    ) {
+        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         defer { if streaming { bnk_stream_fence() } }
-        for row in 0..<shape.rows {
+        for row in (samples.lowerBound * shape.groups)..<(samples.upperBound * shape.groups) {
             let x = input + row * m, y = output + row * m
             let firstChannel = (row % shape.groups) * k
             // pass 1: shifted sums → mean offset and 1/σ
@@ -54,7 +89,7 @@ extension GroupNormKernel {
             meanOffset[row] = offset
             invStd[row] = 1 / (variance + Double(eps)).squareRoot()
             // pass 2: y = (x − shift)·a + b per channel, a = γ/σ, b = β − offset·a
-            _elementwiseRow(_GroupNormalizeTerms(x: x, gamma: gamma + firstChannel, beta: beta + firstChannel, output: y,
+            _elementwiseRow(_GroupNormalizeTerms(x: x, gamma: gamma.map { $0 + firstChannel }, beta: beta.map { $0 + firstChannel }, output: y,
                                                  shift: s, meanOffset: Float(offset), invStd: Float(invStd[row])),
                             channels: k, l: shape.l, streaming: streaming)
         }
@@ -65,21 +100,36 @@ extension GroupNormKernel {
     /// alone. InstanceNorm's evaluation mode uses it with the running
     /// statistics (shift = running mean, meanOffset = 0).
     ///
-    /// - input, output: `(N, C, L)`; gamma, beta: `[C]`;
+    /// - input, output: `(N, C, L)`; gamma, beta: `[C]` or nil (1, 0);
     ///   shift, meanOffset, invStd: `[N·G]`.
     @inlinable
     public static func normalize(
         _ input: UnsafePointer<Float>, shape: GroupNormShape,
-        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         output: UnsafeMutablePointer<Float>
     ) {
-        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         let streaming = _streams(values: shape.elementCount)
+        _splitSamples(shape) { samples, _, _ in
+            _normalizeSamples(input, shape: shape, samples: samples, gamma: gamma, beta: beta, shift: shift,
+                              meanOffset: meanOffset, invStd: invStd, output: output, streaming: streaming)
+        }
+    }
+
+    /// ``normalize(_:shape:gamma:beta:shift:meanOffset:invStd:output:)`` on the rows of
+    /// `samples`; fences its own streaming stores.
+    @inlinable
+    static func _normalizeSamples(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
+        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
+        output: UnsafeMutablePointer<Float>, streaming: Bool
+    ) {
+        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         defer { if streaming { bnk_stream_fence() } }
-        for row in 0..<shape.rows {
+        for row in (samples.lowerBound * shape.groups)..<(samples.upperBound * shape.groups) {
             let firstChannel = (row % shape.groups) * k
-            _elementwiseRow(_GroupNormalizeTerms(x: input + row * m, gamma: gamma + firstChannel, beta: beta + firstChannel,
+            _elementwiseRow(_GroupNormalizeTerms(x: input + row * m, gamma: gamma.map { $0 + firstChannel }, beta: beta.map { $0 + firstChannel },
                                                  output: output + row * m, shift: shift[row],
                                                  meanOffset: Float(meanOffset[row]), invStd: Float(invStd[row])),
                             channels: k, l: shape.l, streaming: streaming)
@@ -151,11 +201,12 @@ extension GroupNormKernel {
 /// a = invStd·γ, b = β − meanOffset·a (pointers at the row's first value
 /// and first channel).
 @usableFromInline struct _GroupNormalizeTerms: _ElementwiseTerms {
-    @usableFromInline let x, gamma, beta: UnsafePointer<Float>
+    @usableFromInline let x: UnsafePointer<Float>
+    @usableFromInline let gamma, beta: UnsafePointer<Float>?
     @usableFromInline let output: UnsafeMutablePointer<Float>
     @usableFromInline let shift, meanOffset, invStd: Float
 
-    @inlinable init(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+    @inlinable init(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
                     output: UnsafeMutablePointer<Float>, shift: Float, meanOffset: Float, invStd: Float) {
         self.x = x; self.gamma = gamma; self.beta = beta; self.output = output
         self.shift = shift; self.meanOffset = meanOffset; self.invStd = invStd
@@ -164,19 +215,27 @@ extension GroupNormKernel {
     @inlinable static var streams: Int { 2 }
     @inlinable @inline(__always)
     func constants(column j: Int) -> (_Vector, _Vector, _Vector) {
-        let a = _Vector(repeating: invStd) * _load(gamma + j)
-        return (_Vector(repeating: shift), a, _load(beta + j) - _Vector(repeating: meanOffset) * a)
+        let a = _Vector(repeating: invStd) * _load(gamma, j, orIdentity: 1)
+        return (_Vector(repeating: shift), a, _load(beta, j, orIdentity: 0) - _Vector(repeating: meanOffset) * a)
     }
     @inlinable @inline(__always)
     func constants(feature f: Int) -> (_Vector, _Vector, _Vector) {
-        let a = invStd * gamma[f]
-        return (_Vector(repeating: shift), _Vector(repeating: a), _Vector(repeating: beta[f] - meanOffset * a))
+        let a = invStd * (gamma?[f] ?? 1)
+        return (_Vector(repeating: shift), _Vector(repeating: a), _Vector(repeating: (beta?[f] ?? 0) - meanOffset * a))
     }
     @inlinable @inline(__always)
     func vector(_ k: (_Vector, _Vector, _Vector), at o: Int) -> _Vector { _mulAdd(_load(x + o) - k.0, k.1, k.2) }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        let a = invStd * gamma[f]
-        return (x[o] - shift) * a + (beta[f] - meanOffset * a)
+        let a = invStd * (gamma?[f] ?? 1)
+        return (x[o] - shift) * a + ((beta?[f] ?? 0) - meanOffset * a)
     }
+}
+
+/// The vector of γ (or β) at j, or `identity` in every lane when the layer
+/// has none: the same arithmetic as a buffer of ones (zeros), to the bit.
+@inlinable @inline(__always)
+func _load(_ p: UnsafePointer<Float>?, _ j: Int, orIdentity identity: Float) -> _Vector {
+    if let p { return _load(p + j) }
+    return _Vector(repeating: identity)
 }

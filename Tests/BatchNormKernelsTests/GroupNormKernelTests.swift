@@ -111,6 +111,19 @@ struct GroupNormKernelTests {
         #expect(closeEnough(dGamma, ref.gammaGrad, rtol: 1e-5, atol: 1e-5).ok)
         #expect(closeEnough(dBeta, ref.betaGrad, rtol: 1e-5, atol: 1e-5).ok)
     }
+
+    @Test("nil γ, β are ones and zeros to the bit (one thread and split, streamed or not)",
+          arguments: [GroupNormShape(n: 5, c: 12, groups: 3), GroupNormShape(n: 70, c: 37, groups: 1),
+                      GroupNormShape(n: 3, c: 4, groups: 4, l: 600)])
+    func identityAffine(shape: GroupNormShape) {
+        for settings in [_KernelSettings(threadCount: 1, parallelThreshold: 1, streamingThreshold: 1 << 30), threadedSettings] {
+            let buffers = groupNormRun(shape, seed: 89, settings: settings, affine: .onesAndZeros)
+            let none = groupNormRun(shape, seed: 89, settings: settings, affine: .none)
+            #expect(none.y == buffers.y && none.again == buffers.again && none.dx == buffers.dx)
+            #expect(none.dGamma == buffers.dGamma && none.dBeta == buffers.dBeta)
+            #expect(none.invStd == buffers.invStd)
+        }
+    }
 }
 
 extension GroupNormKernelTests {

@@ -20,6 +20,43 @@ let threadedSettings = _KernelSettings(threadCount: 2, parallelThreshold: 1, str
 /// short rows (one row at a time).
 let threadedShapes = kernelShapes + [BatchNormShape(n: 22, c: 1024), BatchNormShape(n: 2051, c: 131)]
 
+/// γ, β of a GroupNorm run: random, or ones and zeros passed as buffers
+/// (`onesAndZeros`) or as nil (`none`).
+enum GroupNormAffine { case random, onesAndZeros, none }
+
+/// GroupNorm's inputs (from `seed`) and its forward, normalize and
+/// backward outputs on `settings`.
+struct GroupNormRun {
+    var x, dy, gamma, beta: [Float]
+    var y, again, dx, shift: [Float]
+    var meanOffset, invStd: [Double]
+    var dGamma, dBeta: [Float]
+}
+
+func groupNormRun(_ shape: GroupNormShape, seed: UInt64, settings: _KernelSettings,
+                  affine: GroupNormAffine = .random) -> GroupNormRun {
+    var rng = TestRandom(seed + UInt64(shape.elementCount))
+    let x = rng.batch(n: shape.n, c: shape.c, l: shape.l), dy = rng.normals(shape.elementCount)
+    var gamma = (0..<shape.c).map { _ in Float(0.5 + rng.unit()) }, beta = (0..<shape.c).map { _ in Float(rng.normal()) }
+    if affine != .random { gamma = [Float](repeating: 1, count: shape.c); beta = [Float](repeating: 0, count: shape.c) }
+    let nan = [Float](repeating: .nan, count: x.count), rows = [Double](repeating: .nan, count: shape.rows)
+    var r = GroupNormRun(x: x, dy: dy, gamma: gamma, beta: beta, y: nan, again: nan, dx: nan,
+                         shift: [Float](repeating: .nan, count: shape.rows), meanOffset: rows, invStd: rows,
+                         dGamma: [Float](repeating: 0, count: shape.c), dBeta: [Float](repeating: 0, count: shape.c))
+    var totals = [Double](repeating: 0, count: 2 * shape.c), block = [Float](repeating: 0, count: 2 * shape.c)
+    BatchNormKernel._withSettings(settings) { gamma.withUnsafeBufferPointer { gp in beta.withUnsafeBufferPointer { bp in
+        let g = affine == .none ? nil : gp.baseAddress, b = affine == .none ? nil : bp.baseAddress
+        GroupNormKernel.forward(x, shape: shape, gamma: g, beta: b, eps: 1e-5, output: &r.y,
+                                shift: &r.shift, meanOffset: &r.meanOffset, invStd: &r.invStd)
+        GroupNormKernel.normalize(x, shape: shape, gamma: g, beta: b, shift: r.shift, meanOffset: r.meanOffset,
+                                  invStd: r.invStd, output: &r.again)
+        GroupNormKernel.backward(gradOutput: dy, input: x, shape: shape, gamma: g, shift: r.shift,
+                                 meanOffset: r.meanOffset, invStd: r.invStd, gradInput: &r.dx,
+                                 gammaGrad: &r.dGamma, betaGrad: &r.dBeta, totals: &totals, blockSums: &block)
+    } } }
+    return r
+}
+
 @Suite("Kernels on two threads with streaming stores against the Double reference", .serialized)
 struct ThreadedKernelTests {
     @Test("moments, normalizeAffine, backwardReduce, backwardInput split in two and streamed", arguments: threadedShapes)
@@ -87,37 +124,36 @@ struct ThreadedKernelTests {
         #expect(closeEnough(whole.m2, a.m2, rtol: 1e-6, atol: 1e-6).ok)
     }
 
-    @Test("GroupNorm forward, normalize and backward streamed", arguments: groupNormShapes)
+    @Test("GroupNorm forward, normalize and backward split and streamed", arguments: groupNormShapes)
     func groupNormKernels(shape: GroupNormShape) {
-        var rng = TestRandom(79 + UInt64(shape.elementCount))
-        let x = rng.batch(n: shape.n, c: shape.c, l: shape.l), dy = rng.normals(shape.elementCount)
-        let gamma = (0..<shape.c).map { _ in Float(0.5 + rng.unit()) }, beta = (0..<shape.c).map { _ in Float(rng.normal()) }
-        var y = [Float](repeating: .nan, count: x.count), again = y, dx = y
-        var shift = [Float](repeating: .nan, count: shape.rows)
-        var meanOffset = [Double](repeating: .nan, count: shape.rows), invStd = meanOffset
-        var dGamma = [Float](repeating: 0, count: shape.c), dBeta = dGamma
-        var totals = [Double](repeating: 0, count: 2 * shape.c), block = [Float](repeating: 0, count: 2 * shape.c)
-        BatchNormKernel._withSettings(threadedSettings) {
-            GroupNormKernel.forward(x, shape: shape, gamma: gamma, beta: beta, eps: 1e-5, output: &y,
-                                    shift: &shift, meanOffset: &meanOffset, invStd: &invStd)
-            GroupNormKernel.normalize(x, shape: shape, gamma: gamma, beta: beta, shift: shift, meanOffset: meanOffset,
-                                      invStd: invStd, output: &again)
-            GroupNormKernel.backward(gradOutput: dy, input: x, shape: shape, gamma: gamma, shift: shift,
-                                     meanOffset: meanOffset, invStd: invStd, gradInput: &dx,
-                                     gammaGrad: &dGamma, betaGrad: &dBeta, totals: &totals, blockSums: &block)
-        }
-        let g = gamma.map(Double.init)
-        let want = GroupNormReference.forward(x, n: shape.n, c: shape.c, groups: shape.groups, l: shape.l,
-                                              gamma: g, beta: beta.map(Double.init), eps: 1e-5)
-        let yr = closeEnough(y, want, rtol: 1e-6, atol: 2e-5)
+        let r = groupNormRun(shape, seed: 79, settings: threadedSettings)
+        let g = r.gamma.map(Double.init)
+        let want = GroupNormReference.forward(r.x, n: shape.n, c: shape.c, groups: shape.groups, l: shape.l,
+                                              gamma: g, beta: r.beta.map(Double.init), eps: 1e-5)
+        let yr = closeEnough(r.y, want, rtol: 1e-6, atol: 2e-5)
         #expect(yr.ok, "y \(yr.worst)")
-        #expect(again == y, "normalize with the forward's statistics repeats its pass 2 exactly")
-        let ref = GroupNormReference.backward(gradOutput: dy, input: x, n: shape.n, c: shape.c, groups: shape.groups,
+        #expect(r.again == r.y, "normalize with the forward's statistics repeats its pass 2 exactly")
+        let ref = GroupNormReference.backward(gradOutput: r.dy, input: r.x, n: shape.n, c: shape.c, groups: shape.groups,
                                               l: shape.l, gamma: g, eps: 1e-5)
-        let dr = closeEnough(dx, ref.gradInput, rtol: 1e-5, atol: 5e-5)
+        let dr = closeEnough(r.dx, ref.gradInput, rtol: 1e-5, atol: 5e-5)
         #expect(dr.ok, "dx \(dr.worst)")
         let atol = 1e-6 * Double(shape.n * shape.l).squareRoot() + 1e-6
-        #expect(closeEnough(dGamma, ref.gammaGrad, rtol: 1e-5, atol: atol).ok)
-        #expect(closeEnough(dBeta, ref.betaGrad, rtol: 1e-5, atol: atol).ok)
+        #expect(closeEnough(r.dGamma, ref.gammaGrad, rtol: 1e-5, atol: atol).ok)
+        #expect(closeEnough(r.dBeta, ref.betaGrad, rtol: 1e-5, atol: atol).ok)
+    }
+
+    // Each statistics row is one thread's alone, so y, the statistics and dx
+    // of a split batch are the single thread's to the bit; only dγ, dβ add
+    // the parts' Double totals in another order (a few ulps).
+    @Test("GroupNorm and LayerNorm split in two: rows exactly as on one thread, dγ and dβ within rounding",
+          arguments: groupNormShapes + [GroupNormShape(n: 150, c: 24, groups: 1), GroupNormShape(n: 7, c: 6, groups: 3, l: 33)])
+    func groupNormSplitMatchesOneThread(shape: GroupNormShape) {
+        let split = groupNormRun(shape, seed: 83, settings: threadedSettings)
+        let one = groupNormRun(shape, seed: 83, settings: _KernelSettings(threadCount: 1, parallelThreshold: 1, streamingThreshold: 1))
+        #expect(split.y == one.y && split.again == one.again && split.dx == one.dx)
+        #expect(split.shift == one.shift && split.meanOffset == one.meanOffset && split.invStd == one.invStd)
+        let atol = 1e-6 * Double(shape.n * shape.l).squareRoot()
+        #expect(closeEnough(split.dGamma, one.dGamma, rtol: 1e-6, atol: atol).ok)
+        #expect(closeEnough(split.dBeta, one.dBeta, rtol: 1e-6, atol: atol).ok)
     }
 }

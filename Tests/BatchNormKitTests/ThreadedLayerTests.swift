@@ -8,7 +8,7 @@ import BatchNormReference
 // see ThreadedKernelTests): what `bnkbench --smoke` used to check.
 // Tolerances as BatchNorm1dTests.
 
-@Suite("BatchNorm and GroupNorm layers on two kernel threads with streaming stores", .serialized)
+@Suite("BatchNorm, LayerNorm and GroupNorm layers on two kernel threads with streaming stores", .serialized)
 struct ThreadedLayerTests {
     static let settings = _KernelSettings(threadCount: 2, parallelThreshold: 1, streamingThreshold: 1)
 
@@ -38,7 +38,7 @@ struct ThreadedLayerTests {
         #expect(expectClose(bn.bias!.grad.scalars, g.beta, rtol: 1e-4, atol: 1e-4, "dβ").ok)
     }
 
-    @Test("LayerNorm and GroupNorm: y, dx", arguments: [[70, 9, 1, 1], [4, 6, 3, 9]])
+    @Test("LayerNorm and GroupNorm: y, dx, dγ, dβ", arguments: [[70, 9, 1, 1], [150, 24, 1, 1], [4, 6, 3, 9]])
     func groupNorm(dims: [Int]) throws {
         let n = dims[0], c = dims[1], groups = dims[2], l = dims[3]
         let shape = l == 1 ? [n, c] : [n, c, l]
@@ -53,5 +53,8 @@ struct ThreadedLayerTests {
         #expect(expectClose(y, want, rtol: 1e-5, atol: 2e-5, "y").ok)
         let g = GroupNormReference.backward(gradOutput: dy, input: x, n: n, c: c, groups: groups, l: l, gamma: nil, eps: 1e-5)
         #expect(expectClose(dx, g.gradInput, rtol: 1e-4, atol: 1e-4, "dx").ok)
+        // the split's parts add their parameter sums (two parts, each its own totals)
+        #expect(expectClose(layer.weight!.grad.scalars, g.gammaGrad, rtol: 1e-4, atol: 1e-4, "dγ").ok)
+        #expect(expectClose(layer.bias!.grad.scalars, g.betaGrad, rtol: 1e-4, atol: 1e-4, "dβ").ok)
     }
 }

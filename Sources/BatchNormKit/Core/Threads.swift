@@ -5,8 +5,9 @@ import CBatchNormKitBLAS
 
 /// Sets how many threads the library uses, like `torch.set_num_threads`:
 /// OpenBLAS's pool for every matrix product (Linear's forward and backward)
-/// and the BatchNorm kernels' own pool, which splits only batches large
-/// enough to gain from it (`BatchNormKernel.parallelThreshold` values).
+/// and the normalization kernels' own pool (BatchNorm, LayerNorm, GroupNorm,
+/// InstanceNorm), which splits only batches large enough to gain from it
+/// (`BatchNormKernel.parallelThreshold` values).
 ///
 /// The count is process-wide: OpenBLAS keeps a single pool. Setting it
 /// explicitly keeps timings and results independent of `OPENBLAS_NUM_THREADS`

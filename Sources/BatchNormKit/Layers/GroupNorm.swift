@@ -21,8 +21,8 @@ public class _GroupNormalization: Layer {
 
     /// γ's element count: what the kernels call C.
     let channelCount: Int
-    // Stand-ins for absent γ / β / dβ, [C], allocated once.
-    let ones, zeros, discardedGrad: UnsafeMutablePointer<Float>
+    // Where dβ of a layer with γ but no β goes, [C], allocated once.
+    let discardedGrad: UnsafeMutablePointer<Float>
     // Per-row statistics from the last forward (they grow with the batch).
     var shift: UnsafeMutablePointer<Float>
     var meanOffset, invStd: UnsafeMutablePointer<Double>
@@ -56,14 +56,14 @@ public class _GroupNormalization: Layer {
         func floats(_ n: Int, _ value: Float) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: n); p.initialize(repeating: value, count: n); return p
         }
-        ones = floats(c, 1); zeros = floats(c, 0); discardedGrad = floats(c, 0)
+        discardedGrad = floats(c, 0)
         blockSums = floats(2 * c, 0)
         totals = .allocate(capacity: 2 * c); totals.initialize(repeating: 0, count: 2 * c)
         shift = .allocate(capacity: 0); meanOffset = .allocate(capacity: 0); invStd = .allocate(capacity: 0)
     }
 
     deinit {
-        for p in [ones, zeros, discardedGrad, blockSums, shift] { p.deallocate() }
+        for p in [discardedGrad, blockSums, shift] { p.deallocate() }
         for p in [totals, meanOffset, invStd] { p.deallocate() }
     }
 
@@ -98,8 +98,8 @@ public class _GroupNormalization: Layer {
         let shape = try layout(of: x)
         reserveRows(shape.rows)
         let y = output._reuse(sameShapeAs: x)
-        GroupNormKernel.forward(x._pointer, shape: shape, gamma: weight?.value._pointer ?? ones,
-                                beta: bias?.value._pointer ?? zeros, eps: eps, output: y._pointer,
+        GroupNormKernel.forward(x._pointer, shape: shape, gamma: weight?.value._pointer,
+                                beta: bias?.value._pointer, eps: eps, output: y._pointer,
                                 shift: shift, meanOffset: meanOffset, invStd: invStd)
         input = x
         lastShape = shape
@@ -120,7 +120,7 @@ public class _GroupNormalization: Layer {
         let betaGrad = bias?._gradForAccumulation() ?? (gammaGrad == nil ? nil : discardedGrad)
         let dx = needsInputGradient ? gradInput._reuse(sameShapeAs: x) : nil
         GroupNormKernel.backward(gradOutput: dy._pointer, input: x._pointer, shape: lastShape,
-                                 gamma: weight?.value._pointer ?? ones,
+                                 gamma: weight?.value._pointer,
                                  shift: shift, meanOffset: meanOffset, invStd: invStd,
                                  gradInput: dx?._pointer, gammaGrad: gammaGrad, betaGrad: betaGrad,
                                  totals: totals, blockSums: blockSums, fixedStatistics: usedFixedStatistics)

@@ -130,8 +130,8 @@ public class _InstanceNorm: _GroupNormalization, BatchCounting {
             invStd[row] = 1 / (Double(variance[row % c]) + Double(eps)).squareRoot()
         }
         let y = output._reuse(sameShapeAs: x)
-        GroupNormKernel.normalize(x._pointer, shape: shape, gamma: weight?.value._pointer ?? ones,
-                                  beta: bias?.value._pointer ?? zeros, shift: shift, meanOffset: meanOffset,
+        GroupNormKernel.normalize(x._pointer, shape: shape, gamma: weight?.value._pointer,
+                                  beta: bias?.value._pointer, shift: shift, meanOffset: meanOffset,
                                   invStd: invStd, output: y._pointer)
         input = x
         lastShape = shape

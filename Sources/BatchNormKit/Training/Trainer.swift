@@ -1,3 +1,5 @@
+import BatchNormKernels
+
 // The training loop of a PyTorch script, as a reusable object:
 //
 //     for epoch in 1...epochs:
@@ -250,8 +252,8 @@ public final class Trainer {
         try checkBatches(for: data, ranks: ranks)
         // Drop a final batch of one (two per rank when data-parallel; see the type's documentation).
         let (used, batchCount) = epochShape(sampleCount: data.count)
-        // this rank's rows of a batch of n: [n·rank/ranks, n·(rank+1)/ranks)
-        @inline(__always) func share(_ n: Int) -> Range<Int> { (n * rank / ranks)..<(n * (rank + 1) / ranks) }
+        // this rank's rows of a batch of n: the kernels' one partition
+        @inline(__always) func share(_ n: Int) -> Range<Int> { BatchNormKernel._partRange(rank, of: ranks, n) }
         prepareBuffers(sampleCount: data.count, features: features, rows: share(size).count, tailRows: share(used % size).count)
         shuffleOrder()
         model.train()
