@@ -66,9 +66,12 @@ def report(rows):
     gradient_bytes = mpi2["allreduce_bytes"]
     lines = []
     if machine:
+        # more than half a core busy on average in the last minute: other work shared the machine
+        busy = float(str(machine["load"]).split()[0]) > 0.5 * float(machine["cores"])
         lines.append(f"Measured on {machine['machine']} ({machine['cpu']}, {machine['cores']} cores), "
                      f"{machine['date']}, load average {machine['load']} at the start "
-                     "(a loaded, shared machine: the figures are indicative only).")
+                     + ("(a loaded, shared machine: the figures are indicative only)." if busy
+                        else "(no other job running)."))
         lines.append("")
     lines += ["| backend | ranks | global batch | samples/s | step ms | all-reduce bytes | all-reduce µs |",
               "|---|---:|---:|---:|---:|---:|---:|"]
