@@ -43,7 +43,10 @@ extension BatchNormKernel {
 
     @usableFromInline
     static func _backwardInputParallel(_ terms: _GradInputTerms, shape: BatchNormShape, streaming: Bool, parts: Int) {
-        _elementwiseSplit(terms, shape: shape, streaming: streaming, parts: parts)
+        var job = _ElementwiseJob(terms: terms, shape: shape, streaming: streaming, parts: parts)
+        _runElementwise(&job, parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ElementwiseJob<_GradInputTerms>.self).pointee.run(part: part)
+        }
     }
 }
 

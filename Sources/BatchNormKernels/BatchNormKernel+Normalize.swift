@@ -25,7 +25,10 @@ extension BatchNormKernel {
 
     @usableFromInline
     static func _normalizeParallel(_ terms: _NormalizeTerms, shape: BatchNormShape, streaming: Bool, parts: Int) {
-        _elementwiseSplit(terms, shape: shape, streaming: streaming, parts: parts)
+        var job = _ElementwiseJob(terms: terms, shape: shape, streaming: streaming, parts: parts)
+        _runElementwise(&job, parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ElementwiseJob<_NormalizeTerms>.self).pointee.run(part: part)
+        }
     }
 }
 

@@ -19,9 +19,9 @@
 @usableFromInline protocol _PairTerms {
     /// Arrays the pass reads (for the row grouping).
     static var streams: Int { get }
-    /// The pass split over the kernels' pool (``BatchNormKernel/_reduceSplit``):
-    /// compiled in this module per term type (not inlinable), since a generic
-    /// entry called across modules would run unspecialised.
+    /// The pass split over the kernels' pool: a concrete (specialised) entry
+    /// per term type, since a generic one called across modules would run
+    /// unspecialised.
     static func reduceParallel(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
@@ -34,14 +34,14 @@
 /// Σd and Σd² (the statistics pass; `dy` is ignored).
 @usableFromInline enum _MomentTerms: _PairTerms {
     @inlinable static var streams: Int { 1 }
-    @usableFromInline
+    @inlinable
     static func reduceParallel(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int
     ) {
-        BatchNormKernel._reduceSplit(Self.self, x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                                     scratch: scratch, parts: parts)
+        BatchNormKernel._reduceMomentsParallel(x: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                                               scratch: scratch, parts: parts)
     }
     @inlinable @inline(__always)
     static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
@@ -54,14 +54,14 @@
 /// Σdy and Σdy·d (the backward pass).
 @usableFromInline enum _GradTerms: _PairTerms {
     @inlinable static var streams: Int { 2 }
-    @usableFromInline
+    @inlinable
     static func reduceParallel(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int
     ) {
-        BatchNormKernel._reduceSplit(Self.self, x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                                     scratch: scratch, parts: parts)
+        BatchNormKernel._reduceGradParallel(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                                            scratch: scratch, parts: parts)
     }
     @inlinable @inline(__always)
     static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {

@@ -96,70 +96,109 @@ extension BatchNormKernel {
 
     // MARK: Reductions
 
-    /// sum1, sum2 (zeroed by the caller) += the sums over the whole batch,
-    /// its samples split in `parts`; each extra part sums into its own
-    /// ``_partSums(_:part:c:)``, added in part order.
-    static func _reduceSplit<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape,
-        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+    @usableFromInline
+    static func _reduceMomentsParallel(
+        x: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int
     ) {
-        let c = shape.c
-        if _tryRunParts(parts, workspaceBytes: (parts - 1) * _partSumsBytes(c: c), { part, workspace in
-            var s1 = sum1, s2 = sum2, blockSums = scratch
-            if part > 0 {
-                (s1, blockSums) = _partSums(workspace, part: part, c: c)
-                s2 = s1 + c
-                s1.update(repeating: 0, count: 2 * c)
-            }
-            _reduceSamples(T.self, x: x, dy: dy, shape: shape, samples: _partRange(part, of: parts, shape.n),
-                           shift: shift, sum1: s1, sum2: s2, scratch: blockSums)
-        }, combine: { _addPartSums($0, parts: parts, c: c, into: sum1, sum2) }) { return }
-        // another thread's call holds the pool: all on this thread
-        _reduceSamples(T.self, x: x, dy: dy, shape: shape, samples: 0..<shape.n, shift: shift,
-                       sum1: sum1, sum2: sum2, scratch: scratch)
+        _reduceParallel(_ReduceJob(x: x, dy: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
+                        parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_MomentTerms.self, part: part)
+        }
     }
 
-    /// Bytes of one extra part's sums in a split reduction's workspace:
-    /// Double totals `[2C]`, then Float32 block sums `[2C]`.
-    @inlinable @inline(__always)
-    static func _partSumsBytes(c: Int) -> Int { c * (2 * 8 + 2 * 4) }
-
-    /// Part `part`'s (≥ 1) Double totals `[2C]` and Float32 block sums `[2C]`.
-    @inlinable @inline(__always)
-    static func _partSums(_ workspace: UnsafeMutableRawPointer, part: Int, c: Int)
-        -> (totals: UnsafeMutablePointer<Double>, blockSums: UnsafeMutablePointer<Float>) {
-        let totals = (workspace + (part - 1) * _partSumsBytes(c: c)).assumingMemoryBound(to: Double.self)
-        return (totals, UnsafeMutableRawPointer(totals + 2 * c).assumingMemoryBound(to: Float.self))
-    }
-
-    /// first[j] += each extra part's totals[j], second[j] += its totals[C + j],
-    /// in part order.
     @usableFromInline
-    static func _addPartSums(_ workspace: UnsafeMutableRawPointer, parts: Int, c: Int,
-                             into first: UnsafeMutablePointer<Double>, _ second: UnsafeMutablePointer<Double>) {
+    static func _reduceGradParallel(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        _reduceParallel(_ReduceJob(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
+                        parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_GradTerms.self, part: part)
+        }
+    }
+
+    /// job.sum1, job.sum2 (zeroed by the caller) += the sums over the whole
+    /// batch; `task` runs one part of the job.
+    static func _reduceParallel(_ job: _ReduceJob, parts: Int, task: _KernelTask) {
+        var job = job
+        let c = job.shape.c
+        // per extra part: Double partial sums [2C], then Float32 block sums [2C]
+        job.partBytes = c * (2 * 8 + 2 * 4)
+        job.parts = parts
+        guard let workspace = _threading.acquire(bytes: (parts - 1) * job.partBytes) else {
+            // another thread's call holds the pool: run on this thread
+            job.parts = 1
+            withUnsafeMutablePointer(to: &job) { task(UnsafeMutableRawPointer($0), 0) }
+            return
+        }
+        defer { _threading.release() }
+        job.workspace = workspace
+        withUnsafeMutablePointer(to: &job) { _threading.run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
         for part in 1..<parts {
-            let p = _partSums(workspace, part: part, c: c).totals
-            for j in 0..<c { first[j] += p[j] }
-            for j in 0..<c { second[j] += p[c + j] }
+            let p = job.partials(part)
+            for j in 0..<c { job.sum1[j] += p[j] }
+            for j in 0..<c { job.sum2[j] += p[c + j] }
         }
     }
 
     // MARK: Elementwise passes
 
-    /// An elementwise pass with its samples split in `parts`, or all on this
-    /// thread while another call holds the pool.
-    static func _elementwiseSplit<T: _ElementwiseTerms>(_ terms: T, shape: BatchNormShape, streaming: Bool, parts: Int) {
-        if _tryRunParts(parts, workspaceBytes: 0, { part, _ in
-            _elementwiseSamples(terms, shape: shape, samples: _partRange(part, of: parts, shape.n), streaming: streaming)
-        }) { return }
-        _elementwiseSamples(terms, shape: shape, samples: 0..<shape.n, streaming: streaming)
+    /// Runs an elementwise job's parts on the pool, or all of it on this
+    /// thread (as one part) when another call holds the pool.
+    static func _runElementwise<Job: _PartedJob>(_ job: inout Job, parts: Int, task: _KernelTask) {
+        guard _threading.acquire(bytes: 0) != nil else {
+            job.parts = 1
+            withUnsafeMutablePointer(to: &job) { task(UnsafeMutableRawPointer($0), 0) }
+            return
+        }
+        defer { _threading.release() }
+        withUnsafeMutablePointer(to: &job) { _threading.run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
     }
 }
 
 /// One part of a parallel call: (job, part index). A C function pointer, so
 /// handing it to a worker retains and allocates nothing.
 typealias _KernelTask = @convention(c) (UnsafeMutableRawPointer, Int) -> Void
+
+protocol _PartedJob { var parts: Int { get set } }
+
+/// The arguments of a parallel reduction, on the caller's stack.
+struct _ReduceJob {
+    var x, dy: UnsafePointer<Float>
+    var shape: BatchNormShape
+    var shift: UnsafePointer<Float>
+    var sum1, sum2: UnsafeMutablePointer<Double>
+    var scratch: UnsafeMutablePointer<Float>
+    var workspace = UnsafeMutableRawPointer(bitPattern: 64)!
+    var partBytes = 0
+    var parts = 1
+
+    init(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Float>) {
+        self.x = x; self.dy = dy; self.shape = shape; self.shift = shift
+        self.sum1 = sum1; self.sum2 = sum2; self.scratch = scratch
+    }
+
+    /// Part `part`'s Double partial sums `[2C]` (part ≥ 1), followed by its block sums.
+    func partials(_ part: Int) -> UnsafeMutablePointer<Double> {
+        (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
+    }
+
+    func run<T: _PairTerms>(_: T.Type, part: Int) {
+        let c = shape.c
+        var s1 = sum1, s2 = sum2, blockSums = scratch
+        if part > 0 {
+            s1 = partials(part); s2 = s1 + c
+            blockSums = UnsafeMutableRawPointer(s1 + 2 * c).assumingMemoryBound(to: Float.self)
+            s1.update(repeating: 0, count: 2 * c)
+        }
+        BatchNormKernel._reduceSamples(T.self, x: x, dy: dy, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
+                                       shift: shift, sum1: s1, sum2: s2, scratch: blockSums)
+    }
+}
 
 /// The kernels' thread settings, their worker threads and the reductions'
 /// workspace. One parallel call at a time: ``acquire(bytes:)`` fails (and

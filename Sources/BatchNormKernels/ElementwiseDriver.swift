@@ -141,3 +141,16 @@ extension BatchNormKernel {
         }
     }
 }
+
+/// An elementwise pass's share of a split batch, on the caller's stack.
+struct _ElementwiseJob<T: _ElementwiseTerms>: _PartedJob {
+    var terms: T
+    var shape: BatchNormShape
+    var streaming: Bool
+    var parts: Int
+
+    func run(part: Int) {
+        BatchNormKernel._elementwiseSamples(terms, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
+                                            streaming: streaming)
+    }
+}

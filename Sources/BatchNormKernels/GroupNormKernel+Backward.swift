@@ -34,15 +34,25 @@ extension GroupNormKernel {
         let c = shape.c
         let wantsParams = gammaGrad != nil && betaGrad != nil
         let streaming = _streams(values: shape.elementCount)
-        _splitSamples(shape, bytesPerExtraPart: BatchNormKernel._partSumsBytes(c: c), { samples, part, workspace in
-            var (t, b) = (totals, block)
-            if part > 0, let workspace { (t, b) = BatchNormKernel._partSums(workspace, part: part, c: c) }
+        // each extra part: Double totals [2C], then Float32 block sums [2C]
+        let partBytes = c * (2 * 8 + 2 * 4)
+        _splitSamples(shape, bytesPerExtraPart: partBytes, { samples, part, workspace in
+            var t = totals, b = block
+            if part > 0, let workspace {
+                t = (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
+                b = UnsafeMutableRawPointer(t + 2 * c).assumingMemoryBound(to: Float.self)
+            }
             _backwardSamples(gradOutput: gradOutput, input: input, shape: shape, samples: samples, gamma: gamma,
                              shift: shift, meanOffset: meanOffset, invStd: invStd, gradInput: gradInput,
                              wantsParams: wantsParams, totals: t, blockSums: b,
                              fixedStatistics: fixedStatistics, streaming: streaming)
         }, combine: { parts, workspace in
-            if wantsParams { BatchNormKernel._addPartSums(workspace, parts: parts, c: c, into: totals, totals + c) }
+            // the parts' totals, in part order
+            guard wantsParams else { return }
+            for part in 1..<parts {
+                let p = (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
+                for j in 0..<(2 * c) { totals[j] += p[j] }
+            }
         })
         if let gammaGrad, let betaGrad {
             for j in 0..<c { gammaGrad[j] += Float(totals[j]); betaGrad[j] += Float(totals[c + j]) }
