@@ -49,14 +49,14 @@ deps:
 venv: $(VENV)/.plot-ready
 $(VENV)/.plot-ready:
 	python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet matplotlib numpy
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet matplotlib numpy
 	touch $@
 
 ## venv-torch: the same environment plus PyTorch (CPU) and safetensors
 venv-torch: $(VENV)/.torch-ready
 $(VENV)/.torch-ready: $(VENV)/.plot-ready
-	$(PYTHON) -m pip install --quiet "$(TORCH_SPEC)" safetensors
+	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)" safetensors
 	touch $@
 
 build: deps
