@@ -31,17 +31,11 @@ struct EvalCommand: ParsableCommand {
             try threads.apply()
             let file = try SafeTensorsFile(contentsOf: checkpoint)
             // Said before loading, so a mismatch error shows what the file was checked against.
-            let model: Layer
-            if CNNArchitecture.describes(file) {
-                print("model  " + describeNetwork(of: file, path: checkpoint))
-                model = try loadNetwork(file, path: checkpoint)
-            } else {
-                let isBuilt = try NetworkSpec(metadata: file.metadata, path: checkpoint) != nil
-                if !isBuilt { print("model  " + describeArchitecture(of: file, path: checkpoint)) }
-                let (loaded, description) = try loadCheckpointNetwork(stateDict: file, path: checkpoint)
-                if isBuilt { print("model  \(description) (from metadata)") }
-                model = loaded
-            }
+            // (a built network is named from its spec, once that spec has loaded)
+            let isBuilt = try !CNNArchitecture.describes(file) && NetworkSpec(metadata: file.metadata, path: checkpoint) != nil
+            if !isBuilt { print("model  " + describeNetwork(of: file, path: checkpoint)) }
+            let (model, description) = try loadCheckpointNetwork(stateDict: file, path: checkpoint)
+            if isBuilt { print("model  \(description) (from metadata)") }
 
             let (dataset, _) = try data.load()
             let start = ContinuousClock.now

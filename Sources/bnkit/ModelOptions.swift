@@ -36,20 +36,11 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// The network a checkpoint holds, a ``CNN`` or a ``SeedNetwork``, rebuilt and loaded strictly.
-func loadNetwork(_ file: SafeTensorsFile, path: String) throws -> Layer {
-    CNNArchitecture.describes(file) ? try CNN(stateDict: file, path: path) : try SeedNetwork(stateDict: file, path: path)
-}
-
-/// A checkpoint's network as `bnkit eval` reports it (see ``describeArchitecture(of:path:)``).
+/// A checkpoint's network as `bnkit eval` reports it: a ``CNN``'s or the seed
+/// network's architecture (see ``describeArchitecture(of:path:)``).
 func describeNetwork(of file: SafeTensorsFile, path: String) -> String {
     guard CNNArchitecture.describes(file) else { return describeArchitecture(of: file, path: path) }
-    do {
-        let stored = try CNNArchitecture(metadata: file.metadata, path: path)
-        let architecture = try stored ?? CNNArchitecture(inferringFrom: file, path: path)
-        let folded = file.metadata["folded"] == "true" ? ", folded from \(file.metadata["folded_from"] ?? "?")" : ""
-        return "CNN \(architecture)\(folded) (" + (stored == nil ? "no metadata: inferred from tensor names and shapes" : "from metadata") + ")"
-    } catch {
-        return "unknown (\(error))"
+    return "CNN " + describeStored(file) {
+        (try CNNArchitecture(metadata: file.metadata, path: path), { try CNNArchitecture(inferringFrom: file, path: path) })
     }
 }

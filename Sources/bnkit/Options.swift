@@ -153,9 +153,18 @@ func classNames(_ count: Int) -> [String] {
 /// A checkpoint's architecture and where it came from, e.g.
 /// `784 → 256 → 64 → 10, BatchNorm before ReLU (inferred from tensor names and shapes)`.
 func describeArchitecture(of file: SafeTensorsFile, path: String) -> String {
+    describeStored(file) {
+        (try NetworkArchitecture(metadata: file.metadata, path: path), { try NetworkArchitecture(inferringFrom: file, path: path) })
+    }
+}
+
+/// An architecture as read from `file`'s metadata (`stored`) or else inferred
+/// from its tensors, with whether it was folded and where it came from;
+/// "unknown (why)" when neither works.
+func describeStored<A>(_ file: SafeTensorsFile, _ read: () throws -> (stored: A?, infer: () throws -> A)) -> String {
     do {
-        let stored = try NetworkArchitecture(metadata: file.metadata, path: path)
-        let architecture = try stored ?? NetworkArchitecture(inferringFrom: file, path: path)
+        let (stored, infer) = try read()
+        let architecture = try stored ?? infer()
         let folded = file.metadata["folded"] == "true" ? ", folded from \(file.metadata["folded_from"] ?? "?")" : ""
         return "\(architecture)\(folded) (" + (stored == nil ? "no metadata: inferred from tensor names and shapes" : "from metadata") + ")"
     } catch {

@@ -58,13 +58,18 @@ extension NetworkSpec {
     }
 }
 
-/// Rebuilds whichever network a checkpoint describes — a ``FeedForwardNetwork``
-/// from its metadata, else a ``SeedNetwork`` (from metadata or, for a PyTorch
-/// file, from tensor names) — and loads it strictly. Training mode.
+/// Rebuilds whichever network a checkpoint describes — a ``CNN`` (from its
+/// metadata or its PyTorch names), a ``FeedForwardNetwork`` from its metadata,
+/// else a ``SeedNetwork`` (from metadata or, for a PyTorch file, from tensor
+/// names) — and loads it strictly. Training mode.
 ///
 /// - Throws: `fileFormat` for bad metadata, `checkpointMismatch` when the
 ///   tensors do not fit the architecture.
 public func loadCheckpointNetwork(stateDict file: SafeTensorsFile, path: String = "state dict") throws -> (network: Layer, description: String) {
+    if CNNArchitecture.describes(file) {
+        let network = try CNN(stateDict: file, path: path)
+        return (network, "CNN \(network.architecture)")
+    }
     guard let spec = try NetworkSpec(metadata: file.metadata, path: path) else {
         let network = try SeedNetwork(stateDict: file, path: path)
         return (network, "\(network.architecture)")
