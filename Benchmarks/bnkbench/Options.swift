@@ -56,11 +56,17 @@ struct Options: ParsableCommand {
     @Option(help: "Run every case N times and keep each case's best median (other jobs on a shared machine come and go); the table is printed once, at the end.")
     var rounds = 1
 
-    @Option(help: "Values (N·C·L) from which the kernels split a batch across threads (BatchNormKernel.parallelThreshold, default 524288).")
+    @Option(help: "Values (N·C·L) from which the kernels split a batch across threads (BatchNormKernel.parallelThreshold; default derived from the L2, see the header).")
     var parallelThreshold: Int?
 
-    @Option(help: "Output values (N·C·L) from which the kernels write with streaming stores (BatchNormKernel.streamingThreshold, default 2097152).")
+    @Option(help: "Output values (N·C·L) from which the kernels write with streaming stores (BatchNormKernel.streamingThreshold; default derived from the L3).")
     var streamingThreshold: Int?
+
+    @Option(help: "Bytes a pass may read and still count as cache-resident for the row grouping (BatchNormKernel.cacheResidentBytes; default derived from the L2).")
+    var cacheResidentBytes: Int?
+
+    @Flag(help: "Only measure the crossovers behind the three kernel thresholds on this machine and print the values they give next to the derived ones.")
+    var tune = false
 
     @Flag(help: "Only measure streaming bandwidth with 1 and 2 threads.")
     var probeThreads = false
@@ -78,9 +84,10 @@ struct Options: ParsableCommand {
         guard rounds >= 1 else { throw ValidationError("--rounds takes a positive count") }
         if let v = parallelThreshold, v < 1 { throw ValidationError("--parallel-threshold takes a positive count of values") }
         if let v = streamingThreshold, v < 1 { throw ValidationError("--streaming-threshold takes a positive count of values") }
+        if let v = cacheResidentBytes, v < 0 { throw ValidationError("--cache-resident-bytes takes a count of bytes ≥ 0") }
         if let t = minTime, !(t >= 0) { throw ValidationError("--min-time takes seconds ≥ 0") }
-        if [probeThreads, probeCopy, listShapes].filter({ $0 }).count > 1 {
-            throw ValidationError("--probe-threads, --probe-copy and --list-shapes each run alone")
+        if [probeThreads, probeCopy, listShapes, tune].filter({ $0 }).count > 1 {
+            throw ValidationError("--probe-threads, --probe-copy, --list-shapes and --tune each run alone")
         }
     }
 
@@ -120,5 +127,6 @@ struct Options: ParsableCommand {
     func applyKernelSettings() {
         if let parallelThreshold { BatchNormKernel.parallelThreshold = parallelThreshold }
         if let streamingThreshold { BatchNormKernel.streamingThreshold = streamingThreshold }
+        if let cacheResidentBytes { BatchNormKernel.cacheResidentBytes = cacheResidentBytes }
     }
 }

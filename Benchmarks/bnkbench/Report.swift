@@ -54,6 +54,9 @@ struct SystemInfo {
             print("  peak:     \(fixed(fmaPeakGFLOPs, 1)) GFLOP/s single-core vector \(fma ? "FMA" : "multiply+add") (12 SIMD8 chains)")
         }
         print("  OpenBLAS: core \(corename), threads set per section (bnk_blas_set_num_threads)")
+        print("  caches:   \(MachineCaches.current)")
+        let tuning = KernelTuning.inForce
+        print("  kernels:  \(tuning)" + (tuning == KernelTuning.machine ? " (derived from the caches)" : " (set on the command line; derived: \(KernelTuning.machine))"))
         if environment.isEmpty {
             print("  env:      no OPENBLAS_* overrides (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset)")
         } else {
@@ -164,6 +167,10 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
     s += "  \"rounds\": \(bench.options.rounds),\n"
     s += "  \"thread_counts\": [" + bench.options.threadCounts.map(String.init).joined(separator: ", ") + "],\n"
     s += "  \"kernel_parallel_threshold\": \(BatchNormKernel.parallelThreshold),\n"
+    s += "  \"kernel_streaming_threshold\": \(BatchNormKernel.streamingThreshold),\n"
+    s += "  \"kernel_cache_resident_bytes\": \(BatchNormKernel.cacheResidentBytes),\n"
+    let caches = MachineCaches.current
+    s += "  \"caches\": {\"l1d\": \(caches.l1d), \"l2\": \(caches.l2), \"l3\": \(caches.l3), \"source\": \(_jsonStringLiteral(caches.source))},\n"
     s += "  \"epoch_data\": \(epochDataDescription.map(_jsonStringLiteral) ?? "null"),\n"
     if let a = allocation, info.mallocCounterActive {
         s += "  \"allocations\": {\"per_training_step\": \(jsonNumber(a.perStep)), \"per_adamw_step\": \(jsonNumber(a.perAdamStep)), \"per_inference\": \(jsonNumber(a.perInference)), "

@@ -2,6 +2,7 @@
 //
 //   bnkbench --build native|portable   all cases at 1 thread and all cores
 //   bnkbench --smoke                   tiny sizes, every case once
+//   bnkbench --tune                    the kernels' thresholds measured here vs derived
 //   bnkbench --help                    every option
 
 #if canImport(Glibc)
@@ -19,6 +20,7 @@ options.applyKernelSettings()
 if options.probeThreads { probeThreads(); exit(0) }
 if options.probeCopy { probeCopy(); exit(0) }
 if options.listShapes { print(CaseSizes.full.json); exit(0) }
+if options.tune { tuneKernels(); exit(0) }
 let bench = Bench(options: options)
 let sizes = options.smoke ? CaseSizes.smoke : CaseSizes.full
 let info = SystemInfo.collect(options: options)

@@ -156,9 +156,10 @@ extension BatchNormKernel {
     /// How many rows of an `(N, C)` batch a pass should read together:
     /// `streams` arrays (x, or x and dy; plus the output for elementwise
     /// passes) are read row by row, and reading several rows at once lets one
-    /// load of the per-feature sums or constants serve all of them. Measured
-    /// on Zen 3 (Benchmarks/README.md, "Kernel layout"):
-    /// - cache-resident batches: as many rows as allowed;
+    /// load of the per-feature sums or constants serve all of them
+    /// (Benchmarks/README.md, "Kernel layout"):
+    /// - cache-resident batches (``cacheResidentBytes``, derived from the
+    ///   machine's L2): as many rows as allowed;
     /// - rows a multiple of 4 KB apart map to the same L1 set: at most six
     ///   such lines at once (8 ways, two left for the sums/constants);
     /// - batches streamed from memory with short rows (< 4 KB): one row at a

@@ -37,8 +37,9 @@ extension BatchNormKernel {
     }
 
     /// Values (N·C·L) from which a call is split across ``threadCount``
-    /// threads (default 2¹⁹ = 2 MB of Float32). Below it a thread handoff
-    /// costs more than it saves.
+    /// threads (default: the running machine's L2 size in values,
+    /// ``KernelTuning/derived(from:)``). Below it a thread handoff costs
+    /// more than it saves.
     public static var parallelThreshold: Int {
         get { _threading.threshold }
         set {
@@ -206,7 +207,7 @@ struct _ReduceJob {
 @usableFromInline
 final class _KernelThreading: @unchecked Sendable {
     @usableFromInline var threads = 1
-    @usableFromInline var threshold = 1 << 19
+    @usableFromInline var threshold = KernelTuning.machine.parallelThreshold
 
     private let busy: UnsafeMutablePointer<pthread_mutex_t>      // held for a whole parallel call
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>     // guards the fields below

@@ -17,12 +17,6 @@ import CBatchNormKitIntrinsics
 /// about 64·2⁻²⁴ relative, so the Double totals stay accurate for any N.
 @usableFromInline let _rowsPerBlock = 64
 
-/// Bytes a pass may read (all its input arrays together) and still count as
-/// cache-resident for the row-grouping heuristic (``BatchNormKernel/_rowGroup``);
-/// larger batches are treated as streamed from L3 or memory. Zen 3 has
-/// 512 KB of L2 per core, so 1 MB already leans on L3 (Benchmarks/README.md).
-@usableFromInline let _cacheResidentBytes = 1 << 20
-
 @inlinable @inline(__always)
 func _load(_ p: UnsafePointer<Float>) -> _Vector {
     UnsafeRawPointer(p).loadUnaligned(as: _Vector.self)
@@ -57,17 +51,16 @@ func _sumLanes(_ v: _Vector) -> Double {
 // MARK: - Streaming stores
 
 /// Backs ``BatchNormKernel/streamingThreshold``.
-@usableFromInline nonisolated(unsafe) var _streamingValues = 1 << 21
+@usableFromInline nonisolated(unsafe) var _streamingValues = KernelTuning.machine.streamingThreshold
 
 
 extension BatchNormKernel {
     /// Output values (N·C·L) from which the elementwise passes (normalize,
-    /// dx) write with streaming stores (default 2²¹ = 8 MB of Float32): from
-    /// there sparing the read-for-ownership of an output that is not in cache
-    /// pays; below it the output still fits L3 next to the input and normal
-    /// stores are faster (Benchmarks/README.md, "Measurements behind the
-    /// kernels"). A machine with a larger L3 wants a larger value.
-    /// Process-wide, like ``threadCount``.
+    /// dx) write with streaming stores (default: a quarter of the running
+    /// machine's L3, ``KernelTuning/derived(from:)``): from there sparing the
+    /// read-for-ownership of an output that is not in cache pays; below it
+    /// the output still fits the L3 next to the input and normal stores are
+    /// faster. Process-wide, like ``threadCount``.
     public static var streamingThreshold: Int {
         get { _streamingValues }
         set {
