@@ -40,6 +40,7 @@ func runCases(threads: Int) throws {
     for shape in sizes.batchNorm { try batchNormCases(bench, shape: shape) }
     if options.kernels || options.filters.contains(where: { $0.hasPrefix("kernel") }) {
         for shape in sizes.batchNorm { try kernelCases(bench, shape: shape) }
+        for shape in sizes.batchNorm { try fusedReLUKernelCases(bench, shape: shape) }
         for shape in sizes.groupNorm { try groupNormKernelCases(bench, shape: shape) }
     }
     for shape in sizes.groupNorm { try groupNormCases(bench, shape: shape) }

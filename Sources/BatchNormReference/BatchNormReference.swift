@@ -93,6 +93,15 @@ extension BatchNormReference {
         return out
     }
 
+    /// y = max(0, (x − shift)·scale + bias) per feature: `normalizeAffine`
+    /// then ReLU, in Double. input: `(N, C, L)`; the rest `[C]`.
+    public static func normalizeAffineReLU<T: BinaryFloatingPoint>(
+        _ input: [T], n: Int, c: Int, l: Int = 1,
+        shift: [Double], scale: [Double], bias: [Double]
+    ) -> [Double] {
+        normalizeAffine(input, n: n, c: c, l: l, shift: shift, scale: scale, bias: bias).map { $0 < 0 ? 0 : $0 }
+    }
+
     /// The per-feature constants of `normalizeAffine` from a batch's moments
     /// (train): invStd = 1/√(M2/n + ε), meanOffset = mean − shift,
     /// scale = γ·invStd, bias = β − meanOffset·γ·invStd; γ = 1, β = 0 when nil.
