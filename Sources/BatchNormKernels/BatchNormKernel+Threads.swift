@@ -18,6 +18,7 @@
 // deterministic for a given thread count and can differ from the
 // single-thread ones in the last bits.
 
+import CBatchNormKitIntrinsics
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -216,9 +217,12 @@ final class _KernelThreading: @unchecked Sendable {
     private var workspace: UnsafeMutableRawPointer? = nil
     private var capacity = 0
     private var workers = 0
-    private var generation = 0
+    /// [0] the generation (bumped per parallel call), [1] parts still
+    /// running: written under `mutex` with release stores, polled without it.
+    private let counters: UnsafeMutablePointer<Int>
+    private var generation: Int { counters[0] }
+    private var remaining: Int { counters[1] }
     private var parts = 0
-    private var remaining = 0
     private var task: _KernelTask? = nil
     private var context = UnsafeMutableRawPointer(bitPattern: 64)!
 
@@ -227,6 +231,7 @@ final class _KernelThreading: @unchecked Sendable {
         mutex = .allocate(capacity: 1); mutex.initialize(to: pthread_mutex_t()); pthread_mutex_init(mutex, nil)
         workReady = .allocate(capacity: 1); workReady.initialize(to: pthread_cond_t()); pthread_cond_init(workReady, nil)
         workDone = .allocate(capacity: 1); workDone.initialize(to: pthread_cond_t()); pthread_cond_init(workDone, nil)
+        counters = .allocate(capacity: 2); counters.initialize(repeating: 0, count: 2)
     }
 
     /// Holds the pool for one parallel call and returns a workspace of at
@@ -251,8 +256,8 @@ final class _KernelThreading: @unchecked Sendable {
         self.task = task
         self.context = context
         self.parts = min(parts, workers + 1)
-        remaining = self.parts - 1
-        generation &+= 1
+        bnk_store_release(counters + 1, self.parts - 1)
+        bnk_store_release(counters, generation &+ 1)
         pthread_cond_broadcast(workReady)
         pthread_mutex_unlock(mutex)
 
@@ -260,10 +265,21 @@ final class _KernelThreading: @unchecked Sendable {
         // parts without a worker (thread creation failed): run them here
         for part in self.parts..<max(parts, self.parts) { task(context, part) }
 
+        // the workers' parts are about as long as this one: poll first
+        _spin(microseconds: Self.callerSpin) { bnk_load_acquire(counters + 1) == 0 }
         pthread_mutex_lock(mutex)
         while remaining > 0 { pthread_cond_wait(workDone, mutex) }
         pthread_mutex_unlock(mutex)
     }
+
+    /// How long the caller polls for the workers' parts before it sleeps.
+    static let callerSpin = 2000
+    /// How long a worker polls for the next call before it sleeps: a
+    /// training step's kernel calls come in pairs (statistics, normalize),
+    /// and waking a sleeping thread costs far more than a pass on a small
+    /// batch (`bnkbench --tune`); a longer poll would take the core from
+    /// OpenBLAS's threads between the pairs.
+    static let workerSpin = 100
 
     private func startWorkers(_ count: Int) {
         while workers < count {
@@ -289,18 +305,33 @@ final class _KernelThreading: @unchecked Sendable {
 
     private func workerLoop(part: Int) -> Never {
         var seen = 0
-        pthread_mutex_lock(mutex)
         while true {
+            _spin(microseconds: Self.workerSpin) { bnk_load_acquire(counters) != seen }
+            pthread_mutex_lock(mutex)
             while generation == seen { pthread_cond_wait(workReady, mutex) }
             seen = generation
-            guard part < parts, let task else { continue }
+            guard part < parts, let task else { pthread_mutex_unlock(mutex); continue }
             let context = self.context
             pthread_mutex_unlock(mutex)
             task(context, part)
             pthread_mutex_lock(mutex)
-            remaining -= 1
+            bnk_store_release(counters + 1, remaining - 1)
             if remaining == 0 { pthread_cond_signal(workDone) }
+            pthread_mutex_unlock(mutex)
         }
+    }
+}
+
+/// Polls `done` (with the CPU's pause hint) until it holds or `microseconds`
+/// have passed; the caller then sleeps on its condition variable, which
+/// re-checks under the mutex.
+private func _spin(microseconds: Int, _ done: () -> Bool) {
+    var start = timespec(), t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &start)
+    while !done() {
+        for _ in 0..<32 { bnk_cpu_relax() }
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        if (t.tv_sec - start.tv_sec) * 1_000_000 + (t.tv_nsec - start.tv_nsec) / 1000 >= microseconds { return }
     }
 }
 

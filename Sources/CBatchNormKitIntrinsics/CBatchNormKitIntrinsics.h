@@ -1,5 +1,6 @@
-// C shim for the two things the kernels need that Swift cannot express:
-// a vectorised square root and non-temporal (streaming) stores.
+// C shim for what the kernels need that Swift cannot express: a vectorised
+// square root, non-temporal (streaming) stores, and the worker pool's
+// spin-wait (an acquire load and the CPU's pause hint).
 #ifndef C_BATCHNORMKIT_INTRINSICS_H
 #define C_BATCHNORMKIT_INTRINSICS_H
 
@@ -37,6 +38,29 @@ static inline void bnk_stream_fence(void) {
     __builtin_ia32_sfence();
 #else
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+// An acquire load of *p, for the worker pool's spin-wait: a worker polls the
+// pool's generation counter for a short while before it sleeps on a
+// condition variable, and the caller polls the count of parts still running.
+// Why a shim: those counters are plain memory guarded by a pthread mutex, and
+// a plain Swift read of a field another thread writes is a data race the
+// optimiser may hoist out of the loop.
+static inline long bnk_load_acquire(const long *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+// A release store of *p (pairs with bnk_load_acquire).
+static inline void bnk_store_release(long *p, long v) {
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+// The spin-wait hint (x86 `pause`): cheaper polling, and the core's other
+// hardware thread, if any, runs meanwhile.
+static inline void bnk_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
 #endif
 }
 
