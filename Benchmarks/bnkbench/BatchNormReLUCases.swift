@@ -1,6 +1,9 @@
-// The fused BatchNorm → ReLU kernels alone (as BatchNormKernelCases.swift):
-// `kernel.normalizeAffineReLU` against its naive twin and the streaming
-// bound of its one read of x and one write of y.
+// The fused BatchNorm → ReLU kernels alone (as BatchNormKernelCases.swift),
+// each against its naive twin and a streaming bound: `kernel.normalizeAffineReLU`
+// (one read of x, one write of y), `kernel.backwardReduceReLU` (reads of dy,
+// y, x), `kernel.backwardInputReLU` (reads of dy, y, x, one write of dx; its
+// bound is the 2-reads-and-a-write rate over the same bytes, the closest
+// pattern the roofline probes).
 
 import BatchNormKernels
 import BatchNormReference
@@ -8,18 +11,20 @@ import BatchNormTestSupport
 
 func fusedReLUKernelCases(_ bench: Bench, shape: BatchNormShape) throws {
     let name = "kernel.normalizeAffineReLU \(shape)"
-    guard bench.wants(name) else { return }
+    let names = [name, "kernel.backwardReduceReLU \(shape)", "kernel.backwardInputReLU \(shape)"]
+    guard names.contains(where: bench.wants) else { return }
     let n = shape.n, c = shape.c, l = shape.l, count = shape.elementCount, s = count * 4
     var rng = ReferenceRandom(seed: UInt64(count) + 1)
     let x = FloatBuffer(count: count), out = FloatBuffer(count: count)
-    let xs = rng.batch(n: n, c: c, l: l)
-    for i in 0..<count { x.pointer[i] = xs[i] }
+    let xs = rng.batch(n: n, c: c, l: l), dys = rng.normals(count)
+    let dy = FloatBuffer(count: count), y = FloatBuffer(count: count), dx = FloatBuffer(count: count)
+    for i in 0..<count { x.pointer[i] = xs[i]; dy.pointer[i] = dys[i] }
     // shift = a sample of each feature, so about half the outputs clamp to 0
     let k = FloatBuffer(count: c), a = FloatBuffer(count: c, fill: 0.5), b = FloatBuffer(count: c, fill: 0)
     for f in 0..<c { k.pointer[f] = x.pointer[f * l] }
     bench.roofline.streamThreads = BatchNormKernel._threadParts(shape)
     defer { bench.roofline.streamThreads = 1 }
-    let (refN, xr, _, rows) = referencePrefix(shape, xs, xs)   // no dy: x stands in
+    let (refN, xr, dyr, rows) = referencePrefix(shape, xs, dys)
     let shiftD = (0..<c).map { Double(k.pointer[$0]) }
     let half = [Double](repeating: 0.5, count: c), zero = [Double](repeating: 0, count: c)
     // one read of x and one write of y, as normalizeAffine: the bound is the same
@@ -33,4 +38,43 @@ func fusedReLUKernelCases(_ bench: Bench, shape: BatchNormShape) throws {
                       blackHole(out.pointer, count)
                   },
                   limit: { bench.roofline.forwardEvalBound(tensorBytes: s) })
+    // y: the fused forward's output, so about half the gradient is masked
+    BatchNormKernel.normalizeAffineReLU(x.pointer, shape: shape, shift: k.pointer, scale: a.pointer, bias: b.pointer,
+                                        output: y.pointer)
+    let yr = BatchNormReference.normalizeAffineReLU(xr, n: refN, c: c, l: l, shift: shiftD, scale: half, bias: zero)
+        .map(Float.init)
+    let sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * c)
+    sums.initialize(repeating: 0, count: 2 * c)
+    defer { sums.deallocate() }
+    let scratch = FloatBuffer(count: 2 * c)
+    try bench.run(names[1], group: "kernel", metric: .bytes(Double(3 * s)),
+                  reference: { blackHole(BatchNormReference.backwardReduceReLU(gradOutput: dyr, output: yr, input: xr, n: refN,
+                                                                               c: c, l: l, shift: shiftD).sumGrad) },
+                  referenceRows: rows,
+                  fast: {
+                      BatchNormKernel.backwardReduceReLU(gradOutput: dy.pointer, output: y.pointer, input: x.pointer,
+                                                         shape: shape, shift: k.pointer, sumGrad: sums,
+                                                         sumGradShifted: sums + c, scratch: scratch.pointer)
+                      blackHole(sums[2 * c - 1])
+                  },
+                  limit: {
+                      let r = bench.roofline.bandwidth(.read, bytes: 3 * s)
+                      return Limit(kind: "R \(formatBytes(3 * s))", boundTime: Double(3 * s) / (r * 1e9), details: [("read_GBps", r)])
+                  })
+    try bench.run(names[2], group: "kernel", metric: .bytes(Double(4 * s)),
+                  reference: { blackHole(BatchNormReference.backwardInputReLU(gradOutput: dyr, output: yr, input: xr, n: refN,
+                                                                              c: c, l: l, shift: shiftD, gradScale: half,
+                                                                              inputScale: half, constant: half)) },
+                  referenceRows: rows,
+                  fast: {
+                      BatchNormKernel.backwardInputReLU(gradOutput: dy.pointer, output: y.pointer, input: x.pointer,
+                                                        shape: shape, shift: k.pointer, gradScale: a.pointer,
+                                                        inputScale: a.pointer, constant: b.pointer, gradInput: dx.pointer)
+                      blackHole(dx.pointer, count)
+                  },
+                  limit: {
+                      let r = bench.roofline.bandwidth(.read2Write, bytes: 4 * s)
+                      return Limit(kind: "2RW \(formatBytes(4 * s))", boundTime: Double(4 * s) / (r * 1e9),
+                                   details: [("read2_write_GBps", r)])
+                  })
 }

@@ -62,3 +62,114 @@ extension BatchNormKernel {
         return v < 0 ? 0 : v
     }
 }
+
+// MARK: - Backward through ReLU → BatchNorm
+//
+// ReLU's gradient is dy·[y > 0] with y the fused forward's output (PyTorch's
+// threshold_backward: 0 where y is 0 or NaN). The mask is applied where dy is
+// read — inside the reduction and inside the dx pass — so the masked
+// gradient is never written: y is one more array read by each pass instead
+// of a ReLU pass reading dy and y and writing a masked dy. With dyᵣ = dy·[y > 0]
+// the BatchNorm backward is unchanged:
+//   dx = gradScale·dyᵣ + inputScale·(x − shift) + constant.
+
+extension BatchNormKernel {
+    /// Σdyᵣ and Σdyᵣ·(x − shift) per feature, dyᵣ = dy·[y > 0], in one read
+    /// of dy, y and x.
+    ///
+    /// - gradOutput (the gradient at the ReLU's output), output (the fused
+    ///   forward's y), input: `(N, C, L)`; shift: `[C]`;
+    ///   sumGrad, sumGradShifted: `[C]` (overwritten); scratch: `[2·C]`.
+    @inlinable
+    public static func backwardReduceReLU(
+        gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>, input: UnsafePointer<Float>,
+        shape: BatchNormShape, shift: UnsafePointer<Float>,
+        sumGrad: UnsafeMutablePointer<Double>, sumGradShifted: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        _reducePairs(_GradReLUTerms.self, x: input, dy: gradOutput, mask: output, shape: shape, shift: shift,
+                     sum1: sumGrad, sum2: sumGradShifted, scratch: scratch)
+    }
+
+    /// dx = gradScale·dyᵣ + inputScale·(x − shift) + constant, dyᵣ = dy·[y > 0],
+    /// with the constants of
+    /// ``backwardInput(gradOutput:input:shape:shift:gradScale:inputScale:constant:gradInput:)``
+    /// computed from ``backwardReduceReLU(gradOutput:output:input:shape:shift:sumGrad:sumGradShifted:scratch:)``'s sums.
+    ///
+    /// - gradOutput, output, input, gradInput: `(N, C, L)`;
+    ///   shift, gradScale, inputScale, constant: `[C]`.
+    @inlinable
+    public static func backwardInputReLU(
+        gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>, input: UnsafePointer<Float>,
+        shape: BatchNormShape, shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>,
+        inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
+        gradInput: UnsafeMutablePointer<Float>
+    ) {
+        _elementwise(_GradInputReLUTerms(
+                        masked: _GradInputTerms(dy: gradOutput, x: input, shift: shift, gradScale: gradScale,
+                                                inputScale: inputScale, constant: constant, output: gradInput),
+                        y: output),
+                     shape: shape, parallel: _backwardInputReLUParallel)
+    }
+
+    @usableFromInline
+    static func _backwardInputReLUParallel(_ terms: _GradInputReLUTerms, shape: BatchNormShape, streaming: Bool, parts: Int) {
+        var job = _ElementwiseJob(terms: terms, shape: shape, streaming: streaming, parts: parts)
+        _runElementwise(&job, parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ElementwiseJob<_GradInputReLUTerms>.self).pointee.run(part: part)
+        }
+    }
+}
+
+/// dy·[y > 0], as vectors and scalars (NaN or ≤ 0 in y: 0).
+@inlinable @inline(__always)
+func _reluMasked(_ dy: _Vector, _ y: _Vector) -> _Vector { dy.replacing(with: 0, where: .!(y .> 0)) }
+
+@inlinable @inline(__always)
+func _reluMasked(_ dy: Float, _ y: Float) -> Float { y > 0 ? dy : 0 }
+
+/// Σdyᵣ and Σdyᵣ·d, dyᵣ = dy·[y > 0] (`mask` is y).
+@usableFromInline enum _GradReLUTerms: _PairTerms {
+    @inlinable static var streams: Int { 3 }
+    @inlinable
+    static func reduceParallel(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
+        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        BatchNormKernel._reduceGradReLUParallel(x: x, dy: dy, output: mask, shape: shape, shift: shift,
+                                                sum1: sum1, sum2: sum2, scratch: scratch, parts: parts)
+    }
+    @inlinable @inline(__always)
+    static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
+        _GradTerms.accumulate(d: d, dy: _reluMasked(dy, mask), mask: mask, &s1, &s2)
+    }
+    @inlinable @inline(__always)
+    static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) {
+        _GradTerms.terms(d: d, dy: _reluMasked(dy, mask), mask: mask)
+    }
+}
+
+/// The dx terms with dy masked by the forward's output.
+@usableFromInline struct _GradInputReLUTerms: _ElementwiseTerms {
+    @usableFromInline let masked: _GradInputTerms
+    @usableFromInline let y: UnsafePointer<Float>
+
+    @inlinable init(masked: _GradInputTerms, y: UnsafePointer<Float>) { self.masked = masked; self.y = y }
+
+    @inlinable static var streams: Int { 4 }
+    @inlinable var output: UnsafeMutablePointer<Float> { masked.output }
+    @inlinable @inline(__always)
+    func constants(column j: Int) -> (_Vector, _Vector, _Vector, _Vector) { masked.constants(column: j) }
+    @inlinable @inline(__always)
+    func constants(feature f: Int) -> (_Vector, _Vector, _Vector, _Vector) { masked.constants(feature: f) }
+    @inlinable @inline(__always)
+    func vector(_ k: (_Vector, _Vector, _Vector, _Vector), at o: Int) -> _Vector {
+        _mulAdd(_reluMasked(_load(masked.dy + o), _load(y + o)), k.1, _mulAdd(_load(masked.x + o) - k.0, k.2, k.3))
+    }
+    @inlinable @inline(__always)
+    func scalar(feature f: Int, at o: Int) -> Float {
+        _reluMasked(masked.dy[o], y[o]) * masked.gradScale[f]
+            + ((masked.x[o] - masked.shift[f]) * masked.inputScale[f] + masked.constant[f])
+    }
+}

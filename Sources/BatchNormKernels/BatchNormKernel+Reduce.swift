@@ -23,12 +23,14 @@
     /// per term type, since a generic one called across modules would run
     /// unspecialised.
     static func reduceParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
+        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int)
-    /// Adds one element's two terms to the sums, `d = x − shift`.
-    static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector)
-    static func terms(d: Float, dy: Float) -> (Float, Float)
+    /// Adds one element's two terms to the sums, `d = x − shift`; `mask`
+    /// is the third array's value there (read only by terms that use it:
+    /// the load is dead code for the others).
+    static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector)
+    static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float)
 }
 
 /// Σd and Σd² (the statistics pass; `dy` is ignored).
@@ -36,19 +38,19 @@
     @inlinable static var streams: Int { 1 }
     @inlinable
     static func reduceParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
+        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int
     ) {
         BatchNormKernel._reduceMomentsParallel(x: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
                                                scratch: scratch, parts: parts)
     }
     @inlinable @inline(__always)
-    static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
+    static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         s1 += d; s2 = _mulAdd(d, d, s2)
     }
     @inlinable @inline(__always)
-    static func terms(d: Float, dy: Float) -> (Float, Float) { (d, d * d) }
+    static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) { (d, d * d) }
 }
 
 /// Σdy and Σdy·d (the backward pass).
@@ -56,19 +58,19 @@
     @inlinable static var streams: Int { 2 }
     @inlinable
     static func reduceParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
+        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int
     ) {
         BatchNormKernel._reduceGradParallel(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
                                             scratch: scratch, parts: parts)
     }
     @inlinable @inline(__always)
-    static func accumulate(d: _Vector, dy: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
+    static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         s1 += dy; s2 = _mulAdd(dy, d, s2)
     }
     @inlinable @inline(__always)
-    static func terms(d: Float, dy: Float) -> (Float, Float) { (dy, dy * d) }
+    static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) { (dy, dy * d) }
 }
 
 extension BatchNormKernel {
@@ -80,18 +82,20 @@ extension BatchNormKernel {
     @inlinable
     static func _reducePairs<T: _PairTerms>(
         _: T.Type,
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape,
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil, shape: BatchNormShape,
         shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
     ) {
+        let mask = mask ?? x
         sum1.update(repeating: 0, count: shape.c)
         sum2.update(repeating: 0, count: shape.c)
         let parts = _threadParts(shape)
         if parts > 1 {
-            T.reduceParallel(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch, parts: parts)
+            T.reduceParallel(x: x, dy: dy, mask: mask, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                             scratch: scratch, parts: parts)
         } else {
-            _reduceSamples(T.self, x: x, dy: dy, shape: shape, samples: 0..<shape.n, shift: shift,
+            _reduceSamples(T.self, x: x, dy: dy, mask: mask, shape: shape, samples: 0..<shape.n, shift: shift,
                            sum1: sum1, sum2: sum2, scratch: scratch)
         }
     }
@@ -100,16 +104,17 @@ extension BatchNormKernel {
     /// into sum1, sum2: rows for `(N, C)`, runs for `(N, C, L)`.
     @inlinable
     static func _reduceSamples<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, samples: Range<Int>,
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
+        samples: Range<Int>,
         shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
     ) {
         if shape.l == 1 {
-            _reduceRows(T.self, x: x, dy: dy, rows: samples, batchRows: shape.n, c: shape.c, shift: shift,
+            _reduceRows(T.self, x: x, dy: dy, mask: mask, rows: samples, batchRows: shape.n, c: shape.c, shift: shift,
                         sum1: sum1, sum2: sum2, scratch: scratch)
         } else {
-            _reduceRuns(T.self, x: x, dy: dy, samples: samples, c: shape.c, l: shape.l, shift: shift, sum1: sum1, sum2: sum2)
+            _reduceRuns(T.self, x: x, dy: dy, mask: mask, samples: samples, c: shape.c, l: shape.l, shift: shift, sum1: sum1, sum2: sum2)
         }
     }
 
@@ -120,7 +125,7 @@ extension BatchNormKernel {
     @inlinable
     static func _reduceRows<T: _PairTerms>(
         _: T.Type,
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int,
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int,
         shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
@@ -136,15 +141,15 @@ extension BatchNormKernel {
             var row = blockStart
             switch group {
             case 8:
-                while row + 8 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, rows: 8, shift: shift, s1: s1, s2: s2); row += 8 }
+                while row + 8 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, rows: 8, shift: shift, s1: s1, s2: s2); row += 8 }
             case 4:
-                while row + 4 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, rows: 4, shift: shift, s1: s1, s2: s2); row += 4 }
+                while row + 4 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, rows: 4, shift: shift, s1: s1, s2: s2); row += 4 }
             case 2:
-                while row + 2 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, rows: 2, shift: shift, s1: s1, s2: s2); row += 2 }
+                while row + 2 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, rows: 2, shift: shift, s1: s1, s2: s2); row += 2 }
             default:
                 break
             }
-            while row < blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, rows: 1, shift: shift, s1: s1, s2: s2); row += 1 }
+            while row < blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, rows: 1, shift: shift, s1: s1, s2: s2); row += 1 }
             // fold the Float32 block into the Double totals
             for j in 0..<c {
                 sum1[j] += Double(s1[j]); sum2[j] += Double(s2[j])
@@ -183,23 +188,24 @@ extension BatchNormKernel {
     /// odd rows) for the adders' latency.
     @inlinable @inline(__always)
     static func _reduceGroup<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, rows: Int,
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, c: Int, rows: Int,
         shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
     ) {
         let vectorEnd = c - c % _lanes
         var j = 0
         while j < vectorEnd {
             let k = _load(shift + j)
-            let p = x + j, q = dy + j
+            let p = x + j, q = dy + j, w = mask + j
             var e1 = _load(s1 + j), e2 = _load(s2 + j)
             var o1 = _Vector(), o2 = _Vector()
             var r = 0
             while r + 2 <= rows {
-                T.accumulate(d: _load(p + r * c) - k, dy: _load(q + r * c), &e1, &e2)
-                T.accumulate(d: _load(p + (r + 1) * c) - k, dy: _load(q + (r + 1) * c), &o1, &o2)
+                T.accumulate(d: _load(p + r * c) - k, dy: _load(q + r * c), mask: _load(w + r * c), &e1, &e2)
+                T.accumulate(d: _load(p + (r + 1) * c) - k, dy: _load(q + (r + 1) * c), mask: _load(w + (r + 1) * c),
+                             &o1, &o2)
                 r += 2
             }
-            if r < rows { T.accumulate(d: _load(p + r * c) - k, dy: _load(q + r * c), &e1, &e2) }
+            if r < rows { T.accumulate(d: _load(p + r * c) - k, dy: _load(q + r * c), mask: _load(w + r * c), &e1, &e2) }
             if rows == 1 {
                 _store(e1, s1 + j); _store(e2, s2 + j)
             } else {
@@ -207,20 +213,21 @@ extension BatchNormKernel {
             }
             j += _lanes
         }
-        _reduceTailColumns(T.self, x: x, dy: dy, c: c, from: j, rows: rows, shift: shift, s1: s1, s2: s2)
+        _reduceTailColumns(T.self, x: x, dy: dy, mask: mask, c: c, from: j, rows: rows, shift: shift, s1: s1, s2: s2)
     }
 
     /// The feature tail (C not a multiple of 8) of `rows` consecutive rows,
     /// scalar, columns `from..<c`.
     @inlinable @inline(__always)
     static func _reduceTailColumns<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, from start: Int, rows: Int,
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, c: Int,
+        from start: Int, rows: Int,
         shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
     ) {
         for j in start..<c {
             var a1 = s1[j], a2 = s2[j]
             for r in 0..<rows {
-                let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j])
+                let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j], mask: mask[r * c + j])
                 a1 += t1; a2 += t2
             }
             s1[j] = a1; s2[j] = a2
@@ -233,7 +240,7 @@ extension BatchNormKernel {
     @inlinable
     static func _reduceRuns<T: _PairTerms>(
         _: T.Type,
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int,
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int,
         shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>
     ) {
@@ -241,7 +248,7 @@ extension BatchNormKernel {
         for sample in samples.reversed() {
             for feature in 0..<c {
                 let run = (sample * c + feature) * l
-                let xr = x + run, dr = dy + run
+                let xr = x + run, dr = dy + run, mr = mask + run
                 let k = _Vector(repeating: shift[feature])
                 var start = 0
                 while start < l {
@@ -250,19 +257,19 @@ extension BatchNormKernel {
                     var c1 = _Vector(), c2 = _Vector(), d1 = _Vector(), d2 = _Vector()
                     var i = start
                     while i + 4 * _lanes <= end {
-                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), &a1, &a2)
-                        T.accumulate(d: _load(xr + i + 8) - k, dy: _load(dr + i + 8), &b1, &b2)
-                        T.accumulate(d: _load(xr + i + 16) - k, dy: _load(dr + i + 16), &c1, &c2)
-                        T.accumulate(d: _load(xr + i + 24) - k, dy: _load(dr + i + 24), &d1, &d2)
+                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), mask: _load(mr + i), &a1, &a2)
+                        T.accumulate(d: _load(xr + i + 8) - k, dy: _load(dr + i + 8), mask: _load(mr + i + 8), &b1, &b2)
+                        T.accumulate(d: _load(xr + i + 16) - k, dy: _load(dr + i + 16), mask: _load(mr + i + 16), &c1, &c2)
+                        T.accumulate(d: _load(xr + i + 24) - k, dy: _load(dr + i + 24), mask: _load(mr + i + 24), &d1, &d2)
                         i += 4 * _lanes
                     }
                     while i + _lanes <= end {
-                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), &a1, &a2)
+                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), mask: _load(mr + i), &a1, &a2)
                         i += _lanes
                     }
                     var r1 = _sumLanes((a1 + b1) + (c1 + d1)), r2 = _sumLanes((a2 + b2) + (c2 + d2))
                     while i < end {
-                        let (t1, t2) = T.terms(d: xr[i] - shift[feature], dy: dr[i])
+                        let (t1, t2) = T.terms(d: xr[i] - shift[feature], dy: dr[i], mask: mr[i])
                         r1 += Double(t1); r2 += Double(t2)
                         i += 1
                     }

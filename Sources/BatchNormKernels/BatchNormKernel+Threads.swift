@@ -104,7 +104,7 @@ extension BatchNormKernel {
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int
     ) {
-        _reduceParallel(_ReduceJob(x: x, dy: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
+        _reduceParallel(_ReduceJob(x: x, dy: x, mask: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
                         parts: parts) { raw, part in
             raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_MomentTerms.self, part: part)
         }
@@ -116,9 +116,21 @@ extension BatchNormKernel {
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int
     ) {
-        _reduceParallel(_ReduceJob(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
+        _reduceParallel(_ReduceJob(x: x, dy: dy, mask: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
                         parts: parts) { raw, part in
             raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_GradTerms.self, part: part)
+        }
+    }
+
+    @usableFromInline
+    static func _reduceGradReLUParallel(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, output: UnsafePointer<Float>, shape: BatchNormShape,
+        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+        scratch: UnsafeMutablePointer<Float>, parts: Int
+    ) {
+        _reduceParallel(_ReduceJob(x: x, dy: dy, mask: output, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                                   scratch: scratch), parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_GradReLUTerms.self, part: part)
         }
     }
 
@@ -169,7 +181,7 @@ protocol _PartedJob { var parts: Int { get set } }
 
 /// The arguments of a parallel reduction, on the caller's stack.
 struct _ReduceJob {
-    var x, dy: UnsafePointer<Float>
+    var x, dy, mask: UnsafePointer<Float>
     var shape: BatchNormShape
     var shift: UnsafePointer<Float>
     var sum1, sum2: UnsafeMutablePointer<Double>
@@ -178,9 +190,10 @@ struct _ReduceJob {
     var partBytes = 0
     var parts = 1
 
-    init(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
-         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Float>) {
-        self.x = x; self.dy = dy; self.shape = shape; self.shift = shift
+    init(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
+         shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
+         scratch: UnsafeMutablePointer<Float>) {
+        self.x = x; self.dy = dy; self.mask = mask; self.shape = shape; self.shift = shift
         self.sum1 = sum1; self.sum2 = sum2; self.scratch = scratch
     }
 
@@ -197,7 +210,7 @@ struct _ReduceJob {
             blockSums = UnsafeMutableRawPointer(s1 + 2 * c).assumingMemoryBound(to: Float.self)
             s1.update(repeating: 0, count: 2 * c)
         }
-        BatchNormKernel._reduceSamples(T.self, x: x, dy: dy, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
+        BatchNormKernel._reduceSamples(T.self, x: x, dy: dy, mask: mask, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
                                        shift: shift, sum1: s1, sum2: s2, scratch: blockSums)
     }
 }

@@ -167,6 +167,28 @@ extension BatchNormReference {
         return dx
     }
 
+    /// `backwardReduce` of the ReLU-masked gradient dy·[y > 0] (y: the fused
+    /// forward's output; 0 where y ≤ 0 or NaN). All `(N, C, L)` but shift `[C]`.
+    public static func backwardReduceReLU<T: BinaryFloatingPoint>(
+        gradOutput: [T], output: [T], input: [T], n: Int, c: Int, l: Int = 1, shift: [Double]
+    ) -> (sumGrad: [Double], sumGradShifted: [Double]) {
+        backwardReduce(gradOutput: reluMasked(gradOutput, output), input: input, n: n, c: c, l: l, shift: shift)
+    }
+
+    /// `backwardInput` of the ReLU-masked gradient dy·[y > 0].
+    public static func backwardInputReLU<T: BinaryFloatingPoint>(
+        gradOutput: [T], output: [T], input: [T], n: Int, c: Int, l: Int = 1,
+        shift: [Double], gradScale: [Double], inputScale: [Double], constant: [Double]
+    ) -> [Double] {
+        backwardInput(gradOutput: reluMasked(gradOutput, output), input: input, n: n, c: c, l: l,
+                      shift: shift, gradScale: gradScale, inputScale: inputScale, constant: constant)
+    }
+
+    /// dy·[y > 0], elementwise (ReLU's backward, PyTorch's threshold_backward).
+    static func reluMasked<T: BinaryFloatingPoint>(_ dy: [T], _ y: [T]) -> [T] {
+        zip(dy, y).map { $1 > 0 ? $0 : 0 }
+    }
+
     /// dγ, dβ and the constants of `backwardInput` from the sums of
     /// `backwardReduce` (taken with shift = mean − meanOffset), m = N·L:
     /// with B = Σdy·(x − μ) = sumGradShifted − meanOffset·sumGrad,

@@ -6,7 +6,9 @@ import BatchNormReference
 // the unfused kernels followed by a ReLU, on one thread and on two threads
 // with streaming stores (`threadedSettings`).
 //
-// Tolerances: against the twin, as normalizeAffine's (rtol 1e-6, atol 2e-5:
+// Tolerances: backward sums as backwardReduce's (rtol 1e-5, atol 1e-6·√(N·L):
+// Float32 block sums of N·L terms of O(1)), dx as backwardInput's (rtol 1e-5,
+// atol 5e-5: two Float32 multiply-adds per element). Forward: as normalizeAffine's (rtol 1e-6, atol 2e-5:
 // one Float32 fused multiply-add per element on inputs of magnitude ≲ 10).
 // Against the unfused kernel + ReLU: exact, since the fused pass computes
 // the same Float32 value and the clamp itself rounds nothing.
@@ -68,5 +70,74 @@ struct FusedReLUKernelTests {
         #expect(y[0].isNaN && y[8].isNaN)
         #expect(y[1] == 2 && y[17] == 3)
         #expect(y[2] == 0 && y[2].sign == .plus && y[16] == 0)
+    }
+
+    @Test("backwardReduceReLU and backwardInputReLU match their twins and the unfused kernels on dy·[y > 0]",
+          arguments: threadedShapes, [false, true])
+    func backward(shape: BatchNormShape, threaded: Bool) {
+        var rng = TestRandom(419 + UInt64(shape.elementCount))
+        let x = rng.batch(n: shape.n, c: shape.c, l: shape.l), dy = rng.batch(n: shape.n, c: shape.c, l: shape.l)
+        let c = shape.c
+        let shift = (0..<c).map { _ in Float(rng.normal()) }, scale = (0..<c).map { _ in Float(0.5 + rng.unit()) }
+        let bias = (0..<c).map { _ in Float(rng.normal()) }
+        let g = (0..<c).map { _ in Float(rng.unit()) }, k = (0..<c).map { _ in Float(rng.normal()) }
+        let b = (0..<c).map { _ in Float(rng.normal()) }
+        // y: the fused forward's output, with y = 0 exactly where the ReLU clamped
+        var y = [Float](repeating: .nan, count: x.count)
+        var s1 = [Double](repeating: .nan, count: c), s2 = s1, u1 = s1, u2 = s1
+        var scratch = [Float](repeating: 0, count: 2 * c)
+        var dx = [Float](repeating: .nan, count: x.count), unfusedDx = dx
+        let run = {
+            BatchNormKernel.normalizeAffineReLU(x, shape: shape, shift: shift, scale: scale, bias: bias, output: &y)
+            BatchNormKernel.backwardReduceReLU(gradOutput: dy, output: y, input: x, shape: shape, shift: shift,
+                                               sumGrad: &s1, sumGradShifted: &s2, scratch: &scratch)
+            BatchNormKernel.backwardInputReLU(gradOutput: dy, output: y, input: x, shape: shape, shift: shift,
+                                              gradScale: g, inputScale: k, constant: b, gradInput: &dx)
+            // the unfused pair on the masked gradient, under the same settings
+            let dyMasked = zip(dy, y).map { $1 > 0 ? $0 : 0 }
+            BatchNormKernel.backwardReduce(gradOutput: dyMasked, input: x, shape: shape, shift: shift,
+                                           sumGrad: &u1, sumGradShifted: &u2, scratch: &scratch)
+            BatchNormKernel.backwardInput(gradOutput: dyMasked, input: x, shape: shape, shift: shift,
+                                          gradScale: g, inputScale: k, constant: b, gradInput: &unfusedDx)
+        }
+        if threaded { BatchNormKernel._withSettings(threadedSettings, run) } else { run() }
+        #expect(y.contains(0) || x.count < 64, "no element was clamped: the mask is untested")
+        let d = shift.map(Double.init)
+        let sums = BatchNormReference.backwardReduceReLU(gradOutput: dy, output: y, input: x, n: shape.n, c: c,
+                                                         l: shape.l, shift: d)
+        let atol = 1e-6 * Double(shape.valuesPerFeature).squareRoot()
+        #expect(closeEnough(s1, sums.sumGrad, rtol: 1e-5, atol: atol).ok)
+        #expect(closeEnough(s2, sums.sumGradShifted, rtol: 1e-5, atol: atol).ok)
+        let wantDx = BatchNormReference.backwardInputReLU(gradOutput: dy, output: y, input: x, n: shape.n, c: c,
+                                                          l: shape.l, shift: d, gradScale: g.map(Double.init),
+                                                          inputScale: k.map(Double.init), constant: b.map(Double.init))
+        let dr = closeEnough(dx, wantDx, rtol: 1e-5, atol: 5e-5)
+        #expect(dr.ok, "dx \(dr.worst)")
+        // masking where dy is read is the same arithmetic as masking first
+        #expect(s1 == u1 && s2 == u2)
+        #expect(dx == unfusedDx)
+        // and the mask matters: the unmasked sums differ wherever a value was clamped
+        if x.count >= 64 {
+            var plain1 = s1, plain2 = s2
+            BatchNormKernel.backwardReduce(gradOutput: dy, input: x, shape: shape, shift: shift,
+                                           sumGrad: &plain1, sumGradShifted: &plain2, scratch: &scratch)
+            #expect(plain1 != s1)
+        }
+    }
+
+    @Test("the ReLU mask: y ≤ 0 or NaN stops the gradient, y > 0 passes it")
+    func maskValues() {
+        let shape = BatchNormShape(n: 1, c: 9)   // one vector and one scalar tail column
+        let y: [Float] = [0, -0.0, 1, .nan, 2, 0, 3, 1e-30, 0]
+        let dy: [Float] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        let x = [Float](repeating: 0, count: 9), zeros = x, ones = [Float](repeating: 1, count: 9)
+        var s1 = [Double](repeating: .nan, count: 9), s2 = s1, scratch = [Float](repeating: 0, count: 18)
+        BatchNormKernel.backwardReduceReLU(gradOutput: dy, output: y, input: x, shape: shape, shift: zeros,
+                                           sumGrad: &s1, sumGradShifted: &s2, scratch: &scratch)
+        #expect(s1 == [0, 0, 3, 0, 5, 0, 7, 8, 0])
+        var dx = [Float](repeating: .nan, count: 9)
+        BatchNormKernel.backwardInputReLU(gradOutput: dy, output: y, input: x, shape: shape, shift: zeros,
+                                          gradScale: ones, inputScale: zeros, constant: zeros, gradInput: &dx)
+        #expect(dx == [0, 0, 3, 0, 5, 0, 7, 8, 0])
     }
 }
