@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The bnkbench cases in PyTorch, single thread, side by side with BatchNormKit.
+"""The bnkbench cases in PyTorch, at 1 and 2 threads, side by side with BatchNormKit.
 
 Runs the same shapes as `bnkbench` (BatchNorm1d forward-train / forward-eval /
 backward, Linear forward / backward of the seed network, the seed network's
@@ -16,6 +16,8 @@ What is timed in PyTorch (the tensors are allocated once, outside the loop):
   bn.forward-eval   bn(x) in eval mode under torch.no_grad()
   bn.backward       torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
                     on one recorded train-mode forward: dx, dgamma, dbeta
+  bn-relu.*         the same for relu(bn(x)), eager (PyTorch fuses the two only
+                    under torch.compile): BatchNormKit's fused kernels
   linear.forward    lin(x) under torch.no_grad()
   linear.backward   torch.autograd.grad(y, (x, weight, bias), dy, retain_graph=True)
   step              zero_grad; CrossEntropyLoss(model(x), labels).backward(); SGD.step()
@@ -39,6 +41,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_targets import target_ratio  # noqa: E402 (the targets, shared with bench_table.py)
+
 try:
     import torch
     import torch.nn as nn
@@ -56,6 +61,7 @@ except (OSError, subprocess.CalledProcessError, ValueError) as error:
           "build it first (make bench-native) or set BNKBENCH", file=sys.stderr)
     sys.exit(2)
 BN_SHAPES = [tuple(s) for s in _SHAPES["batch_norm"]]
+BN_RELU_SHAPES = [tuple(s) for s in _SHAPES.get("bn_relu", [])]
 # (shape, groups): groups 1 on (N, C) is LayerNorm(C), otherwise GroupNorm(groups, C)
 GN_SHAPES = [(tuple(g["shape"]), g["groups"]) for g in _SHAPES["group_norm"]]
 LINEAR_SHAPES = [tuple(s) for s in _SHAPES["linear"]]
@@ -64,17 +70,6 @@ STEP_BATCHES = _SHAPES["step_batches"]
 INFER_BATCHES = _SHAPES["inference_batches"]
 EPOCH_BATCH = _SHAPES["epoch_batch"]
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
-
-# The issue's targets: BatchNormKit time must be ≤ torch time / ratio.
-def target_ratio(name):
-    if name.startswith("bn."):
-        return 3.0 if ("(256, 256)" in name or "(256, 64)" in name) else 2.0
-    if name == "step N=256":
-        return 1.5
-    if name == "inference N=256":
-        return 2.0
-    return None
-
 
 def shape_str(s):
     return "(" + ", ".join(str(d) for d in s) + ")"
@@ -182,6 +177,19 @@ def cases(args):
         bn.eval()
         add(f"bn.forward-eval {shape_str(s)}", "bn", no_grad_forward(bn, x))
 
+    for s in BN_RELU_SHAPES:
+        c = s[1]
+        x = torch.randn(*s, generator=g)
+        dy = torch.randn(*s, generator=g)
+        bn = nn.BatchNorm1d(c)
+        bn.train()
+        block = nn.Sequential(bn, nn.ReLU())
+        add(f"bn-relu.forward-train {shape_str(s)}", "bn-relu", no_grad_forward(block, x))
+        xg = x.clone().requires_grad_(True)
+        y = block(xg)
+        params = (xg, bn.weight, bn.bias)
+        add(f"bn-relu.backward {shape_str(s)}", "bn-relu", lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+
     for s, groups in GN_SHAPES:
         c = s[1]
         x = torch.randn(*s, generator=g)
@@ -279,30 +287,32 @@ def compare(torch_rows, swift_path):
         return
     fast = {}
     for c in swift.get("cases", []):
-        if c.get("threads") == 1 and c.get("fast"):
-            fast[c["name"]] = c["fast"]["median_s"]
-    print(f"\nSide by side, 1 thread: PyTorch {torch.__version__} vs BatchNormKit "
-          f"({swift.get('build', '?')} build, {swift.get('date', '?')})")
-    print(f"  ratio = PyTorch time / BatchNormKit time (> 1: BatchNormKit faster)")
-    print(f"  {'case':<34} {'PyTorch':>11} {'BNKit':>11} {'ratio':>7} {'target':>7}  ok")
+        if c.get("fast"):
+            fast[(c["name"], c.get("threads", 1))] = c["fast"]["median_s"]
     met = missed = 0
-    for r in torch_rows:
-        name = r["name"]
-        if name not in fast:
-            continue
-        t, s = r["median_s"], fast[name]
-        ratio = t / s
-        r["bnkit_median_s"] = s
-        r["ratio"] = ratio
-        tgt = target_ratio(name)
-        verdict = ""
-        if tgt:
-            ok = ratio >= tgt
-            met += ok
-            missed += not ok
-            verdict = "yes" if ok else "NO"
-        print(f"  {name:<34} {fmt_time(t):>11} {fmt_time(s):>11} {ratio:6.2f}× {('%.1f×' % tgt) if tgt else '':>7}  {verdict}")
-    print(f"  targets met: {met}, missed: {missed}")
+    for threads in sorted({r["threads"] for r in torch_rows}):
+        print(f"\nSide by side, {threads} thread(s): PyTorch {torch.__version__} vs BatchNormKit "
+              f"({swift.get('build', '?')} build, {swift.get('date', '?')})")
+        print(f"  ratio = PyTorch time / BatchNormKit time (> 1: BatchNormKit faster)")
+        print(f"  {'case':<34} {'PyTorch':>11} {'BNKit':>11} {'ratio':>7} {'target':>7}  ok")
+        for r in torch_rows:
+            name = r["name"]
+            if r["threads"] != threads or (name, threads) not in fast:
+                continue
+            t, s = r["median_s"], fast[(name, threads)]
+            ratio = t / s
+            r["bnkit_median_s"] = s
+            r["ratio"] = ratio
+            tgt = target_ratio(name, threads)
+            verdict = ""
+            if tgt:
+                ok = ratio >= tgt
+                met += ok
+                missed += not ok
+                verdict = "yes" if ok else "NO"
+            print(f"  {name:<34} {fmt_time(t):>11} {fmt_time(s):>11} {ratio:6.2f}× "
+                  f"{('%.1f×' % tgt) if tgt else '':>7}  {verdict}")
+    print(f"  targets met: {met}, missed: {missed} (rule: ratio ≥ target, medians of one run)")
 
 
 def fmt_time(s):
@@ -319,7 +329,8 @@ def main():
                    help="BatchNormKit results to compare with (default: %(default)s)")
     p.add_argument("--out", default="bench-results/bench-torch.json", help="where to write the JSON")
     p.add_argument("--filter", default="", help="only cases whose name contains this")
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    p.add_argument("--threads", default="1,2",
+                   help="comma-separated torch.set_num_threads values, each a full run (default 1,2)")
     p.add_argument("--min-time", type=float, default=0.25, help="seconds of timed runs per case (default 0.25)")
     p.add_argument("--rounds", type=int, default=1,
                    help="run every case this many times and keep each case's best median "
@@ -328,23 +339,33 @@ def main():
                    help="time bn.forward-train with autograd recording instead of under no_grad")
     args = p.parse_args()
 
-    torch.set_num_threads(args.threads)
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"{platform.processor() or platform.machine()}, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}")
-    rows = cases(args)
-    for r in range(1, args.rounds):
-        print(f"round {r + 1} of {args.rounds}", flush=True)
-        for row, again in zip(rows, cases(args)):
-            if again["median_s"] < row["median_s"]:
-                again["min_s"] = min(again["min_s"], row["min_s"])
-                row.update(again)
-            else:
-                row["min_s"] = min(again["min_s"], row["min_s"])
+    try:
+        thread_counts = [int(t) for t in args.threads.split(",")]
+        assert thread_counts and all(t >= 1 for t in thread_counts)
+    except (ValueError, AssertionError):
+        p.error(f"--threads takes positive counts separated by commas, not {args.threads!r}")
+    rows = []
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+              f"{platform.processor() or platform.machine()}, CPU capability "
+              f"{torch.backends.cpu.get_cpu_capability()}")
+        these = cases(args)
+        for r in range(1, args.rounds):
+            print(f"round {r + 1} of {args.rounds}", flush=True)
+            for row, again in zip(these, cases(args)):
+                if again["median_s"] < row["median_s"]:
+                    again["min_s"] = min(again["min_s"], row["min_s"])
+                    row.update(again)
+                else:
+                    row["min_s"] = min(again["min_s"], row["min_s"])
+        for row in these:
+            row["threads"] = threads
+        rows += these
     compare(rows, args.swift_json)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"framework": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(),
+        json.dump({"framework": "pytorch", "version": torch.__version__, "threads": thread_counts,
                    "cpu_capability": torch.backends.cpu.get_cpu_capability(), "rounds": args.rounds,
                    "forward_train_timing": "autograd" if args.autograd_forward else "no_grad",
                    "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cases": rows}, f, indent=1)

@@ -78,3 +78,83 @@ func fusedReLUKernelCases(_ bench: Bench, shape: BatchNormShape) throws {
                                    details: [("read2_write_GBps", r)])
                   })
 }
+
+// MARK: - bn-relu.*: BatchNorm → ReLU, fused, against PyTorch's BatchNorm1d + ReLU
+
+/// `bn-relu.forward-train` (moments, constants, running statistics, the fused
+/// normalize) and `bn-relu.backward` (masked reduction, constants with dγ, dβ,
+/// masked dx) on the kernels — what a fused layer runs — against the naive
+/// twins of BatchNorm1d followed by ReLU, and the bounds of bn.forward-train
+/// (read x; read x, write y) and of the two backward passes (read dy, y, x;
+/// read them again and write dx). Scripts/bench_torch.py times PyTorch's
+/// eager `relu(bn(x))` under the same names.
+func batchNormReLUCases(_ bench: Bench, shape: BatchNormShape) throws {
+    let names = ["bn-relu.forward-train \(shape)", "bn-relu.backward \(shape)"]
+    guard names.contains(where: bench.wants) else { return }
+    let n = shape.n, c = shape.c, l = shape.l, count = shape.elementCount, s = count * 4
+    var rng = ReferenceRandom(seed: UInt64(count) + 2)
+    let xs = rng.batch(n: n, c: c, l: l), dys = rng.normals(count)
+    let gamma = (0..<c).map { _ in 0.5 + rng.unit() }, beta = (0..<c).map { _ in 0.5 * rng.normal() }
+    let x = FloatBuffer(count: count), dy = FloatBuffer(count: count), y = FloatBuffer(count: count)
+    let dx = FloatBuffer(count: count)
+    for i in 0..<count { x.pointer[i] = xs[i]; dy.pointer[i] = dys[i] }
+    let g = FloatBuffer(count: c), b = FloatBuffer(count: c)
+    for f in 0..<c { g.pointer[f] = Float(gamma[f]); b.pointer[f] = Float(beta[f]) }
+    // per-feature workspace: shift, scale, bias, gradScale, inputScale, constant, dγ, dβ, running stats; block sums
+    let perFeature = FloatBuffer(count: 10 * c), scratch = FloatBuffer(count: 2 * c)
+    let k = perFeature.pointer, a = k + c, bias = k + 2 * c, gs = k + 3 * c, ks = k + 4 * c, cs = k + 5 * c
+    let dGamma = k + 6 * c, dBeta = k + 7 * c, runningMean = k + 8 * c, runningVar = k + 9 * c
+    let doubles = UnsafeMutablePointer<Double>.allocate(capacity: 4 * c)
+    doubles.initialize(repeating: 0, count: 4 * c)
+    defer { doubles.deallocate() }
+    let invStd = doubles, meanOffset = doubles + c, s1 = doubles + 2 * c, s2 = doubles + 3 * c
+    var moments = FeatureMoments(featureCount: c)
+    var tracked: Int64 = 0
+    func forward() {
+        BatchNormKernel.moments(x.pointer, shape: shape, into: &moments)
+        BatchNormKernel.forwardConstants(moments: moments, gamma: g.pointer, beta: b.pointer, eps: Float(eps),
+                                         shift: k, scale: a, bias: bias, invStd: invStd, meanOffset: meanOffset)
+        BatchNormKernel.updateRunningStatistics(runningMean: runningMean, runningVar: runningVar, moments: moments,
+                                                momentum: 0.1, numBatchesTracked: &tracked)
+        BatchNormKernel.normalizeAffineReLU(x.pointer, shape: shape, shift: k, scale: a, bias: bias, output: y.pointer)
+    }
+    bench.roofline.streamThreads = BatchNormKernel._threadParts(shape)
+    defer { bench.roofline.streamThreads = 1 }
+    let (refN, xr, dyr, rows) = referencePrefix(shape, xs, dys)
+    func referenceForward() -> [Double] {
+        BatchNormReference.forwardTrain(xr, n: refN, c: c, l: l, gamma: gamma, beta: beta, eps: eps).map { max(0, $0) }
+    }
+    try bench.run(names[0], group: "bn-relu", metric: .bytes(Double(3 * s)),
+                  reference: { blackHole(referenceForward()) }, referenceRows: rows,
+                  fast: { forward(); blackHole(y.pointer, count) },
+                  limit: { bench.roofline.forwardTrainBound(tensorBytes: s) })
+    forward()   // y and the constants the backward reads
+    let yr = referenceForward().map(Float.init)
+    try bench.run(names[1], group: "bn-relu", metric: .bytes(Double(7 * s)),
+                  reference: {
+                      let masked = zip(dyr, yr).map { $1 > 0 ? $0 : 0 }
+                      blackHole(BatchNormReference.backwardTrain(gradOutput: masked, input: xr, n: refN, c: c, l: l,
+                                                                 gamma: gamma, eps: eps).input)
+                  },
+                  referenceRows: rows,
+                  fast: {
+                      BatchNormKernel.backwardReduceReLU(gradOutput: dy.pointer, output: y.pointer, input: x.pointer,
+                                                         shape: shape, shift: k, sumGrad: s1, sumGradShifted: s2,
+                                                         scratch: scratch.pointer)
+                      dGamma.update(repeating: 0, count: c); dBeta.update(repeating: 0, count: c)
+                      BatchNormKernel.backwardConstants(sumGrad: s1, sumGradShifted: s2, invStd: invStd, meanOffset: meanOffset,
+                                                        featureCount: c, gamma: g.pointer, valuesPerFeature: n * l,
+                                                        usedBatchStatistics: true, gammaGrad: dGamma, betaGrad: dBeta,
+                                                        gradScale: gs, inputScale: ks, constant: cs)
+                      BatchNormKernel.backwardInputReLU(gradOutput: dy.pointer, output: y.pointer, input: x.pointer,
+                                                        shape: shape, shift: k, gradScale: gs, inputScale: ks, constant: cs,
+                                                        gradInput: dx.pointer)
+                      blackHole(dx.pointer, count)
+                  },
+                  limit: {
+                      let r = bench.roofline.bandwidth(.read, bytes: 4 * s), rw = bench.roofline.bandwidth(.read2Write, bytes: 4 * s)
+                      let bound = Double(3 * s) / (r * 1e9) + Double(4 * s) / (rw * 1e9)
+                      return Limit(kind: "R+2RW \(formatBytes(4 * s))", boundTime: bound,
+                                   details: [("working_set_bytes", Double(4 * s)), ("read_GBps", r), ("read2_write_GBps", rw)])
+                  })
+}

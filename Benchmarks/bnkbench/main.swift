@@ -38,6 +38,7 @@ func runCases(threads: Int) throws {
         print("smoke: tiny sizes, each case once" + (threads > 1 ? ", \(threads) threads" : ""))
     }
     for shape in sizes.batchNorm { try batchNormCases(bench, shape: shape) }
+    for shape in sizes.batchNormReLU { try batchNormReLUCases(bench, shape: shape) }
     if options.kernels || options.filters.contains(where: { $0.hasPrefix("kernel") }) {
         for shape in sizes.batchNorm { try kernelCases(bench, shape: shape) }
         for shape in sizes.batchNorm { try fusedReLUKernelCases(bench, shape: shape) }
