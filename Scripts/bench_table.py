@@ -15,6 +15,9 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_targets import target_ratio  # noqa: E402 (one list of targets, shared with bench_torch.py)
+
 
 def load(path):
     if not os.path.exists(path):
@@ -24,9 +27,7 @@ def load(path):
 
 
 def target(name):
-    if name.startswith("bn."):
-        return 3.0 if ("(256, 256)" in name or "(256, 64)" in name) else 2.0
-    return {"step N=256": 1.5, "inference N=256": 2.0}.get(name)
+    return target_ratio(name, 1)
 
 
 def fmt_time(seconds):
