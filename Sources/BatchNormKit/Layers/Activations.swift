@@ -23,7 +23,7 @@ public final class ReLU: Layer {
             UnsafeMutableRawPointer(dst + i).storeBytes(of: v.replacing(with: 0, where: v .< 0), as: SIMD8<Float>.self)
             i += 8
         }
-        while i < n { dst[i] = max(0, src[i]); i += 1 }
+        while i < n { dst[i] = src[i] < 0 ? 0 : src[i]; i += 1 }   // as the vectors: NaN stays NaN
         return y
     }
 

@@ -4,7 +4,23 @@ import BatchNormKernels
 
 extension _BatchNorm {
     /// y from x `(N, C[, L])` or `(N, C, H, W)`, the same shape; see ``_BatchNorm`` for the formula.
-    public func forward(_ x: Tensor) throws -> Tensor {
+    public func forward(_ x: Tensor) throws -> Tensor { try _forward(x, relu: false) }
+
+    /// max(0, y) from x, the same shape: this layer followed by ``ReLU`` in
+    /// one pass over memory (the clamp rides on the normalize pass). Output,
+    /// running statistics and, through ``backwardReLU(_:needsInputGradient:)``,
+    /// gradients are those of the pair. ``Sequential`` calls it for every
+    /// BatchNorm directly followed by a ReLU.
+    public func forwardReLU(_ x: Tensor) throws -> Tensor { try _forward(x, relu: true) }
+
+    /// Back-propagates ∂loss/∂(max(0, y)) `(N, C, *)` through the ReLU and
+    /// this layer after ``forwardReLU(_:)``: the gradient is masked by
+    /// y > 0 where the kernels read it (no masked copy is written).
+    public func backwardReLU(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
+        try _backward(dy, needsInputGradient: needsInputGradient, relu: true)
+    }
+
+    func _forward(_ x: Tensor, relu: Bool) throws -> Tensor {
         let shape = try layout(of: x)
         let c = numFeatures
         let useBatch = isTraining || !trackRunningStats
@@ -37,9 +53,15 @@ extension _BatchNorm {
         }
         // pass 2: one read of x, one write of y
         let y = output._reuse(sameShapeAs: x)
-        BatchNormKernel.normalizeAffine(x._pointer, shape: shape, shift: work.shift, scale: work.scale,
-                                        bias: work.shiftedBias, output: y._pointer)
+        if relu {
+            BatchNormKernel.normalizeAffineReLU(x._pointer, shape: shape, shift: work.shift, scale: work.scale,
+                                                bias: work.shiftedBias, output: y._pointer)
+        } else {
+            BatchNormKernel.normalizeAffine(x._pointer, shape: shape, shift: work.shift, scale: work.scale,
+                                            bias: work.shiftedBias, output: y._pointer)
+        }
         input = x
+        lastForwardFusedReLU = relu
         usedBatchStatistics = useBatch
         lastForwardTrained = isTraining
         lastShape = shape
@@ -52,13 +74,26 @@ extension _BatchNorm {
     /// dx = g·(dy − Σdy/m − x̂·Σ(dy·x̂)/m). With running statistics
     /// (eval mode) μ and σ are constants and dx = g·dy.
     public func backward(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
-        _ = try _checkGradient(dy, like: output, context: context)
+        try _backward(dy, needsInputGradient: needsInputGradient, relu: false)
+    }
+
+    /// `relu`: dy is the gradient at the ReLU's output, masked by y > 0
+    /// (y, this layer's output, is the ReLU's output after ``forwardReLU(_:)``
+    /// and has the same sign pattern after ``forward(_:)``).
+    func _backward(_ dy: Tensor, needsInputGradient: Bool, relu: Bool) throws -> Tensor? {
+        let y = try _checkGradient(dy, like: output, context: relu ? "\(context) → ReLU" : context)
         guard let x = input else { return nil }
         let shape = lastShape, c = numFeatures
         let gamma = weight?.value._pointer
-        // one pass over dy and x: Σdy and Σdy·(x − shift)
-        BatchNormKernel.backwardReduce(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
-                                       sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted, scratch: work.reduceScratch)
+        // one pass over dy and x (and y): Σdy and Σdy·(x − shift)
+        if relu {
+            BatchNormKernel.backwardReduceReLU(gradOutput: dy._pointer, output: y._pointer, input: x._pointer, shape: shape,
+                                               shift: work.shift, sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted,
+                                               scratch: work.reduceScratch)
+        } else {
+            BatchNormKernel.backwardReduce(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
+                                           sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted, scratch: work.reduceScratch)
+        }
         // γ and β gradients accumulate, or start from zero right after zeroGrad
         let gammaGrad = weight?._gradForAccumulation(), betaGrad = bias?._gradForAccumulation()
         // dγ, dβ and the constants of dx = gradScale·dy + inputScale·(x − shift) + constant
@@ -78,9 +113,15 @@ extension _BatchNorm {
         }
         guard needsInputGradient else { return nil }
         let dx = gradInput._reuse(sameShapeAs: x)
-        BatchNormKernel.backwardInput(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
-                                      gradScale: work.gradScale, inputScale: work.inputScale, constant: work.gradConstant,
-                                      gradInput: dx._pointer)
+        if relu {
+            BatchNormKernel.backwardInputReLU(gradOutput: dy._pointer, output: y._pointer, input: x._pointer, shape: shape,
+                                              shift: work.shift, gradScale: work.gradScale, inputScale: work.inputScale,
+                                              constant: work.gradConstant, gradInput: dx._pointer)
+        } else {
+            BatchNormKernel.backwardInput(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
+                                          gradScale: work.gradScale, inputScale: work.inputScale, constant: work.gradConstant,
+                                          gradInput: dx._pointer)
+        }
         return dx
     }
 }

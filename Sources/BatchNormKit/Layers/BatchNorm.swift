@@ -56,6 +56,8 @@ public class _BatchNorm: Layer, BatchCounting {
     var usedBatchStatistics = true
     /// Whether the last forward ran in training mode (its statistics went through ``reduceMoments()``).
     var lastForwardTrained = false
+    /// Whether the last forward clamped its output (``forwardReLU(_:)``).
+    var lastForwardFusedReLU = false
     var lastShape = BatchNormShape(n: 0, c: 0)
 
     /// The input ranks a layer accepts, and its name in messages.
