@@ -5,18 +5,22 @@ usage: bench_table.py [NATIVE] [TORCH] [PORTABLE]
   defaults: bench-results/bench-native.json bench-results/bench-torch.json
             bench-results/bench-portable.json (missing files leave their columns empty)
 
-Columns: PyTorch single-thread median; BatchNormKit native single-thread median
-(rate); ratio PyTorch / BatchNormKit with ✓/✗ against the issue's target;
-native 1-thread % of the measured bound (and the bound); native 2-thread median
-(% of its bound); portable single-thread median; the naive reference's median
-(~ = measured on the first rows and scaled). Standard library only.
+Columns: PyTorch 1-thread median; BatchNormKit native 1-thread median (rate);
+ratio PyTorch / BatchNormKit with ✓/✗ against the issue's target
+(bench_targets.py); native 1-thread % of the measured bound (✓/✗ against
+BOUND_TARGET where it applies); PyTorch and BatchNormKit at 2 threads and their
+ratio; BatchNormKit's 2-thread ÷ 1-thread time; portable 1-thread median; the
+naive reference's median (~ = measured on the first rows and scaled). After the
+table: each epoch as a multiple of its floor (its GEMM FLOPs at the measured
+FMA peak per thread) and the cases slower at 2 threads than at 1. Standard
+library only.
 """
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_targets import target_ratio  # noqa: E402 (one list of targets, shared with bench_torch.py)
+from bench_targets import BOUND_TARGET, bound_target_applies, target_ratio  # noqa: E402 (one list of targets, shared with bench_torch.py)
 
 
 def load(path):
@@ -24,10 +28,6 @@ def load(path):
         return None
     with open(path) as handle:
         return json.load(handle)
-
-
-def target(name):
-    return target_ratio(name, 1)
 
 
 def fmt_time(seconds):
@@ -55,6 +55,27 @@ def by_threads(doc, threads):
     return {c["name"]: c for c in doc["cases"] if c.get("threads", 1) == threads}
 
 
+def percent_text(case):
+    """'% of bound (bound kind: rate)', with ✓/✗ where the bound target applies."""
+    if case.get("percent_of_limit") is None:
+        return ""
+    limit = case.get("limit") or {}
+    rate, unit = limit.get("rate"), case.get("unit", "")
+    shown = (f"{rate:.1f} {unit}" if rate is not None and not unit.startswith("k") else
+             f"{rate:.1f} k smp/s" if rate is not None else "")
+    mark = ""
+    if bound_target_applies(case):
+        mark = " ✓" if case["percent_of_limit"] >= BOUND_TARGET else " ✗"
+    return f"{case['percent_of_limit']:.0f}%{mark} ({limit.get('kind', '')}: {shown})"
+
+
+def ratio_text(torch_case, case, goal):
+    if not torch_case or not case:
+        return ""
+    value = torch_case["median_s"] / case["fast"]["median_s"]
+    return f"{value:.2f}×" + ((" ✓" if value >= goal else " ✗") if goal else "")
+
+
 def main():
     native = load(sys.argv[1] if len(sys.argv) > 1 else "bench-results/bench-native.json")
     torch = load(sys.argv[2] if len(sys.argv) > 2 else "bench-results/bench-torch.json")
@@ -62,39 +83,51 @@ def main():
     if not native:
         sys.exit("bench_table.py: no native JSON")
     one, two, port = by_threads(native, 1), by_threads(native, 2), by_threads(portable, 1)
-    torch_cases = {c["name"]: c for c in (torch or {}).get("cases", [])}
-    print("| case | PyTorch 1T | BNKit native 1T | ratio | target | native 1T % of bound (bound) "
-          "| BNKit native 2T (% bound) | BNKit portable 1T | naive reference |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
+    torch_one, torch_two = by_threads(torch, 1), by_threads(torch, 2)
+    print("| case | PyTorch 1T | BNKit native 1T | ratio 1T (target) | native 1T % of bound (bound) "
+          "| PyTorch 2T | BNKit native 2T (% bound) | ratio 2T (target) | 2T ÷ 1T time | BNKit portable 1T | naive reference |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    slower = []
     for name, case in one.items():
-        t = torch_cases.get(name)
+        t1, t2, second = torch_one.get(name), torch_two.get(name), two.get(name)
+        goal1, goal2 = target_ratio(name, 1), target_ratio(name, 2)
         mine = case["fast"]["median_s"]
-        ratio, goal = "", target(name)
-        if t:
-            value = t["median_s"] / mine
-            ratio = f"{value:.2f}×" + ((" ✓" if value >= goal else " ✗") if goal else "")
-        limit = case.get("limit") or {}
-        bound = ""
-        if case.get("percent_of_limit") is not None:
-            rate = limit.get("rate")
-            unit = case.get("unit", "")
-            shown = (f"{rate:.1f} {unit}" if rate is not None and not unit.startswith("k") else
-                     f"{rate:.1f} k smp/s" if rate is not None else "")
-            bound = f"{case['percent_of_limit']:.0f}% ({limit.get('kind', '')}: {shown})"
-        second = two.get(name)
-        second_text = ""
+        second_text, split = "", ""
         if second:
             second_text = fmt_time(second["fast"]["median_s"])
             if second.get("percent_of_limit") is not None:
                 second_text += f" ({second['percent_of_limit']:.0f}%)"
+            quotient = second["fast"]["median_s"] / mine
+            split = f"{quotient:.2f}"
+            if quotient > 1:
+                slower.append((name, quotient))
         p = port.get(name)
         reference = case.get("reference")
         ref_text = ""
         if reference:
             ref_text = ("~" if case.get("reference_estimated") else "") + fmt_time(reference["median_s"])
-        print(f"| {name} | {fmt_time(t['median_s']) if t else ''} | {fmt_time(mine)} ({fmt_rate(case)}) | {ratio} "
-              f"| {f'{goal:.1f}×' if goal else ''} | {bound} | {second_text} "
+        r1 = ratio_text(t1, case, goal1) + (f" ({goal1:.1f}×)" if goal1 else "")
+        r2 = ratio_text(t2, second, goal2) + (f" ({goal2:.1f}×)" if goal2 and t2 and second else "")
+        print(f"| {name} | {fmt_time(t1['median_s']) if t1 else ''} | {fmt_time(mine)} ({fmt_rate(case)}) | {r1} "
+              f"| {percent_text(case)} | {fmt_time(t2['median_s']) if t2 else ''} | {second_text} | {r2} | {split} "
               f"| {fmt_time(p['fast']['median_s']) if p else ''} | {ref_text} |")
+    print()
+    # the epoch against its floor: the GEMM FLOPs of its steps at the measured FMA peak (one core per thread)
+    peak = native.get("fma_peak_GFLOPs") or 0
+    for threads, cases in ((1, one), (2, two)):
+        for name, case in cases.items():
+            flops = (case.get("limit") or {}).get("gemm_flops")
+            if name.startswith("epoch") and flops and peak > 0:
+                floor = flops / (peak * 1e9 * threads)
+                print(f"- {name}, {threads} thread{'s' if threads > 1 else ''}: {fmt_time(case['fast']['median_s'])}, "
+                      f"{case['fast']['median_s'] / floor:.2f}× its floor of {fmt_time(floor)} "
+                      f"({flops / 1e9:.1f} GFLOP of GEMMs at {threads} × {peak:.1f} GFLOP/s FMA peak)")
+    if two:
+        if slower:
+            print("- slower at 2 threads than at 1 (median, this run): "
+                  + ", ".join(f"{name} {q:.2f}×" for name, q in slower))
+        else:
+            print("- no case is slower at 2 threads than at 1 (medians, this run)")
 
 
 if __name__ == "__main__":
