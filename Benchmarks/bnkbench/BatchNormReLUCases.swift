@@ -5,6 +5,7 @@
 // bound is the 2-reads-and-a-write rate over the same bytes, the closest
 // pattern the roofline probes).
 
+import BatchNormKit
 import BatchNormKernels
 import BatchNormReference
 import BatchNormTestSupport
@@ -83,7 +84,8 @@ func fusedReLUKernelCases(_ bench: Bench, shape: BatchNormShape) throws {
 
 /// `bn-relu.forward-train` (moments, constants, running statistics, the fused
 /// normalize) and `bn-relu.backward` (masked reduction, constants with dγ, dβ,
-/// masked dx) on the kernels — what a fused layer runs — against the naive
+/// masked dx) through BatchNorm1d's fused pair, `forwardReLU` / `backwardReLU`
+/// (what Sequential runs for BatchNorm1d → ReLU), against the naive
 /// twins of BatchNorm1d followed by ReLU, and the bounds of bn.forward-train
 /// (read x; read x, write y) and of the two backward passes (read dy, y, x;
 /// read them again and write dx). Scripts/bench_torch.py times PyTorch's
@@ -95,29 +97,10 @@ func batchNormReLUCases(_ bench: Bench, shape: BatchNormShape) throws {
     var rng = ReferenceRandom(seed: UInt64(count) + 2)
     let xs = rng.batch(n: n, c: c, l: l), dys = rng.normals(count)
     let gamma = (0..<c).map { _ in 0.5 + rng.unit() }, beta = (0..<c).map { _ in 0.5 * rng.normal() }
-    let x = FloatBuffer(count: count), dy = FloatBuffer(count: count), y = FloatBuffer(count: count)
-    let dx = FloatBuffer(count: count)
-    for i in 0..<count { x.pointer[i] = xs[i]; dy.pointer[i] = dys[i] }
-    let g = FloatBuffer(count: c), b = FloatBuffer(count: c)
-    for f in 0..<c { g.pointer[f] = Float(gamma[f]); b.pointer[f] = Float(beta[f]) }
-    // per-feature workspace: shift, scale, bias, gradScale, inputScale, constant, dγ, dβ, running stats; block sums
-    let perFeature = FloatBuffer(count: 10 * c), scratch = FloatBuffer(count: 2 * c)
-    let k = perFeature.pointer, a = k + c, bias = k + 2 * c, gs = k + 3 * c, ks = k + 4 * c, cs = k + 5 * c
-    let dGamma = k + 6 * c, dBeta = k + 7 * c, runningMean = k + 8 * c, runningVar = k + 9 * c
-    let doubles = UnsafeMutablePointer<Double>.allocate(capacity: 4 * c)
-    doubles.initialize(repeating: 0, count: 4 * c)
-    defer { doubles.deallocate() }
-    let invStd = doubles, meanOffset = doubles + c, s1 = doubles + 2 * c, s2 = doubles + 3 * c
-    var moments = FeatureMoments(featureCount: c)
-    var tracked: Int64 = 0
-    func forward() {
-        BatchNormKernel.moments(x.pointer, shape: shape, into: &moments)
-        BatchNormKernel.forwardConstants(moments: moments, gamma: g.pointer, beta: b.pointer, eps: Float(eps),
-                                         shift: k, scale: a, bias: bias, invStd: invStd, meanOffset: meanOffset)
-        BatchNormKernel.updateRunningStatistics(runningMean: runningMean, runningVar: runningVar, moments: moments,
-                                                momentum: 0.1, numBatchesTracked: &tracked)
-        BatchNormKernel.normalizeAffineReLU(x.pointer, shape: shape, shift: k, scale: a, bias: bias, output: y.pointer)
-    }
+    let x = try Tensor(shape: tensorShape(shape), scalars: xs), dy = try Tensor(shape: tensorShape(shape), scalars: dys)
+    let bn = try BatchNorm1d(numFeatures: c)
+    bn.weight!.value.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(gamma[i]) } }
+    bn.bias!.value.withUnsafeMutableBufferPointer { p in for i in 0..<c { p[i] = Float(beta[i]) } }
     bench.roofline.streamThreads = BatchNormKernel._threadParts(shape)
     defer { bench.roofline.streamThreads = 1 }
     let (refN, xr, dyr, rows) = referencePrefix(shape, xs, dys)
@@ -126,9 +109,9 @@ func batchNormReLUCases(_ bench: Bench, shape: BatchNormShape) throws {
     }
     try bench.run(names[0], group: "bn-relu", metric: .bytes(Double(3 * s)),
                   reference: { blackHole(referenceForward()) }, referenceRows: rows,
-                  fast: { forward(); blackHole(y.pointer, count) },
+                  fast: { blackHole(try bn.forwardReLU(x)) },
                   limit: { bench.roofline.forwardTrainBound(tensorBytes: s) })
-    forward()   // y and the constants the backward reads
+    _ = try bn.forwardReLU(x)   // y and the constants the backward reads
     let yr = referenceForward().map(Float.init)
     try bench.run(names[1], group: "bn-relu", metric: .bytes(Double(7 * s)),
                   reference: {
@@ -137,20 +120,7 @@ func batchNormReLUCases(_ bench: Bench, shape: BatchNormShape) throws {
                                                                  gamma: gamma, eps: eps).input)
                   },
                   referenceRows: rows,
-                  fast: {
-                      BatchNormKernel.backwardReduceReLU(gradOutput: dy.pointer, output: y.pointer, input: x.pointer,
-                                                         shape: shape, shift: k, sumGrad: s1, sumGradShifted: s2,
-                                                         scratch: scratch.pointer)
-                      dGamma.update(repeating: 0, count: c); dBeta.update(repeating: 0, count: c)
-                      BatchNormKernel.backwardConstants(sumGrad: s1, sumGradShifted: s2, invStd: invStd, meanOffset: meanOffset,
-                                                        featureCount: c, gamma: g.pointer, valuesPerFeature: n * l,
-                                                        usedBatchStatistics: true, gammaGrad: dGamma, betaGrad: dBeta,
-                                                        gradScale: gs, inputScale: ks, constant: cs)
-                      BatchNormKernel.backwardInputReLU(gradOutput: dy.pointer, output: y.pointer, input: x.pointer,
-                                                        shape: shape, shift: k, gradScale: gs, inputScale: ks, constant: cs,
-                                                        gradInput: dx.pointer)
-                      blackHole(dx.pointer, count)
-                  },
+                  fast: { blackHole(try bn.backwardReLU(dy, needsInputGradient: true)) },
                   limit: {
                       let r = bench.roofline.bandwidth(.read, bytes: 4 * s), rw = bench.roofline.bandwidth(.read2Write, bytes: 4 * s)
                       let bound = Double(3 * s) / (r * 1e9) + Double(4 * s) / (rw * 1e9)

@@ -214,19 +214,24 @@ func countAllocations(sizes: CaseSizes, batch n: Int, steps: Int = 20) throws ->
         breakdown.append((label, Int(bnk_malloc_count() - b)))
         return r
     }
+    // The Sequential runs BatchNorm → ReLU fused, so the ReLU layers alone
+    // have never run: one uncounted pass gives them their buffers first.
     let layers = s.net.layers.layers
-    counted("SGD.zeroGrad") { s.sgd.zeroGrad() }
-    var a = s.x
-    for (i, l) in layers.enumerated() { a = try counted("layers.\(i) \(type(of: l)).forward") { try l.forward(a) } }
-    let logits = a
-    _ = try counted("CrossEntropyLoss.forward") { try s.loss.forward(logits: logits, labels: s.labels) }
-    var g = try counted("CrossEntropyLoss.backward") { try s.loss.backward() }
-    for i in layers.indices.reversed() {
-        let l = layers[i]
-        let next = try counted("layers.\(i) \(type(of: l)).backward") { try l.backward(g, needsInputGradient: i > 0) }
-        if let next { g = next }
+    for pass in 0..<2 {
+        breakdown.removeAll(keepingCapacity: true)
+        counted("SGD.zeroGrad") { s.sgd.zeroGrad() }
+        var a = s.x
+        for (i, l) in layers.enumerated() { a = try counted("layers.\(i) \(type(of: l)).forward") { try l.forward(a) } }
+        let logits = a
+        _ = try counted("CrossEntropyLoss.forward") { try s.loss.forward(logits: logits, labels: s.labels) }
+        var g = try counted("CrossEntropyLoss.backward") { try s.loss.backward() }
+        for i in layers.indices.reversed() {
+            let l = layers[i]
+            let next = try counted("layers.\(i) \(type(of: l)).backward") { try l.backward(g, needsInputGradient: i > 0) }
+            if let next { g = next }
+        }
+        if pass == 1 { counted("SGD.step") { s.sgd.step() } }
     }
-    counted("SGD.step") { s.sgd.step() }
     // and through the containers the step uses
     counted("SGD.zeroGrad") { s.sgd.zeroGrad() }
     let logits2 = try counted("SeedNetwork.forward (Sequential)") { try s.net.forward(s.x) }
