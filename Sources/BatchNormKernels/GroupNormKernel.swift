@@ -11,7 +11,8 @@ import CBatchNormKitIntrinsics
 /// per forward, two reads of dy and x and one write of dx per backward; a row
 /// of a few thousand values stays in L1/L2 between its passes.
 ///
-/// Naive twins: `GroupNormReference.forward`, `.normalize`, `.backward`.
+/// Naive twins: `GroupNormReference.forward`, `.normalize`, `.backward`,
+/// `.forwardReLU`, `.backwardReLU` (the fused GroupNorm → ReLU forms).
 public enum GroupNormKernel {}
 
 // MARK: - Forward
