@@ -49,13 +49,18 @@ func groupNormCases(_ bench: Bench, shape: GroupNormShape) throws {
 
 // MARK: - kernel.gn.*: the kernels alone (--kernels)
 
-/// GroupNormKernel's three kernels alone, against GroupNormReference.
+/// GroupNormKernel's kernels alone, against GroupNormReference; the fused
+/// ReLU forms with the bounds of their unfused kernels (the clamp adds no
+/// memory traffic; the mask adds one read of y per backward pass, from cache
+/// on the second).
 func groupNormKernelCases(_ bench: Bench, shape: GroupNormShape) throws {
-    let names = ["kernel.gn.forward \(shape)", "kernel.gn.normalize \(shape)", "kernel.gn.backward \(shape)"]
+    let names = ["kernel.gn.forward \(shape)", "kernel.gn.normalize \(shape)", "kernel.gn.backward \(shape)",
+                 "kernel.gn.forwardReLU \(shape)", "kernel.gn.backwardReLU \(shape)"]
     guard names.contains(where: bench.wants) else { return }
     let n = shape.n, c = shape.c, groups = shape.groups, l = shape.l, count = shape.elementCount, s = count * 4
     var rng = ReferenceRandom(seed: UInt64(count + groups))
     let x = FloatBuffer(count: count), dy = FloatBuffer(count: count), out = FloatBuffer(count: count)
+    let y = FloatBuffer(count: count)
     let xs = rng.batch(n: n, c: c, l: l), dys = rng.normals(count)
     for i in 0..<count { x.pointer[i] = xs[i]; dy.pointer[i] = dys[i] }
     let gamma = FloatBuffer(count: c, fill: 0.75), beta = FloatBuffer(count: c, fill: 0.25)
@@ -101,6 +106,33 @@ func groupNormKernelCases(_ bench: Bench, shape: GroupNormShape) throws {
                                                shift: shift.pointer, meanOffset: meanOffset, invStd: invStd,
                                                gradInput: out.pointer, gammaGrad: nil, betaGrad: nil,
                                                totals: totals, blockSums: sums.pointer)
+                      blackHole(out.pointer, count)
+                  },
+                  limit: { bench.roofline.backwardBound(tensorBytes: s) })
+    // β = 0.25 with γ = 0.75: somewhat under half the outputs clamp
+    try bench.run(names[3], group: "kernel", metric: .bytes(Double(3 * s)),
+                  reference: { blackHole(GroupNormReference.forwardReLU(xr, n: refN, c: c, groups: groups, l: l,
+                                                                        gamma: g, beta: b, eps: eps)) },
+                  referenceRows: rows,
+                  fast: {
+                      GroupNormKernel.forwardReLU(x.pointer, shape: shape, gamma: gamma.pointer, beta: beta.pointer, eps: Float(eps),
+                                                  output: y.pointer, shift: shift.pointer, meanOffset: meanOffset, invStd: invStd)
+                      blackHole(y.pointer, count)
+                  },
+                  limit: { bench.roofline.forwardTrainBound(tensorBytes: s) })
+    // y: the fused forward's output (also when only the backward runs)
+    GroupNormKernel.forwardReLU(x.pointer, shape: shape, gamma: gamma.pointer, beta: beta.pointer, eps: Float(eps),
+                                output: y.pointer, shift: shift.pointer, meanOffset: meanOffset, invStd: invStd)
+    let yr = GroupNormReference.forwardReLU(xr, n: refN, c: c, groups: groups, l: l, gamma: g, beta: b, eps: eps).map(Float.init)
+    try bench.run(names[4], group: "kernel", metric: .bytes(Double(6 * s)),
+                  reference: { blackHole(GroupNormReference.backwardReLU(gradOutput: dyr, output: yr, input: xr, n: refN, c: c,
+                                                                         groups: groups, l: l, gamma: g, eps: eps).gradInput) },
+                  referenceRows: rows,
+                  fast: {
+                      GroupNormKernel.backwardReLU(gradOutput: dy.pointer, output: y.pointer, input: x.pointer, shape: shape,
+                                                   gamma: gamma.pointer, shift: shift.pointer, meanOffset: meanOffset,
+                                                   invStd: invStd, gradInput: out.pointer, gammaGrad: nil, betaGrad: nil,
+                                                   totals: totals, blockSums: sums.pointer)
                       blackHole(out.pointer, count)
                   },
                   limit: { bench.roofline.backwardBound(tensorBytes: s) })

@@ -31,6 +31,23 @@ extension GroupNormKernel {
         totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
         fixedStatistics: Bool = false
     ) {
+        _backward(gradOutput: gradOutput, output: gradOutput, mask: _Unmasked.self, input: input, shape: shape,
+                  gamma: gamma, shift: shift, meanOffset: meanOffset, invStd: invStd, gradInput: gradInput,
+                  gammaGrad: gammaGrad, betaGrad: betaGrad, totals: totals, blockSums: block,
+                  fixedStatistics: fixedStatistics)
+    }
+
+    /// ``backward(gradOutput:input:shape:gamma:shift:meanOffset:invStd:gradInput:gammaGrad:betaGrad:totals:blockSums:fixedStatistics:)``
+    /// reading dy through `mask` (y: the array the mask reads; unread by `_Unmasked`).
+    @inlinable @inline(__always)
+    static func _backward<Mask: _GradientMask>(
+        gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>, mask: Mask.Type,
+        input: UnsafePointer<Float>, shape: GroupNormShape, gamma: UnsafePointer<Float>?,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
+        gradInput: UnsafeMutablePointer<Float>?,
+        gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?,
+        totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>, fixedStatistics: Bool
+    ) {
         let c = shape.c
         let wantsParams = gammaGrad != nil && betaGrad != nil
         let streaming = _streams(values: shape.elementCount)
@@ -42,7 +59,7 @@ extension GroupNormKernel {
                 t = (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
                 b = UnsafeMutableRawPointer(t + 2 * c).assumingMemoryBound(to: Float.self)
             }
-            _backwardSamples(gradOutput: gradOutput, input: input, shape: shape, samples: samples, gamma: gamma,
+            _backwardSamples(gradOutput: gradOutput, output: output, mask: mask, input: input, shape: shape, samples: samples, gamma: gamma,
                              shift: shift, meanOffset: meanOffset, invStd: invStd, gradInput: gradInput,
                              wantsParams: wantsParams, totals: t, blockSums: b,
                              fixedStatistics: fixedStatistics, streaming: streaming)
@@ -64,8 +81,8 @@ extension GroupNormKernel {
     /// (wantsParams) the samples' Σdy·x̂, Σdy per channel into `totals`
     /// (overwritten); fences its own streaming stores.
     @inlinable
-    static func _backwardSamples(
-        gradOutput: UnsafePointer<Float>, input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
+    static func _backwardSamples<Mask: _GradientMask>(
+        gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>, mask: Mask.Type, input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
         gamma: UnsafePointer<Float>?,
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         gradInput: UnsafeMutablePointer<Float>?, wantsParams: Bool,
@@ -81,21 +98,21 @@ extension GroupNormKernel {
         for sample in samples {
             for group in 0..<shape.groups {
                 let row = sample * shape.groups + group, first = group * k
-                let dy = gradOutput + row * m, x = input + row * m
+                let dy = gradOutput + row * m, y = output + row * m, x = input + row * m
                 let s = invStd[row], delta = meanOffset[row]
                 // pass 1: A = Σγ·dy, B = Σγ·dy·x̂, and the parameter sums
                 let sums = l == 1
-                    ? _reduceRowAcrossChannels(dy: dy, x: x, channels: k, gamma: gamma.map { $0 + first }, shift: shift[row],
+                    ? _reduceRowAcrossChannels(dy: dy, y: y, mask: mask, x: x, channels: k, gamma: gamma.map { $0 + first }, shift: shift[row],
                                                invStd: Float(s), meanOffset: Float(delta),
                                                paramSums: wantsParams ? (block + first, block + c + first) : nil)
-                    : _reduceRowAlongRuns(dy: dy, x: x, channels: k, l: l, gamma: gamma.map { $0 + first }, shift: shift[row],
+                    : _reduceRowAlongRuns(dy: dy, y: y, mask: mask, x: x, channels: k, l: l, gamma: gamma.map { $0 + first }, shift: shift[row],
                                           invStd: Float(s), meanOffset: Float(delta),
                                           paramSums: wantsParams ? (totals + first, totals + c + first) : nil)
                 // pass 2: dx = (s·γ)·dy + q·(x − shift) + w
                 if let gradInput {
                     let q = fixedStatistics ? 0 : -s * s * sums.b / Double(m)
                     let w = fixedStatistics ? 0 : s * (s * delta * sums.b - sums.a) / Double(m)
-                    _elementwiseRow(_GroupGradInputTerms(dy: dy, x: x, gamma: gamma.map { $0 + first }, output: gradInput + row * m,
+                    _elementwiseRow(_GroupGradInputTerms<Mask>(dy: dy, y: y, x: x, gamma: gamma.map { $0 + first }, output: gradInput + row * m,
                                                          shift: shift[row], invStd: Float(s),
                                                          inputScale: Float(q), constant: Float(w)),
                                     channels: k, l: l, streaming: streaming)
@@ -110,8 +127,8 @@ extension GroupNormKernel {
     /// One row with L = 1, vectors across its channels: returns (A, B);
     /// adds dy·x̂ and dy into `paramSums` (Float32 block sums) when given.
     @inlinable @inline(__always)
-    static func _reduceRowAcrossChannels(
-        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, gamma: UnsafePointer<Float>?,
+    static func _reduceRowAcrossChannels<Mask: _GradientMask>(
+        dy: UnsafePointer<Float>, y: UnsafePointer<Float>, mask: Mask.Type, x: UnsafePointer<Float>, channels: Int, gamma: UnsafePointer<Float>?,
         shift: Float, invStd: Float, meanOffset: Float,
         paramSums: (gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>)?
     ) -> (a: Double, b: Double) {
@@ -124,7 +141,7 @@ extension GroupNormKernel {
             let blockEnd = min(vectorEnd, j + _rowsPerBlock * _lanes)
             var va = _Vector(), vb = _Vector()
             while j < blockEnd {
-                let d = _load(dy + j), xh = _mulAdd(_load(x + j) - k, r, offset)
+                let d = Mask.vector(dy, y, at: j), xh = _mulAdd(_load(x + j) - k, r, offset)
                 let g = d * _load(gamma, j, orIdentity: 1)
                 va += g; vb = _mulAdd(g, xh, vb)
                 if let paramSums {
@@ -136,7 +153,7 @@ extension GroupNormKernel {
             a += _sumLanes(va); b += _sumLanes(vb)
         }
         while j < channels {
-            let d = dy[j], xh = (x[j] - shift) * invStd - meanOffset * invStd
+            let d = Mask.scalar(dy, y, at: j), xh = (x[j] - shift) * invStd - meanOffset * invStd
             let g = d * (gamma?[j] ?? 1)
             a += Double(g); b += Double(g * xh)
             if let paramSums { paramSums.gamma[j] += d * xh; paramSums.beta[j] += d }
@@ -148,8 +165,8 @@ extension GroupNormKernel {
     /// One row with L > 1, vectors along each channel's run: returns (A, B);
     /// adds Σdy·x̂ and Σdy of each run into `paramSums` (Double totals) when given.
     @inlinable @inline(__always)
-    static func _reduceRowAlongRuns(
-        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, channels: Int, l: Int, gamma: UnsafePointer<Float>?,
+    static func _reduceRowAlongRuns<Mask: _GradientMask>(
+        dy: UnsafePointer<Float>, y: UnsafePointer<Float>, mask: Mask.Type, x: UnsafePointer<Float>, channels: Int, l: Int, gamma: UnsafePointer<Float>?,
         shift: Float, invStd: Float, meanOffset: Float,
         paramSums: (gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>)?
     ) -> (a: Double, b: Double) {
@@ -158,21 +175,21 @@ extension GroupNormKernel {
         let vectorEnd = l - l % _lanes
         var a = 0.0, b = 0.0
         for channel in 0..<channels {
-            let p = dy + channel * l, q = x + channel * l
+            let p = dy + channel * l, py = y + channel * l, q = x + channel * l
             var sumDy = 0.0, sumDyXh = 0.0
             var i = 0
             while i < vectorEnd {
                 let blockEnd = min(vectorEnd, i + _rowsPerBlock * _lanes)
                 var v1 = _Vector(), v2 = _Vector()
                 while i < blockEnd {
-                    let d = _load(p + i)
+                    let d = Mask.vector(p, py, at: i)
                     v1 += d; v2 = _mulAdd(d, _mulAdd(_load(q + i) - k, r, offset), v2)
                     i += _lanes
                 }
                 sumDy += _sumLanes(v1); sumDyXh += _sumLanes(v2)
             }
             while i < l {
-                let d = p[i], xh = (q[i] - shift) * invStd - meanOffset * invStd
+                let d = Mask.scalar(p, py, at: i), xh = (q[i] - shift) * invStd - meanOffset * invStd
                 sumDy += Double(d); sumDyXh += Double(d * xh)
                 i += 1
             }
@@ -186,20 +203,21 @@ extension GroupNormKernel {
 }
 
 /// One row of GroupNorm's dx pass: dx = (invStd·γ)·dy + inputScale·(x − shift)
-/// + constant (pointers at the row's first value and first channel).
-@usableFromInline struct _GroupGradInputTerms: _ElementwiseTerms {
-    @usableFromInline let dy, x: UnsafePointer<Float>
+/// + constant (pointers at the row's first value and first channel), dy read
+/// through `Mask` (y: the array it reads).
+@usableFromInline struct _GroupGradInputTerms<Mask: _GradientMask>: _ElementwiseTerms {
+    @usableFromInline let dy, y, x: UnsafePointer<Float>
     @usableFromInline let gamma: UnsafePointer<Float>?
     @usableFromInline let output: UnsafeMutablePointer<Float>
     @usableFromInline let shift, invStd, inputScale, constant: Float
 
-    @inlinable init(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>?,
+    @inlinable init(dy: UnsafePointer<Float>, y: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>?,
                     output: UnsafeMutablePointer<Float>, shift: Float, invStd: Float, inputScale: Float, constant: Float) {
-        self.dy = dy; self.x = x; self.gamma = gamma; self.output = output
+        self.dy = dy; self.y = y; self.x = x; self.gamma = gamma; self.output = output
         self.shift = shift; self.invStd = invStd; self.inputScale = inputScale; self.constant = constant
     }
 
-    @inlinable static var streams: Int { 3 }
+    @inlinable static var streams: Int { Mask.reads + 2 }
     @inlinable @inline(__always)
     func constants(column j: Int) -> (_Vector, _Vector, _Vector, _Vector) {
         (_Vector(repeating: shift), _Vector(repeating: invStd) * _load(gamma, j, orIdentity: 1),
@@ -212,10 +230,10 @@ extension GroupNormKernel {
     }
     @inlinable @inline(__always)
     func vector(_ k: (_Vector, _Vector, _Vector, _Vector), at o: Int) -> _Vector {
-        _mulAdd(k.1, _load(dy + o), _mulAdd(_load(x + o) - k.0, k.2, k.3))
+        _mulAdd(k.1, Mask.vector(dy, y, at: o), _mulAdd(_load(x + o) - k.0, k.2, k.3))
     }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        invStd * (gamma?[f] ?? 1) * dy[o] + ((x[o] - shift) * inputScale + constant)
+        invStd * (gamma?[f] ?? 1) * Mask.scalar(dy, y, at: o) + ((x[o] - shift) * inputScale + constant)
     }
 }

@@ -11,7 +11,8 @@ import CBatchNormKitIntrinsics
 /// per forward, two reads of dy and x and one write of dx per backward; a row
 /// of a few thousand values stays in L1/L2 between its passes.
 ///
-/// Naive twins: `GroupNormReference.forward`, `.normalize`, `.backward`.
+/// Naive twins: `GroupNormReference.forward`, `.normalize`, `.backward`,
+/// `.forwardReLU`, `.backwardReLU` (the fused GroupNorm → ReLU forms).
 public enum GroupNormKernel {}
 
 // MARK: - Forward
@@ -36,10 +37,24 @@ extension GroupNormKernel {
         shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
         invStd: UnsafeMutablePointer<Double>
     ) {
+        _forward(input, shape: shape, gamma: gamma, beta: beta, eps: eps, output: output,
+                 shift: shift, meanOffset: meanOffset, invStd: invStd, relu: false)
+    }
+
+    /// ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)``,
+    /// its pass 2 clamped to max(0, ·) when `relu`.
+    @inlinable @inline(__always)
+    static func _forward(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape,
+        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, eps: Float,
+        output: UnsafeMutablePointer<Float>,
+        shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
+        invStd: UnsafeMutablePointer<Double>, relu: Bool
+    ) {
         let streaming = _streams(values: shape.elementCount)
         _splitSamples(shape) { samples, _, _ in
             _forwardSamples(input, shape: shape, samples: samples, gamma: gamma, beta: beta, eps: eps, output: output,
-                            shift: shift, meanOffset: meanOffset, invStd: invStd, streaming: streaming)
+                            shift: shift, meanOffset: meanOffset, invStd: invStd, relu: relu, streaming: streaming)
         }
     }
 
@@ -63,14 +78,15 @@ extension GroupNormKernel {
     }
 
     /// ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)`` on the rows of
-    /// `samples` (the batch, or one thread's share); fences its own streaming stores.
+    /// `samples` (the batch, or one thread's share), clamped when `relu`;
+    /// fences its own streaming stores.
     @inlinable
     static func _forwardSamples(
         _ input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>,
         gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, eps: Float,
         output: UnsafeMutablePointer<Float>,
         shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
-        invStd: UnsafeMutablePointer<Double>, streaming: Bool
+        invStd: UnsafeMutablePointer<Double>, relu: Bool, streaming: Bool
     ) {
         let m = shape.valuesPerRow, k = shape.channelsPerGroup
         defer { if streaming { bnk_stream_fence() } }
@@ -88,10 +104,14 @@ extension GroupNormKernel {
             shift[row] = s
             meanOffset[row] = offset
             invStd[row] = 1 / (variance + Double(eps)).squareRoot()
-            // pass 2: y = (x − shift)·a + b per channel, a = γ/σ, b = β − offset·a
-            _elementwiseRow(_GroupNormalizeTerms(x: x, gamma: gamma.map { $0 + firstChannel }, beta: beta.map { $0 + firstChannel }, output: y,
-                                                 shift: s, meanOffset: Float(offset), invStd: Float(invStd[row])),
-                            channels: k, l: shape.l, streaming: streaming)
+            // pass 2: y = (x − shift)·a + b per channel, a = γ/σ, b = β − offset·a (or max(0, y))
+            let terms = _GroupNormalizeTerms(x: x, gamma: gamma.map { $0 + firstChannel }, beta: beta.map { $0 + firstChannel },
+                                             output: y, shift: s, meanOffset: Float(offset), invStd: Float(invStd[row]))
+            if relu {
+                _elementwiseRow(_ReLUClampedTerms(terms), channels: k, l: shape.l, streaming: streaming)
+            } else {
+                _elementwiseRow(terms, channels: k, l: shape.l, streaming: streaming)
+            }
         }
     }
 

@@ -1,5 +1,5 @@
-/// Naive twins of ``GroupNormKernel``'s forward, normalize and backward (LayerNorm,
-/// GroupNorm, InstanceNorm): plain loops, Double, two-pass statistics.
+/// Naive twins of ``GroupNormKernel``'s forward, normalize and backward, and
+/// of their ReLU-fused forms (LayerNorm, GroupNorm, InstanceNorm): plain loops, Double, two-pass statistics.
 /// Layout: row-major `(N, C, L)`, C split into `groups` groups of
 /// consecutive channels; statistics per (sample, group).
 public enum GroupNormReference {
@@ -98,5 +98,22 @@ public enum GroupNormReference {
             }
         }
         return (dx, dGamma, dBeta)
+    }
+
+    /// `forward`, then ReLU: max(0, y) (NaN kept), the twin of `GroupNormKernel.forwardReLU`.
+    public static func forwardReLU<T: BinaryFloatingPoint>(
+        _ x: [T], n: Int, c: Int, groups: Int, l: Int, gamma: [Double]?, beta: [Double]?, eps: Double
+    ) -> [Double] {
+        forward(x, n: n, c: c, groups: groups, l: l, gamma: gamma, beta: beta, eps: eps).map { $0 < 0 ? 0 : $0 }
+    }
+
+    /// `backward` of the ReLU-masked gradient dy·[y > 0] (y: the fused
+    /// forward's output, `(N, C, L)`; 0 where y ≤ 0 or NaN): the twin of
+    /// `GroupNormKernel.backwardReLU`.
+    public static func backwardReLU<T: BinaryFloatingPoint>(
+        gradOutput dy: [T], output y: [T], input x: [T], n: Int, c: Int, groups: Int, l: Int, gamma: [Double]?, eps: Double
+    ) -> (gradInput: [Double], gammaGrad: [Double], betaGrad: [Double]) {
+        backward(gradOutput: zip(dy, y).map { $1 > 0 ? $0 : 0 }, input: x, n: n, c: c, groups: groups, l: l,
+                 gamma: gamma, eps: eps)
     }
 }

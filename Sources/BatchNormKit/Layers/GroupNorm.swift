@@ -38,6 +38,8 @@ public class _GroupNormalization: Layer {
     /// The last forward normalized with given statistics (InstanceNorm's
     /// running ones), so they are constants to backward.
     var usedFixedStatistics = false
+    /// The last forward was `forwardReLU` (GroupNorm and LayerNorm in a ``Sequential``).
+    var lastForwardFusedReLU = false
 
     init(parameterShape: [Int], eps: Float, weight hasWeight: Bool, bias hasBias: Bool) throws {
         guard eps > 0, eps.isFinite else {
@@ -94,16 +96,35 @@ public class _GroupNormalization: Layer {
     // MARK: - Forward / backward pair
 
     /// y from x, the same shape.
-    public func forward(_ x: Tensor) throws -> Tensor {
+    public func forward(_ x: Tensor) throws -> Tensor { try _forward(x, relu: false) }
+
+    /// max(0, y) from x: this layer and the ``ReLU`` after it in one pass
+    /// (the clamp rides on the normalize pass). ``Sequential`` calls it for
+    /// GroupNorm and LayerNorm (not InstanceNorm, whose forward differs).
+    func forwardReLU(_ x: Tensor) throws -> Tensor { try _forward(x, relu: true) }
+
+    /// Back-propagates ∂loss/∂(max(0, y)) through the ReLU and this layer
+    /// after `forwardReLU`: dy masked by y > 0 where the kernel reads it.
+    func backwardReLU(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
+        try _backward(dy, needsInputGradient: needsInputGradient, relu: true)
+    }
+
+    func _forward(_ x: Tensor, relu: Bool) throws -> Tensor {
         let shape = try layout(of: x)
         reserveRows(shape.rows)
         let y = output._reuse(sameShapeAs: x)
-        GroupNormKernel.forward(x._pointer, shape: shape, gamma: weight?.value._pointer,
-                                beta: bias?.value._pointer, eps: eps, output: y._pointer,
-                                shift: shift, meanOffset: meanOffset, invStd: invStd)
+        let gamma = weight?.value._pointer, beta = bias?.value._pointer
+        if relu {
+            GroupNormKernel.forwardReLU(x._pointer, shape: shape, gamma: gamma, beta: beta, eps: eps, output: y._pointer,
+                                        shift: shift, meanOffset: meanOffset, invStd: invStd)
+        } else {
+            GroupNormKernel.forward(x._pointer, shape: shape, gamma: gamma, beta: beta, eps: eps, output: y._pointer,
+                                    shift: shift, meanOffset: meanOffset, invStd: invStd)
+        }
         input = x
         lastShape = shape
         usedFixedStatistics = false
+        lastForwardFusedReLU = relu
         return y
     }
 
@@ -112,18 +133,32 @@ public class _GroupNormalization: Layer {
     /// Per normalized group of M values, g = γ·dy:
     /// dx = (g − mean(g) − x̂·mean(g·x̂)) / √(Var[x] + ε).
     public func backward(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
-        _ = try _checkGradient(dy, like: output, context: context)
+        try _backward(dy, needsInputGradient: needsInputGradient, relu: false)
+    }
+
+    /// `relu`: dy is the gradient at the ReLU's output, masked by y > 0 (y,
+    /// this layer's output, is the ReLU's output after `forwardReLU`).
+    func _backward(_ dy: Tensor, needsInputGradient: Bool, relu: Bool) throws -> Tensor? {
+        let y = try _checkGradient(dy, like: output, context: relu ? "\(context) → ReLU" : context)
         guard let x = input else { return nil }
         // γ and β gradients accumulate, or start from zero right after zeroGrad
         let gammaGrad = weight?._gradForAccumulation()
         // the kernel writes dγ and dβ together: dβ of a layer without bias goes nowhere
         let betaGrad = bias?._gradForAccumulation() ?? (gammaGrad == nil ? nil : discardedGrad)
         let dx = needsInputGradient ? gradInput._reuse(sameShapeAs: x) : nil
-        GroupNormKernel.backward(gradOutput: dy._pointer, input: x._pointer, shape: lastShape,
-                                 gamma: weight?.value._pointer,
-                                 shift: shift, meanOffset: meanOffset, invStd: invStd,
-                                 gradInput: dx?._pointer, gammaGrad: gammaGrad, betaGrad: betaGrad,
-                                 totals: totals, blockSums: blockSums, fixedStatistics: usedFixedStatistics)
+        if relu {
+            GroupNormKernel.backwardReLU(gradOutput: dy._pointer, output: y._pointer, input: x._pointer, shape: lastShape,
+                                         gamma: weight?.value._pointer,
+                                         shift: shift, meanOffset: meanOffset, invStd: invStd,
+                                         gradInput: dx?._pointer, gammaGrad: gammaGrad, betaGrad: betaGrad,
+                                         totals: totals, blockSums: blockSums, fixedStatistics: usedFixedStatistics)
+        } else {
+            GroupNormKernel.backward(gradOutput: dy._pointer, input: x._pointer, shape: lastShape,
+                                     gamma: weight?.value._pointer,
+                                     shift: shift, meanOffset: meanOffset, invStd: invStd,
+                                     gradInput: dx?._pointer, gammaGrad: gammaGrad, betaGrad: betaGrad,
+                                     totals: totals, blockSums: blockSums, fixedStatistics: usedFixedStatistics)
+        }
         return dx
     }
 }

@@ -4,20 +4,21 @@
 /// them in reverse. `train()`/`eval()` reach every layer. State names are
 /// PyTorch's: the i-th layer's entries are prefixed `"i."`.
 ///
-/// A BatchNorm (``BatchNorm1d``, ``BatchNorm2d``, ``SyncBatchNorm``) directly
-/// followed by a ``ReLU`` runs as one fused layer: `forwardReLU(_:)`
-/// and `backwardReLU(_:needsInputGradient:)` clamp and mask
-/// inside the BatchNorm passes, saving a read and a write of the batch in each
-/// direction. Outputs, gradients, running statistics and state names are the
+/// A BatchNorm (``BatchNorm1d``, ``BatchNorm2d``, ``SyncBatchNorm``), ``GroupNorm``
+/// or ``LayerNorm`` directly followed by a ``ReLU`` runs as one fused layer:
+/// `forwardReLU(_:)` and `backwardReLU(_:needsInputGradient:)` clamp and mask
+/// inside the normalization's passes, saving a read and a write of the batch
+/// in each direction (InstanceNorm runs unfused). Outputs, gradients, running statistics and state names are the
 /// pair's (the ReLU stays in ``layers`` at its index); ``fusesBatchNormReLU``
 /// turns it off.
 public final class Sequential: Layer {
     /// The layers, in order.
     public let layers: [Layer]
-    /// Whether each BatchNorm directly followed by a ReLU runs fused with it
-    /// (default true; false runs every layer alone, the same numbers).
+    /// Whether each BatchNorm, GroupNorm or LayerNorm directly followed by a
+    /// ReLU runs fused with it (default true; false runs every layer alone,
+    /// the same numbers). The name predates the GroupNorm and LayerNorm fusion.
     public var fusesBatchNormReLU = true
-    /// `fusableNorms[i]`: layer i when it is a BatchNorm and layer i + 1 a ReLU.
+    /// `fusableNorms[i]`: layer i when it is a fusable norm and layer i + 1 a ReLU.
     private let fusableNorms: [_ReLUFusable?]
     /// Whether ``backward(_:needsInputGradient:)`` of the first layer must
     /// produce ∂loss/∂input. False by default: a network's input (the data)
@@ -93,3 +94,6 @@ protocol _ReLUFusable: Layer {
 }
 
 extension _BatchNorm: _ReLUFusable {}
+// on the final classes, not `_GroupNormalization`: InstanceNorm's forward is its own
+extension GroupNorm: _ReLUFusable {}
+extension LayerNorm: _ReLUFusable {}
