@@ -150,13 +150,35 @@ public final class MPIProcessGroup: ProcessGroup {
         while true {
             try Self.check(MPI_Test(&request, &done, nil), "MPI_Test")
             if done != 0 { return }
-            try checkFaultReports()
+            do {
+                try checkFaultReports()
+            } catch {
+                // A rank may fail right after its side of this collective
+                // (e.g. agree(on:) throwing on every rank): let the call
+                // finish here too, so this rank reaches its own verdict, and
+                // the report is thrown by the next collective.
+                if try finishes(&request, withinSeconds: 0.2) { return }
+                throw error
+            }
             polls += 1
             if polls > 200 { sched_yield() }
             if polls & 255 == 0, Self.seconds(since: start) > timeoutSeconds {
                 throw BatchNormKitError.rankFailed(rank: nil, reason: "rank \(rank) waited \(Int(timeoutSeconds)) s for the others in \(what())")
             }
         }
+    }
+
+    /// Polls `request` for up to `seconds`; whether it completed.
+    private func finishes(_ request: inout MPI_Request?, withinSeconds seconds: Double) throws -> Bool {
+        var done: Int32 = 0
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        repeat {
+            try Self.check(MPI_Test(&request, &done, nil), "MPI_Test")
+            if done != 0 { return true }
+            sched_yield()
+        } while Self.seconds(since: start) < seconds
+        return false
     }
 
     /// Rank 0: throws the failure a rank reported, if one has arrived.

@@ -100,7 +100,7 @@ struct FusedBatchNormReLUTests {
         #expect(fused.features.layers.compactMap { $0 as? BatchNorm2d }.allSatisfy { $0.lastForwardFusedReLU })
     }
 
-    @Test("Network builder: BatchNorm → ReLU fuses; LeakyReLU and LayerNorm run unfused with the same results")
+    @Test("Network builder: BatchNorm → ReLU fuses, BatchNorm → LeakyReLU does not; LayerNorm → ReLU too: the same results")
     func builderIdentical() throws {
         for (norm, activation) in [(NormKind.batchnorm, ActivationKind.relu), (.batchnorm, .leakyrelu), (.layernorm, .relu)] {
             let spec = NetworkSpec(inputSize: 16, hiddenSizes: [10, 10], norm: norm, activation: activation)
