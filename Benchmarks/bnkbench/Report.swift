@@ -132,8 +132,10 @@ func printAllocations(_ r: AllocationReport, batch n: Int, active: Bool, configu
     print("  per training step (zero_grad, forward, loss, backward, SGD): \(fixed(r.perStep, r.perStep == r.perStep.rounded() ? 0 : 2))")
     print("  the same step with AdamW (amsgrad) and a cosine schedule:     \(fixed(r.perAdamStep, r.perAdamStep == r.perAdamStep.rounded() ? 0 : 2))")
     print("  per inference forward (eval mode):                          \(fixed(r.perInference, r.perInference == r.perInference.rounded() ? 0 : 2))")
-    if let (threads, count) = r.threaded {
-        print("  per BatchNorm1d forward-train + backward split over \(threads) threads:     \(fixed(count, count == count.rounded() ? 0 : 2))")
+    if let (threads, counts) = r.threaded {
+        for (label, count) in counts {
+            print("  per \(label), split over \(threads) threads: \(fixed(count, count == count.rounded() ? 0 : 2))")
+        }
     }
     let allocating = r.breakdown.filter { $0.1 != 0 }
     if allocating.isEmpty {
@@ -174,8 +176,9 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
     s += "  \"epoch_data\": \(epochDataDescription.map(_jsonStringLiteral) ?? "null"),\n"
     if let a = allocation, info.mallocCounterActive {
         s += "  \"allocations\": {\"per_training_step\": \(jsonNumber(a.perStep)), \"per_adamw_step\": \(jsonNumber(a.perAdamStep)), \"per_inference\": \(jsonNumber(a.perInference)), "
-        if let (threads, count) = a.threaded {
-            s += "\"per_threaded_batchnorm_step\": {\"threads\": \(threads), \"allocations\": \(jsonNumber(count))}, "
+        if let (threads, counts) = a.threaded {
+            s += "\"per_threaded_step\": {\"threads\": \(threads), "
+                + counts.map { "\(_jsonStringLiteral($0.0)): \(jsonNumber($0.1))" }.joined(separator: ", ") + "}, "
         }
         s += "\"allocating_calls\": {" + a.breakdown.filter { $0.1 != 0 }.map { "\(_jsonStringLiteral($0.0)): \($0.1)" }.joined(separator: ", ") + "}},\n"
     } else {

@@ -178,8 +178,8 @@ struct AllocationReport {
     var perAdamStep: Double
     var perInference: Double
     var breakdown: [(String, Int)]
-    /// (threads, allocations per threaded forward-train + backward)
-    var threaded: (Int, Double)? = nil
+    /// (threads, allocations per threaded forward-train + backward of each layer named)
+    var threaded: (threads: Int, counts: [(String, Double)])? = nil
 }
 
 func countAllocations(sizes: CaseSizes, batch n: Int, steps: Int = 20) throws -> AllocationReport {
@@ -246,9 +246,10 @@ func countAllocations(sizes: CaseSizes, batch n: Int, steps: Int = 20) throws ->
     return AllocationReport(perStep: perStep, perAdamStep: perAdamStep, perInference: perInference, breakdown: breakdown)
 }
 
-/// Heap allocations of one BatchNorm1d forward-train + backward on a batch
-/// big enough for the kernels to split it across `threads` threads.
-func countThreadedAllocations(threads: Int, smoke: Bool) throws -> Double {
+/// Heap allocations of one forward-train + backward of BatchNorm1d, of
+/// BatchNorm1d → ReLU fused and of GroupNorm, each on a batch big enough for
+/// the kernels to split it across `threads` threads.
+func countThreadedAllocations(threads: Int, smoke: Bool) throws -> [(String, Double)] {
     let saved = BatchNormKernel.threadCount, savedThreshold = BatchNormKernel.parallelThreshold
     defer { BatchNormKernel.threadCount = saved; BatchNormKernel.parallelThreshold = savedThreshold }
     BatchNormKernel.threadCount = threads
@@ -257,10 +258,18 @@ func countThreadedAllocations(threads: Int, smoke: Bool) throws -> Double {
     var rng = ReferenceRandom(seed: 3)
     let x = try Tensor(shape: [shape.n, shape.c], scalars: rng.batch(n: shape.n, c: shape.c))
     let dy = try Tensor(shape: [shape.n, shape.c], scalars: rng.normals(shape.elementCount))
-    let bn = try BatchNorm1d(numFeatures: shape.c)
-    for _ in 0..<5 { _ = try bn.forward(x); _ = try bn.backward(dy, needsInputGradient: true) }
-    let before = bnk_malloc_count()
-    let calls = 20
-    for _ in 0..<calls { blackHole(try bn.forward(x)); blackHole(try bn.backward(dy, needsInputGradient: true)) }
-    return Double(bnk_malloc_count() - before) / Double(calls)
+    func count(_ forward: () throws -> Tensor, _ backward: () throws -> Tensor?) rethrows -> Double {
+        for _ in 0..<5 { _ = try forward(); _ = try backward() }
+        let before = bnk_malloc_count()
+        let calls = 20
+        for _ in 0..<calls { blackHole(try forward()); blackHole(try backward()) }
+        return Double(bnk_malloc_count() - before) / Double(calls)
+    }
+    let bn = try BatchNorm1d(numFeatures: shape.c), fused = try BatchNorm1d(numFeatures: shape.c)
+    let gn = try GroupNorm(numGroups: 8, numChannels: shape.c)
+    return [
+        ("BatchNorm1d forward-train + backward", try count({ try bn.forward(x) }, { try bn.backward(dy, needsInputGradient: true) })),
+        ("BatchNorm1d → ReLU fused, the same", try count({ try fused.forwardReLU(x) }, { try fused.backwardReLU(dy, needsInputGradient: true) })),
+        ("GroupNorm(8) forward + backward", try count({ try gn.forward(x) }, { try gn.backward(dy, needsInputGradient: true) })),
+    ]
 }

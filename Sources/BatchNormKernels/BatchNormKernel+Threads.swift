@@ -68,31 +68,26 @@ extension BatchNormKernel {
     /// while another call holds the pool. The process's one worker pool,
     /// lent to the bench's bandwidth probes.
     package static func _runParts(_ parts: Int, _ body: (Int) -> Void) {
-        if parts > 1 && _tryRunParts(parts, workspaceBytes: 0, { part, _ in body(part) }) { return }
+        if parts > 1 && _tryRunParts(parts, body) { return }
         for part in 0..<max(parts, 1) { body(part) }
     }
 
-    /// `body(part, workspace)` for parts 0 … parts − 1 on the pool (part 0 on
-    /// this thread), with the pool's workspace of at least `workspaceBytes`,
-    /// then `combine(workspace)` on this thread while the pool is still held;
-    /// false, running nothing, while another call holds the pool.
-    @usableFromInline
-    static func _tryRunParts(_ parts: Int, workspaceBytes: Int,
-                             _ body: (Int, UnsafeMutableRawPointer) -> Void,
-                             combine: (UnsafeMutableRawPointer) -> Void = { _ in }) -> Bool {
-        guard let workspace = _threading.acquire(bytes: workspaceBytes) else { return false }
+    /// `body(part)` for parts 0 … parts − 1 on the pool (part 0 on this
+    /// thread); false, running nothing, while another call holds the pool.
+    /// The closure's context is allocated per call (two allocations): the
+    /// kernels themselves go through job structs and a C function pointer.
+    static func _tryRunParts(_ parts: Int, _ body: (Int) -> Void) -> Bool {
+        guard _threading.acquire(bytes: 0) != nil else { return false }
         defer { _threading.release() }
-        typealias Job = (body: (Int, UnsafeMutableRawPointer) -> Void, workspace: UnsafeMutableRawPointer)
+        typealias Job = (Int) -> Void
         withoutActuallyEscaping(body) { body in
-            var job: Job = (body, workspace)
+            var job: Job = body
             withUnsafeMutablePointer(to: &job) { p in
                 _threading.run(parts: parts, task: { raw, part in
-                    let job = raw.assumingMemoryBound(to: Job.self).pointee
-                    job.body(part, job.workspace)
+                    raw.assumingMemoryBound(to: Job.self).pointee(part)
                 }, context: UnsafeMutableRawPointer(p))
             }
         }
-        combine(workspace)
         return true
     }
 

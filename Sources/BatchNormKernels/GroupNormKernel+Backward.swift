@@ -31,17 +31,17 @@ extension GroupNormKernel {
         totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
         fixedStatistics: Bool = false
     ) {
-        _backward(gradOutput: gradOutput, output: gradOutput, mask: _Unmasked.self, input: input, shape: shape,
+        _backward(gradOutput: gradOutput, output: gradOutput, relu: false, input: input, shape: shape,
                   gamma: gamma, shift: shift, meanOffset: meanOffset, invStd: invStd, gradInput: gradInput,
                   gammaGrad: gammaGrad, betaGrad: betaGrad, totals: totals, blockSums: block,
                   fixedStatistics: fixedStatistics)
     }
 
     /// ``backward(gradOutput:input:shape:gamma:shift:meanOffset:invStd:gradInput:gammaGrad:betaGrad:totals:blockSums:fixedStatistics:)``
-    /// reading dy through `mask` (y: the array the mask reads; unread by `_Unmasked`).
-    @inlinable @inline(__always)
-    static func _backward<Mask: _GradientMask>(
-        gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>, mask: Mask.Type,
+    /// with dy masked by [y > 0] when `relu` (y: `output`, unread otherwise).
+    @usableFromInline
+    static func _backward(
+        gradOutput: UnsafePointer<Float>, output: UnsafePointer<Float>, relu: Bool,
         input: UnsafePointer<Float>, shape: GroupNormShape, gamma: UnsafePointer<Float>?,
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         gradInput: UnsafeMutablePointer<Float>?,
@@ -49,28 +49,15 @@ extension GroupNormKernel {
         totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>, fixedStatistics: Bool
     ) {
         let c = shape.c
-        let wantsParams = gammaGrad != nil && betaGrad != nil
-        let streaming = _streams(values: shape.elementCount)
+        var job = _GroupNormJob(relu ? .backwardReLU : .backward, shape: shape, input: input, gamma: gamma,
+                                shift: UnsafeMutablePointer(mutating: shift), meanOffset: UnsafeMutablePointer(mutating: meanOffset),
+                                invStd: UnsafeMutablePointer(mutating: invStd))
+        (job.gradOutput, job.maskedBy, job.gradInput) = (gradOutput, output, gradInput)
+        (job.wantsParams, job.totals, job.blockSums) = (gammaGrad != nil && betaGrad != nil, totals, block)
+        job.fixedStatistics = fixedStatistics
         // each extra part: Double totals [2C], then Float32 block sums [2C]
-        let partBytes = c * (2 * 8 + 2 * 4)
-        _splitSamples(shape, bytesPerExtraPart: partBytes, { samples, part, workspace in
-            var t = totals, b = block
-            if part > 0, let workspace {
-                t = (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
-                b = UnsafeMutableRawPointer(t + 2 * c).assumingMemoryBound(to: Float.self)
-            }
-            _backwardSamples(gradOutput: gradOutput, output: output, mask: mask, input: input, shape: shape, samples: samples, gamma: gamma,
-                             shift: shift, meanOffset: meanOffset, invStd: invStd, gradInput: gradInput,
-                             wantsParams: wantsParams, totals: t, blockSums: b,
-                             fixedStatistics: fixedStatistics, streaming: streaming)
-        }, combine: { parts, workspace in
-            // the parts' totals, in part order
-            guard wantsParams else { return }
-            for part in 1..<parts {
-                let p = (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
-                for j in 0..<(2 * c) { totals[j] += p[j] }
-            }
-        })
+        job.partBytes = c * (2 * 8 + 2 * 4)
+        job.runSplit()
         if let gammaGrad, let betaGrad {
             for j in 0..<c { gammaGrad[j] += Float(totals[j]); betaGrad[j] += Float(totals[c + j]) }
         }

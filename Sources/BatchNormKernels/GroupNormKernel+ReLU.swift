@@ -42,7 +42,7 @@ extension GroupNormKernel {
         totals: UnsafeMutablePointer<Double>, blockSums block: UnsafeMutablePointer<Float>,
         fixedStatistics: Bool = false
     ) {
-        _backward(gradOutput: gradOutput, output: output, mask: _ReLUMasked.self, input: input, shape: shape,
+        _backward(gradOutput: gradOutput, output: output, relu: true, input: input, shape: shape,
                   gamma: gamma, shift: shift, meanOffset: meanOffset, invStd: invStd, gradInput: gradInput,
                   gammaGrad: gammaGrad, betaGrad: betaGrad, totals: totals, blockSums: block,
                   fixedStatistics: fixedStatistics)

@@ -43,7 +43,7 @@ extension GroupNormKernel {
 
     /// ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)``,
     /// its pass 2 clamped to max(0, ·) when `relu`.
-    @inlinable @inline(__always)
+    @usableFromInline
     static func _forward(
         _ input: UnsafePointer<Float>, shape: GroupNormShape,
         gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, eps: Float,
@@ -51,30 +51,10 @@ extension GroupNormKernel {
         shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
         invStd: UnsafeMutablePointer<Double>, relu: Bool
     ) {
-        let streaming = _streams(values: shape.elementCount)
-        _splitSamples(shape) { samples, _, _ in
-            _forwardSamples(input, shape: shape, samples: samples, gamma: gamma, beta: beta, eps: eps, output: output,
-                            shift: shift, meanOffset: meanOffset, invStd: invStd, relu: relu, streaming: streaming)
-        }
-    }
-
-    /// `body(samples, part, workspace)` for each part of the kernels' thread
-    /// split of `shape`'s samples, then `combine(parts, workspace)` while the
-    /// pool is held; or `body` once for the whole batch (part 0, no
-    /// workspace) on this thread when the batch is small or the pool is busy.
-    /// Parts ≥ 1 get a workspace of `bytesPerExtraPart` each, from
-    /// `(part − 1)·bytesPerExtraPart`.
-    @inlinable @inline(__always)
-    static func _splitSamples(
-        _ shape: GroupNormShape, bytesPerExtraPart: Int = 0,
-        _ body: (_ samples: Range<Int>, _ part: Int, _ workspace: UnsafeMutableRawPointer?) -> Void,
-        combine: (_ parts: Int, _ workspace: UnsafeMutableRawPointer) -> Void = { _, _ in }
-    ) {
-        let parts = _threadParts(values: shape.elementCount, samples: shape.n)
-        if parts > 1 && BatchNormKernel._tryRunParts(parts, workspaceBytes: (parts - 1) * bytesPerExtraPart, { part, workspace in
-            body(BatchNormKernel._partRange(part, of: parts, shape.n), part, workspace)
-        }, combine: { combine(parts, $0) }) { return }
-        body(0..<shape.n, 0, nil)
+        var job = _GroupNormJob(relu ? .forwardReLU : .forward, shape: shape, input: input, gamma: gamma, shift: shift,
+                                meanOffset: meanOffset, invStd: invStd)
+        (job.beta, job.eps, job.output) = (beta, eps, output)
+        job.runSplit()
     }
 
     /// ``forward(_:shape:gamma:beta:eps:output:shift:meanOffset:invStd:)`` on the rows of
@@ -129,11 +109,21 @@ extension GroupNormKernel {
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         output: UnsafeMutablePointer<Float>
     ) {
-        let streaming = _streams(values: shape.elementCount)
-        _splitSamples(shape) { samples, _, _ in
-            _normalizeSamples(input, shape: shape, samples: samples, gamma: gamma, beta: beta, shift: shift,
-                              meanOffset: meanOffset, invStd: invStd, output: output, streaming: streaming)
-        }
+        _normalize(input, shape: shape, gamma: gamma, beta: beta, shift: shift, meanOffset: meanOffset, invStd: invStd,
+                   output: output)
+    }
+
+    @usableFromInline
+    static func _normalize(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape,
+        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        var job = _GroupNormJob(.normalize, shape: shape, input: input, gamma: gamma, shift: UnsafeMutablePointer(mutating: shift),
+                                meanOffset: UnsafeMutablePointer(mutating: meanOffset), invStd: UnsafeMutablePointer(mutating: invStd))
+        (job.beta, job.output) = (beta, output)
+        job.runSplit()
     }
 
     /// ``normalize(_:shape:gamma:beta:shift:meanOffset:invStd:output:)`` on the rows of
