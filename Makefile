@@ -32,7 +32,7 @@ MPIRUN      = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -
               --mca pml ob1 --mca btl self,vader --mca btl_vader_single_copy_mechanism none
 BNKMPI      = .build-native/release/bnkmpi
 
-.PHONY: venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab bench-mpi-run test-mpi-tcp docs install report
+.PHONY: bench-report venv venv-torch deps build test test-release test-asan test-tsan train train-mpi bench-mpi compare-lr experiments bench bench-native bench-portable bench-smoke bench-compare fuzz fixtures clean bench-ab bench-mpi-run test-mpi-tcp docs install report
 
 ## deps: install the system packages the build and the data need (apt-get, as root or via sudo)
 deps:
@@ -172,6 +172,25 @@ bench-native: deps
 bench-portable: deps
 	$(SWIFT) build $(PORTABLE) --product bnkbench
 	$(BENCH_PORTABLE) --build portable $(BENCH_ARGS)
+
+## bench-report: the Benchmarks/README.md table — BENCH_PAIRS (default 3) alternating runs of the
+## native bench and of Scripts/bench_torch.py (both at 1 and 2 threads), each case's best median per
+## side (Scripts/bench_merge.py), one portable run, then Scripts/bench_table.py → bench-results/table.md
+BENCH_PAIRS ?= 3
+bench-report: deps venv-torch
+	$(SWIFT) build $(NATIVE) --product bnkbench
+	$(SWIFT) build $(PORTABLE) --product bnkbench
+	mkdir -p bench-results/pairs && rm -f bench-results/pairs/*.json
+	for r in $$(seq 1 $(BENCH_PAIRS)); do \
+	  $(BENCH_NATIVE) --build native $(BENCH_ARGS) --json bench-results/pairs/native-$$r.json > bench-results/pairs/native-$$r.txt || exit 1; \
+	  $(PYTHON) Scripts/bench_torch.py --swift-json bench-results/pairs/native-$$r.json --out bench-results/pairs/torch-$$r.json \
+	    > bench-results/pairs/torch-$$r.txt || exit 1; \
+	done
+	python3 Scripts/bench_merge.py bench-results/bench-native.json bench-results/pairs/native-*.json
+	python3 Scripts/bench_merge.py bench-results/bench-torch.json bench-results/pairs/torch-*.json
+	$(BENCH_PORTABLE) --build portable --threads 1 --no-alloc > bench-results/portable.txt
+	python3 Scripts/bench_table.py > bench-results/table.md
+	@echo "bench-report: bench-results/table.md"
 
 bench-smoke: deps
 	$(SWIFT) run bnkbench --smoke

@@ -10,54 +10,6 @@ import BatchNormTestSupport
 // tests (FusedReLUKernelTests) check the fused kernels against their Double
 // twins.
 
-/// Two networks built alike; `fused` keeps the default, `plain` runs every layer alone.
-private func pair<N: Layer>(_ make: () throws -> N, sequentials: (N) -> [Sequential]) rethrows -> (fused: N, plain: N) {
-    let fused = try make(), plain = try make()
-    for s in sequentials(plain) { s.fusesBatchNormReLU = false }
-    return (fused, plain)
-}
-
-/// Forward, loss backward and an SGD step on both networks; every value compared with ==.
-private func stepBoth(_ fused: Layer, _ plain: Layer, input: Tensor, labels: [Int32], steps: Int) throws {
-    let lossF = CrossEntropyLoss(), lossP = CrossEntropyLoss()
-    let sgdF = try SGD(parameters: fused.parameters(), learningRate: 0.1, momentum: 0.9)
-    let sgdP = try SGD(parameters: plain.parameters(), learningRate: 0.1, momentum: 0.9)
-    for step in 0..<steps {
-        sgdF.zeroGrad(); sgdP.zeroGrad()
-        let yF = try fused.forward(input), yP = try plain.forward(input)
-        #expect(yF.scalars == yP.scalars, "logits differ at step \(step)")
-        let lF = try lossF.forward(logits: yF, labels: labels), lP = try lossP.forward(logits: yP, labels: labels)
-        #expect(lF == lP)
-        let dxF = try fused.backward(try lossF.backward(), needsInputGradient: true)
-        let dxP = try plain.backward(try lossP.backward(), needsInputGradient: true)
-        #expect(dxF?.scalars == dxP?.scalars, "input gradients differ at step \(step)")
-        for ((name, pF), (_, pP)) in zip(fused.namedParameters(), plain.namedParameters()) {
-            #expect(pF.grad.scalars == pP.grad.scalars, "\(name).grad differs at step \(step)")
-        }
-        sgdF.step(); sgdP.step()
-    }
-    expectSameState(fused, plain)
-}
-
-/// Every state entry (parameters, running statistics, counters) equal, under the same names.
-private func expectSameState(_ a: Layer, _ b: Layer) {
-    let ea = a.namedStateEntries(prefix: ""), eb = b.namedStateEntries(prefix: "")
-    #expect(ea.map(\.name) == eb.map(\.name))
-    for ((name, x), (_, y)) in zip(ea, eb) {
-        switch (x, y) {
-        case let (.parameter(p), .parameter(q)): #expect(p.value.scalars == q.value.scalars, "\(name)")
-        case let (.buffer(p), .buffer(q)): #expect(p.scalars == q.scalars, "\(name)")
-        case let (.batchCounter(p), .batchCounter(q)): #expect(p.numBatchesTracked == q.numBatchesTracked, "\(name)")
-        default: Issue.record("\(name): entries of different kinds")
-        }
-    }
-}
-
-private func randomInput(_ shape: [Int], seed: UInt64) -> Tensor {
-    var random = ReferenceRandom(seed: seed)
-    return try! Tensor(shape: shape, scalars: random.normals(shape.reduce(1, *)))
-}
-
 @Suite("BatchNorm → ReLU fused in Sequential")
 struct FusedBatchNormReLUTests {
     @Test("The seed network fuses both BatchNorm1d → ReLU pairs, state names unchanged")
@@ -78,7 +30,7 @@ struct FusedBatchNormReLUTests {
     @Test("Seed network: training steps fused and unfused are bit-identical (logits, loss, every gradient, state)",
           arguments: [1, 8, 33])
     func seedNetworkTrainingIdentical(batch: Int) throws {
-        let (fused, plain) = try pair({ try SeedNetwork(inputSize: 30, hiddenSizes: [19, 11], seed: 7) }, sequentials: { [$0.layers] })
+        let (fused, plain) = try fusedPair({ try SeedNetwork(inputSize: 30, hiddenSizes: [19, 11], seed: 7) }, sequentials: { [$0.layers] })
         let labels = (0..<batch).map { Int32($0 % 10) }
         if batch == 1 {
             // one sample per feature: both refuse alike
@@ -86,17 +38,17 @@ struct FusedBatchNormReLUTests {
             #expect(throws: BatchNormKitError.self) { try plain.forward(randomInput([1, 30], seed: 2)) }
             return
         }
-        try stepBoth(fused, plain, input: randomInput([batch, 30], seed: 2), labels: labels, steps: 3)
+        try stepBothExpectingIdentical(fused, plain, input: randomInput([batch, 30], seed: 2), labels: labels, steps: 3)
         // eval mode: running statistics, dx = γ/σ·dy masked
         fused.eval(); plain.eval()
-        try stepBoth(fused, plain, input: randomInput([batch, 30], seed: 5), labels: labels, steps: 1)
+        try stepBothExpectingIdentical(fused, plain, input: randomInput([batch, 30], seed: 5), labels: labels, steps: 1)
     }
 
     @Test("CNN: BatchNorm2d → ReLU and BatchNorm1d → ReLU fused, bit-identical to unfused")
     func cnnIdentical() throws {
         let arch = CNNArchitecture(imageSize: 10, channels: [3, 4], hiddenSize: 6)
-        let (fused, plain) = try pair({ try CNN(arch, seed: 4) }, sequentials: { [$0.features, $0.classifier] })
-        try stepBoth(fused, plain, input: randomInput([5, 100], seed: 8), labels: [0, 1, 2, 3, 4], steps: 2)
+        let (fused, plain) = try fusedPair({ try CNN(arch, seed: 4) }, sequentials: { [$0.features, $0.classifier] })
+        try stepBothExpectingIdentical(fused, plain, input: randomInput([5, 100], seed: 8), labels: [0, 1, 2, 3, 4], steps: 2)
         #expect(fused.features.layers.compactMap { $0 as? BatchNorm2d }.allSatisfy { $0.lastForwardFusedReLU })
     }
 
@@ -104,8 +56,8 @@ struct FusedBatchNormReLUTests {
     func builderIdentical() throws {
         for (norm, activation) in [(NormKind.batchnorm, ActivationKind.relu), (.batchnorm, .leakyrelu), (.layernorm, .relu)] {
             let spec = NetworkSpec(inputSize: 16, hiddenSizes: [10, 10], norm: norm, activation: activation)
-            let (fused, plain) = try pair({ try FeedForwardNetwork(spec: spec, seed: 11) }, sequentials: { [$0.layers] })
-            try stepBoth(fused, plain, input: randomInput([6, 16], seed: 9), labels: [1, 2, 3, 4, 5, 6], steps: 2)
+            let (fused, plain) = try fusedPair({ try FeedForwardNetwork(spec: spec, seed: 11) }, sequentials: { [$0.layers] })
+            try stepBothExpectingIdentical(fused, plain, input: randomInput([6, 16], seed: 9), labels: [1, 2, 3, 4, 5, 6], steps: 2)
             let fusedNorms = fused.layers.layers.compactMap { ($0 as? BatchNorm1d)?.lastForwardFusedReLU }
             #expect(fusedNorms.allSatisfy { $0 == (activation == .relu) }, "\(norm) \(activation)")
         }
@@ -114,10 +66,10 @@ struct FusedBatchNormReLUTests {
     @Test("Probes run the layers one by one; the backward after them is the unfused one, same gradients")
     func probesRunUnfused() throws {
         let spec = NetworkSpec(inputSize: 16, hiddenSizes: [10])
-        let (probed, fused) = try pair({ try FeedForwardNetwork(spec: spec, seed: 2) }, sequentials: { _ in [] })
+        let (probed, fused) = try fusedPair({ try FeedForwardNetwork(spec: spec, seed: 2) }, sequentials: { _ in [] })
         probed.probesEnabled = true
         let x = randomInput([6, 16], seed: 3)
-        try stepBoth(probed, fused, input: x, labels: [0, 1, 2, 3, 4, 5], steps: 1)
+        try stepBothExpectingIdentical(probed, fused, input: x, labels: [0, 1, 2, 3, 4, 5], steps: 1)
         let block = probed.blocks[0]
         #expect((probed.layers.layers[block.norm!] as! BatchNorm1d).lastForwardFusedReLU == false)
         // the probe sees the pre-activation (BatchNorm's output), negative values included
