@@ -198,14 +198,15 @@ extension BatchNormKernel {
             let p = x + j, q = dy + j, w = mask + j
             var e1 = _load(s1 + j), e2 = _load(s2 + j)
             var o1 = _Vector(), o2 = _Vector()
+            // wrapping offsets (inside the batch): no overflow branch per vector
             var r = 0
             while r + 2 <= rows {
-                T.accumulate(d: _load(p + r * c) - k, dy: _load(q + r * c), mask: _load(w + r * c), &e1, &e2)
-                T.accumulate(d: _load(p + (r + 1) * c) - k, dy: _load(q + (r + 1) * c), mask: _load(w + (r + 1) * c),
-                             &o1, &o2)
+                let o = r &* c, n = o &+ c
+                T.accumulate(d: _load(p + o) - k, dy: _load(q + o), mask: _load(w + o), &e1, &e2)
+                T.accumulate(d: _load(p + n) - k, dy: _load(q + n), mask: _load(w + n), &o1, &o2)
                 r += 2
             }
-            if r < rows { T.accumulate(d: _load(p + r * c) - k, dy: _load(q + r * c), mask: _load(w + r * c), &e1, &e2) }
+            if r < rows { let o = r &* c; T.accumulate(d: _load(p + o) - k, dy: _load(q + o), mask: _load(w + o), &e1, &e2) }
             if rows == 1 {
                 _store(e1, s1 + j); _store(e2, s2 + j)
             } else {
@@ -227,7 +228,8 @@ extension BatchNormKernel {
         for j in start..<c {
             var a1 = s1[j], a2 = s2[j]
             for r in 0..<rows {
-                let (t1, t2) = T.terms(d: x[r * c + j] - shift[j], dy: dy[r * c + j], mask: mask[r * c + j])
+                let o = r &* c &+ j
+                let (t1, t2) = T.terms(d: x[o] - shift[j], dy: dy[o], mask: mask[o])
                 a1 += t1; a2 += t2
             }
             s1[j] = a1; s2[j] = a2
