@@ -150,12 +150,14 @@ def cases(args):
                 return module(x)
         return run
 
-    def add_backward(name, group, module, x, dy):
-        """autograd.grad of one recorded forward: dx, dweight, dbias. Returns
-        the recorded input and the tensors differentiated for."""
+    def add_backward(name, group, module, x, dy, norm=None):
+        """autograd.grad of one recorded forward of `module`: dx and the
+        weight and bias of `norm` (default: the module itself). Returns the
+        recorded input and the tensors differentiated for."""
         xg = x.clone().requires_grad_(True)
         y = module(xg)
-        params = (xg, module.weight, module.bias)
+        norm = norm or module
+        params = (xg, norm.weight, norm.bias)
         add(name, group, lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
         return xg, params
 
@@ -185,10 +187,7 @@ def cases(args):
         bn.train()
         block = nn.Sequential(bn, nn.ReLU())
         add(f"bn-relu.forward-train {shape_str(s)}", "bn-relu", no_grad_forward(block, x))
-        xg = x.clone().requires_grad_(True)
-        y = block(xg)
-        params = (xg, bn.weight, bn.bias)
-        add(f"bn-relu.backward {shape_str(s)}", "bn-relu", lambda: torch.autograd.grad(y, params, dy, retain_graph=True))
+        add_backward(f"bn-relu.backward {shape_str(s)}", "bn-relu", block, x, dy, norm=bn)
 
     for s, groups in GN_SHAPES:
         c = s[1]

@@ -22,43 +22,42 @@ extension BatchNormKernel {
         shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
-        _elementwise(_NormalizeReLUTerms(x: input, shift: shift, scale: scale, bias: bias, output: output),
+        _elementwise(_ReLUClampedTerms(_NormalizeTerms(x: input, shift: shift, scale: scale, bias: bias, output: output)),
                      shape: shape, parallel: _normalizeReLUParallel)
     }
 
     @usableFromInline
-    static func _normalizeReLUParallel(_ terms: _NormalizeReLUTerms, shape: BatchNormShape, streaming: Bool, parts: Int) {
+    static func _normalizeReLUParallel(_ terms: _ReLUClampedTerms<_NormalizeTerms>, shape: BatchNormShape, streaming: Bool, parts: Int) {
         var job = _ElementwiseJob(terms: terms, shape: shape, streaming: streaming, parts: parts)
         _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ElementwiseJob<_NormalizeReLUTerms>.self).pointee.run(part: part)
+            raw.assumingMemoryBound(to: _ElementwiseJob<_ReLUClampedTerms<_NormalizeTerms>>.self).pointee.run(part: part)
         }
     }
 }
 
-/// y = max(0, (x − shift)·scale + bias): the normalize terms, clamped.
-@usableFromInline struct _NormalizeReLUTerms: _ElementwiseTerms {
-    @usableFromInline let affine: _NormalizeTerms
+/// Any elementwise terms with their output clamped to max(0, ·): BatchNorm's
+/// normalize terms in ``BatchNormKernel/normalizeAffineReLU(_:shape:shift:scale:bias:output:)``,
+/// GroupNorm's row terms in `GroupNormKernel.forwardReLU`. A blend on `< 0`,
+/// not a max, so NaN stays NaN (max(0, NaN) would depend on operand order).
+@usableFromInline struct _ReLUClampedTerms<Base: _ElementwiseTerms>: _ElementwiseTerms {
+    @usableFromInline let base: Base
 
-    @inlinable init(x: UnsafePointer<Float>, shift: UnsafePointer<Float>, scale: UnsafePointer<Float>,
-                    bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        affine = _NormalizeTerms(x: x, shift: shift, scale: scale, bias: bias, output: output)
-    }
+    @inlinable init(_ base: Base) { self.base = base }
 
-    @inlinable static var streams: Int { _NormalizeTerms.streams }
-    @inlinable var output: UnsafeMutablePointer<Float> { affine.output }
+    @inlinable static var streams: Int { Base.streams }
+    @inlinable var output: UnsafeMutablePointer<Float> { base.output }
     @inlinable @inline(__always)
-    func constants(column j: Int) -> (_Vector, _Vector, _Vector) { affine.constants(column: j) }
+    func constants(column j: Int) -> Base.Constants { base.constants(column: j) }
     @inlinable @inline(__always)
-    func constants(feature f: Int) -> (_Vector, _Vector, _Vector) { affine.constants(feature: f) }
+    func constants(feature f: Int) -> Base.Constants { base.constants(feature: f) }
     @inlinable @inline(__always)
-    func vector(_ k: (_Vector, _Vector, _Vector), at o: Int) -> _Vector {
-        // a blend on `< 0`, not a max: keeps NaN (max(0, NaN) would depend on operand order)
-        let v = affine.vector(k, at: o)
+    func vector(_ k: Base.Constants, at o: Int) -> _Vector {
+        let v = base.vector(k, at: o)
         return v.replacing(with: 0, where: v .< 0)
     }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        let v = affine.scalar(feature: f, at: o)
+        let v = base.scalar(feature: f, at: o)
         return v < 0 ? 0 : v
     }
 }

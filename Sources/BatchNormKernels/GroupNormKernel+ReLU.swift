@@ -49,31 +49,6 @@ extension GroupNormKernel {
     }
 }
 
-/// Any elementwise terms, their output clamped as `_NormalizeReLUTerms`
-/// clamps (a blend on `< 0`, so NaN stays NaN).
-@usableFromInline struct _ReLUClampedTerms<Base: _ElementwiseTerms>: _ElementwiseTerms {
-    @usableFromInline let base: Base
-
-    @inlinable init(_ base: Base) { self.base = base }
-
-    @inlinable static var streams: Int { Base.streams }
-    @inlinable var output: UnsafeMutablePointer<Float> { base.output }
-    @inlinable @inline(__always)
-    func constants(column j: Int) -> Base.Constants { base.constants(column: j) }
-    @inlinable @inline(__always)
-    func constants(feature f: Int) -> Base.Constants { base.constants(feature: f) }
-    @inlinable @inline(__always)
-    func vector(_ k: Base.Constants, at o: Int) -> _Vector {
-        let v = base.vector(k, at: o)
-        return v.replacing(with: 0, where: v .< 0)
-    }
-    @inlinable @inline(__always)
-    func scalar(feature f: Int, at o: Int) -> Float {
-        let v = base.scalar(feature: f, at: o)
-        return v < 0 ? 0 : v
-    }
-}
-
 /// How a backward reads dy at `o`: as it is, or masked by y.
 @usableFromInline protocol _GradientMask {
     /// Arrays read for dy (1, or 2 with y).
