@@ -64,20 +64,13 @@ extension BatchNormKernel {
     }
 
     /// `body(0)` on this thread and `body(1)` … `body(parts − 1)` on the
-    /// kernels' workers, returning when all are done; all on this thread
-    /// while another call holds the pool. The process's one worker pool,
-    /// lent to the bench's bandwidth probes.
+    /// kernels' workers, returning when all are done. The process's one
+    /// worker pool, lent to the bench's bandwidth probes; the closure's
+    /// context is allocated per call (the kernels themselves go through job
+    /// structs and a C function pointer).
     package static func _runParts(_ parts: Int, _ body: (Int) -> Void) {
-        if parts > 1 && _tryRunParts(parts, body) { return }
-        for part in 0..<max(parts, 1) { body(part) }
-    }
-
-    /// `body(part)` for parts 0 … parts − 1 on the pool (part 0 on this
-    /// thread); false, running nothing, while another call holds the pool.
-    /// The closure's context is allocated per call (two allocations): the
-    /// kernels themselves go through job structs and a C function pointer.
-    static func _tryRunParts(_ parts: Int, _ body: (Int) -> Void) -> Bool {
-        guard _threading.acquire(bytes: 0) != nil else { return false }
+        guard parts > 1 else { body(0); return }
+        _ = _threading.acquire(bytes: 0)
         defer { _threading.release() }
         typealias Job = (Int) -> Void
         withoutActuallyEscaping(body) { body in
@@ -88,7 +81,6 @@ extension BatchNormKernel {
                 }, context: UnsafeMutableRawPointer(p))
             }
         }
-        return true
     }
 
     // MARK: Reductions
@@ -137,14 +129,8 @@ extension BatchNormKernel {
         // per extra part: Double partial sums [2C], then Float32 block sums [2C]
         job.partBytes = c * (2 * 8 + 2 * 4)
         job.parts = parts
-        guard let workspace = _threading.acquire(bytes: (parts - 1) * job.partBytes) else {
-            // another thread's call holds the pool: run on this thread
-            job.parts = 1
-            withUnsafeMutablePointer(to: &job) { task(UnsafeMutableRawPointer($0), 0) }
-            return
-        }
+        job.workspace = _threading.acquire(bytes: (parts - 1) * job.partBytes)
         defer { _threading.release() }
-        job.workspace = workspace
         withUnsafeMutablePointer(to: &job) { _threading.run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
         for part in 1..<parts {
             let p = job.partials(part)
@@ -155,14 +141,9 @@ extension BatchNormKernel {
 
     // MARK: Elementwise passes
 
-    /// Runs an elementwise job's parts on the pool, or all of it on this
-    /// thread (as one part) when another call holds the pool.
+    /// Runs an elementwise job's parts on the pool.
     static func _runElementwise<Job: _PartedJob>(_ job: inout Job, parts: Int, task: _KernelTask) {
-        guard _threading.acquire(bytes: 0) != nil else {
-            job.parts = 1
-            withUnsafeMutablePointer(to: &job) { task(UnsafeMutableRawPointer($0), 0) }
-            return
-        }
+        _ = _threading.acquire(bytes: 0)
         defer { _threading.release() }
         withUnsafeMutablePointer(to: &job) { _threading.run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
     }
@@ -211,8 +192,11 @@ struct _ReduceJob {
 }
 
 /// The kernels' thread settings, their worker threads and the reductions'
-/// workspace. One parallel call at a time: ``acquire(bytes:)`` fails (and
-/// the caller runs single-threaded) while another call holds the pool.
+/// workspace. One parallel call at a time: ``acquire(bytes:)`` waits while
+/// another thread's call holds the pool, so a call always runs in the parts
+/// its thread count gives and its sums come out the same whatever else runs
+/// (falling back to one part when the pool was busy made dγ, dβ and the
+/// moments depend on timing in their last bits).
 @usableFromInline
 final class _KernelThreading: @unchecked Sendable {
     @usableFromInline var threads = 1
@@ -242,16 +226,18 @@ final class _KernelThreading: @unchecked Sendable {
         counters = .allocate(capacity: 2); counters.initialize(repeating: 0, count: 2)
     }
 
-    /// Holds the pool for one parallel call and returns a workspace of at
-    /// least `bytes`, or nil when another call holds it. Allocates only to grow.
-    func acquire(bytes: Int) -> UnsafeMutableRawPointer? {
-        guard pthread_mutex_trylock(busy) == 0 else { return nil }
+    /// Holds the pool for one parallel call (waiting while another thread's
+    /// call holds it) and returns a workspace of at least `bytes`. Allocates
+    /// only to grow. Part functions never call back into the pool, so the
+    /// wait cannot deadlock.
+    func acquire(bytes: Int) -> UnsafeMutableRawPointer {
+        pthread_mutex_lock(busy)
         if capacity < max(bytes, 64) {
             workspace?.deallocate()
             capacity = max(bytes, 64)
             workspace = .allocate(byteCount: capacity, alignment: 64)
         }
-        return workspace
+        return workspace!
     }
 
     func release() { pthread_mutex_unlock(busy) }

@@ -42,12 +42,13 @@ struct _GroupNormJob {
         streaming = _streams(values: shape.elementCount)
     }
 
-    /// Runs every part — on the pool when the batch is large enough and the
-    /// pool is free, else all of it on this thread — then adds the extra
-    /// parts' parameter sums into part 0's, in part order.
+    /// Runs every part — on the pool when the batch is large enough, else
+    /// all of it on this thread — then adds the extra parts' parameter sums
+    /// into part 0's, in part order.
     mutating func runSplit() {
         let split = _threadParts(values: shape.elementCount, samples: shape.n)
-        if split > 1, let space = _threading.acquire(bytes: (split - 1) * partBytes) {
+        if split > 1 {
+            let space = _threading.acquire(bytes: (split - 1) * partBytes)
             defer { _threading.release() }
             (parts, workspace) = (split, space)
             withUnsafeMutablePointer(to: &self) { job in
