@@ -20,15 +20,7 @@ extension BatchNormKernel {
         output: UnsafeMutablePointer<Float>
     ) {
         _elementwise(_NormalizeTerms(x: input, shift: shift, scale: scale, bias: bias, output: output), shape: shape,
-                     parallel: _normalizeParallel)
-    }
-
-    @usableFromInline
-    static func _normalizeParallel(_ terms: _NormalizeTerms, shape: BatchNormShape, streaming: Bool, parts: Int) {
-        var job = _ElementwiseJob(terms: terms, shape: shape, streaming: streaming, parts: parts)
-        _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ElementwiseJob<_NormalizeTerms>.self).pointee.run(part: part)
-        }
+                     parallel: _ElementwisePass.normalize)
     }
 }
 

@@ -23,15 +23,7 @@ extension BatchNormKernel {
         output: UnsafeMutablePointer<Float>
     ) {
         _elementwise(_ReLUClampedTerms(_NormalizeTerms(x: input, shift: shift, scale: scale, bias: bias, output: output)),
-                     shape: shape, parallel: _normalizeReLUParallel)
-    }
-
-    @usableFromInline
-    static func _normalizeReLUParallel(_ terms: _ReLUClampedTerms<_NormalizeTerms>, shape: BatchNormShape, streaming: Bool, parts: Int) {
-        var job = _ElementwiseJob(terms: terms, shape: shape, streaming: streaming, parts: parts)
-        _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ElementwiseJob<_ReLUClampedTerms<_NormalizeTerms>>.self).pointee.run(part: part)
-        }
+                     shape: shape, parallel: _ElementwisePass.normalizeReLU)
     }
 }
 
@@ -104,19 +96,10 @@ extension BatchNormKernel {
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>
     ) {
-        _elementwise(_GradInputReLUTerms(
-                        masked: _GradInputTerms(dy: gradOutput, x: input, shift: shift, gradScale: gradScale,
-                                                inputScale: inputScale, constant: constant, output: gradInput),
-                        y: output),
-                     shape: shape, parallel: _backwardInputReLUParallel)
-    }
-
-    @usableFromInline
-    static func _backwardInputReLUParallel(_ terms: _GradInputReLUTerms, shape: BatchNormShape, streaming: Bool, parts: Int) {
-        var job = _ElementwiseJob(terms: terms, shape: shape, streaming: streaming, parts: parts)
-        _runElementwise(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ElementwiseJob<_GradInputReLUTerms>.self).pointee.run(part: part)
-        }
+        _elementwise(_GradInputTerms(_ReLUMasked.self, dy: gradOutput, y: output, x: input, shift: shift,
+                                     gradScale: gradScale, inputScale: inputScale, constant: constant,
+                                     output: gradInput),
+                     shape: shape, parallel: _ElementwisePass.gradInputReLU)
     }
 }
 
@@ -130,15 +113,7 @@ func _reluMasked(_ dy: Float, _ y: Float) -> Float { y > 0 ? dy : 0 }
 /// Σdyᵣ and Σdyᵣ·d, dyᵣ = dy·[y > 0] (`mask` is y).
 @usableFromInline enum _GradReLUTerms: _PairTerms {
     @inlinable static var streams: Int { 3 }
-    @inlinable
-    static func reduceParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
-        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        BatchNormKernel._reduceGradReLUParallel(x: x, dy: dy, output: mask, shape: shape, shift: shift,
-                                                sum1: sum1, sum2: sum2, scratch: scratch, parts: parts)
-    }
+    @inlinable static var kind: _PairKind { .gradReLU }
     @inlinable @inline(__always)
     static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         _GradTerms.accumulate(d: d, dy: _reluMasked(dy, mask), mask: mask, &s1, &s2)
@@ -146,29 +121,5 @@ func _reluMasked(_ dy: Float, _ y: Float) -> Float { y > 0 ? dy : 0 }
     @inlinable @inline(__always)
     static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) {
         _GradTerms.terms(d: d, dy: _reluMasked(dy, mask), mask: mask)
-    }
-}
-
-/// The dx terms with dy masked by the forward's output.
-@usableFromInline struct _GradInputReLUTerms: _ElementwiseTerms {
-    @usableFromInline let masked: _GradInputTerms
-    @usableFromInline let y: UnsafePointer<Float>
-
-    @inlinable init(masked: _GradInputTerms, y: UnsafePointer<Float>) { self.masked = masked; self.y = y }
-
-    @inlinable static var streams: Int { 4 }
-    @inlinable var output: UnsafeMutablePointer<Float> { masked.output }
-    @inlinable @inline(__always)
-    func constants(column j: Int) -> (_Vector, _Vector, _Vector, _Vector) { masked.constants(column: j) }
-    @inlinable @inline(__always)
-    func constants(feature f: Int) -> (_Vector, _Vector, _Vector, _Vector) { masked.constants(feature: f) }
-    @inlinable @inline(__always)
-    func vector(_ k: (_Vector, _Vector, _Vector, _Vector), at o: Int) -> _Vector {
-        _mulAdd(_reluMasked(_load(masked.dy + o), _load(y + o)), k.1, _mulAdd(_load(masked.x + o) - k.0, k.2, k.3))
-    }
-    @inlinable @inline(__always)
-    func scalar(feature f: Int, at o: Int) -> Float {
-        _reluMasked(masked.dy[o], y[o]) * masked.gradScale[f]
-            + ((masked.x[o] - masked.shift[f]) * masked.inputScale[f] + masked.constant[f])
     }
 }

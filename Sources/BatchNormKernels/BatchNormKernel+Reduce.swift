@@ -19,13 +19,10 @@
 @usableFromInline protocol _PairTerms {
     /// Arrays the pass reads (for the row grouping).
     static var streams: Int { get }
-    /// The pass split over the kernels' pool: a concrete (specialised) entry
-    /// per term type, since a generic one called across modules would run
-    /// unspecialised.
-    static func reduceParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
-        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int)
+    /// Which terms these are, for the pool's parts (a C function pointer
+    /// cannot be generic; a generic entry called across modules would run
+    /// unspecialised).
+    static var kind: _PairKind { get }
     /// Adds one element's two terms to the sums, `d = x − shift`; `mask`
     /// is the third array's value there (read only by terms that use it:
     /// the load is dead code for the others).
@@ -33,18 +30,13 @@
     static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float)
 }
 
+/// The term types of the reductions.
+@usableFromInline enum _PairKind { case moments, grad, gradReLU }
+
 /// Σd and Σd² (the statistics pass; `dy` is ignored).
 @usableFromInline enum _MomentTerms: _PairTerms {
     @inlinable static var streams: Int { 1 }
-    @inlinable
-    static func reduceParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
-        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        BatchNormKernel._reduceMomentsParallel(x: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                                               scratch: scratch, parts: parts)
-    }
+    @inlinable static var kind: _PairKind { .moments }
     @inlinable @inline(__always)
     static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         s1 += d; s2 = _mulAdd(d, d, s2)
@@ -56,15 +48,7 @@
 /// Σdy and Σdy·d (the backward pass).
 @usableFromInline enum _GradTerms: _PairTerms {
     @inlinable static var streams: Int { 2 }
-    @inlinable
-    static func reduceParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
-        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        BatchNormKernel._reduceGradParallel(x: x, dy: dy, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                                            scratch: scratch, parts: parts)
-    }
+    @inlinable static var kind: _PairKind { .grad }
     @inlinable @inline(__always)
     static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         s1 += dy; s2 = _mulAdd(dy, d, s2)
@@ -92,8 +76,8 @@ extension BatchNormKernel {
         sum2.update(repeating: 0, count: shape.c)
         let parts = _threadParts(shape)
         if parts > 1 {
-            T.reduceParallel(x: x, dy: dy, mask: mask, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                             scratch: scratch, parts: parts)
+            _reduceParallel(T.kind, x: x, dy: dy, mask: mask, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                            scratch: scratch, parts: parts)
         } else {
             _reduceSamples(T.self, x: x, dy: dy, mask: mask, shape: shape, samples: 0..<shape.n, shift: shift,
                            sum1: sum1, sum2: sum2, scratch: scratch)

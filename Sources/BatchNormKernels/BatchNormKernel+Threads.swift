@@ -85,67 +85,47 @@ extension BatchNormKernel {
 
     // MARK: Reductions
 
+    /// sum1, sum2 (zeroed by the caller) += the `kind` sums over the whole
+    /// batch, split into `parts`: each extra part sums into its own slice of
+    /// the pool's workspace, added in part order.
     @usableFromInline
-    static func _reduceMomentsParallel(
-        x: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
+    static func _reduceParallel(
+        _ kind: _PairKind, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>,
+        shape: BatchNormShape, shift: UnsafePointer<Float>,
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>, parts: Int
     ) {
-        _reduceParallel(_ReduceJob(x: x, dy: x, mask: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
-                        parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_MomentTerms.self, part: part)
-        }
-    }
-
-    @usableFromInline
-    static func _reduceGradParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shape: BatchNormShape, shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        _reduceParallel(_ReduceJob(x: x, dy: dy, mask: x, shape: shape, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch),
-                        parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_GradTerms.self, part: part)
-        }
-    }
-
-    @usableFromInline
-    static func _reduceGradReLUParallel(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, output: UnsafePointer<Float>, shape: BatchNormShape,
-        shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int
-    ) {
-        _reduceParallel(_ReduceJob(x: x, dy: dy, mask: output, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                                   scratch: scratch), parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_GradReLUTerms.self, part: part)
-        }
-    }
-
-    /// job.sum1, job.sum2 (zeroed by the caller) += the sums over the whole
-    /// batch; `task` runs one part of the job.
-    static func _reduceParallel(_ job: _ReduceJob, parts: Int, task: _KernelTask) {
-        var job = job
-        let c = job.shape.c
+        let c = shape.c
         // per extra part: Double partial sums [2C], then Float32 block sums [2C]
-        job.partBytes = c * (2 * 8 + 2 * 4)
-        job.parts = parts
+        var job = _ReduceJob(kind: kind, x: x, dy: dy, mask: mask, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
+                             scratch: scratch, partBytes: c * (2 * 8 + 2 * 4), parts: parts)
         job.workspace = _threading.acquire(bytes: (parts - 1) * job.partBytes)
         defer { _threading.release() }
-        withUnsafeMutablePointer(to: &job) { _threading.run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
+        withUnsafeMutablePointer(to: &job) { job in
+            _threading.run(parts: parts, task: { raw, part in
+                raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(part: part)
+            }, context: UnsafeMutableRawPointer(job))
+        }
         for part in 1..<parts {
             let p = job.partials(part)
-            for j in 0..<c { job.sum1[j] += p[j] }
-            for j in 0..<c { job.sum2[j] += p[c + j] }
+            for j in 0..<c { sum1[j] += p[j] }
+            for j in 0..<c { sum2[j] += p[c + j] }
         }
     }
 
     // MARK: Elementwise passes
 
-    /// Runs an elementwise job's parts on the pool.
-    static func _runElementwise<Job: _PartedJob>(_ job: inout Job, parts: Int, task: _KernelTask) {
+    /// Runs `pass` split into `parts` on the pool.
+    @usableFromInline
+    static func _elementwiseParallel(_ pass: _ElementwisePass, shape: BatchNormShape, streaming: Bool, parts: Int) {
+        var job = _ElementwiseJob(pass: pass, shape: shape, streaming: streaming, parts: parts)
         _ = _threading.acquire(bytes: 0)
         defer { _threading.release() }
-        withUnsafeMutablePointer(to: &job) { _threading.run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
+        withUnsafeMutablePointer(to: &job) { job in
+            _threading.run(parts: parts, task: { raw, part in
+                raw.assumingMemoryBound(to: _ElementwiseJob.self).pointee.run(part: part)
+            }, context: UnsafeMutableRawPointer(job))
+        }
     }
 }
 
@@ -153,29 +133,30 @@ extension BatchNormKernel {
 /// handing it to a worker retains and allocates nothing.
 typealias _KernelTask = @convention(c) (UnsafeMutableRawPointer, Int) -> Void
 
-protocol _PartedJob { var parts: Int { get set } }
-
 /// The arguments of a parallel reduction, on the caller's stack.
 struct _ReduceJob {
+    var kind: _PairKind
     var x, dy, mask: UnsafePointer<Float>
     var shape: BatchNormShape
     var shift: UnsafePointer<Float>
     var sum1, sum2: UnsafeMutablePointer<Double>
     var scratch: UnsafeMutablePointer<Float>
+    var partBytes: Int
+    var parts: Int
     var workspace = UnsafeMutableRawPointer(bitPattern: 64)!
-    var partBytes = 0
-    var parts = 1
-
-    init(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
-         shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-         scratch: UnsafeMutablePointer<Float>) {
-        self.x = x; self.dy = dy; self.mask = mask; self.shape = shape; self.shift = shift
-        self.sum1 = sum1; self.sum2 = sum2; self.scratch = scratch
-    }
 
     /// Part `part`'s Double partial sums `[2C]` (part ≥ 1), followed by its block sums.
     func partials(_ part: Int) -> UnsafeMutablePointer<Double> {
         (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
+    }
+
+    /// Part `part`: the pass specialised for `kind`.
+    func run(part: Int) {
+        switch kind {
+        case .moments: run(_MomentTerms.self, part: part)
+        case .grad: run(_GradTerms.self, part: part)
+        case .gradReLU: run(_GradReLUTerms.self, part: part)
+        }
     }
 
     func run<T: _PairTerms>(_: T.Type, part: Int) {

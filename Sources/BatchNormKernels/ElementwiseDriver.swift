@@ -29,16 +29,15 @@ import CBatchNormKitIntrinsics
 }
 
 extension BatchNormKernel {
-    /// The whole pass: on this thread, or split over the kernels' pool
-    /// through `parallel` (a concrete, non-generic entry per pass).
+    /// The whole pass: on this thread, or split over the kernels' pool as
+    /// the `parallel` case of ``_ElementwisePass``.
     @inlinable @inline(__always)
     static func _elementwise<T: _ElementwiseTerms>(
-        _ terms: T, shape: BatchNormShape,
-        parallel: (T, BatchNormShape, Bool, Int) -> Void
+        _ terms: T, shape: BatchNormShape, parallel: (T) -> _ElementwisePass
     ) {
         let parts = _threadParts(shape), streaming = _streams(values: shape.elementCount)
         if parts > 1 {
-            parallel(terms, shape, streaming, parts)
+            _elementwiseParallel(parallel(terms), shape: shape, streaming: streaming, parts: parts)
         } else {
             _elementwiseSamples(terms, shape: shape, samples: 0..<shape.n, streaming: streaming)
         }
@@ -149,15 +148,35 @@ extension BatchNormKernel {
     }
 }
 
+/// The passes that split over the pool, one case per term type: a part
+/// switches on it to run the pass specialised for its terms (a C function
+/// pointer cannot be generic; a generic entry called across modules would
+/// run unspecialised).
+@usableFromInline enum _ElementwisePass {
+    case normalize(_NormalizeTerms)
+    case normalizeReLU(_ReLUClampedTerms<_NormalizeTerms>)
+    case gradInput(_GradInputTerms<_Unmasked>)
+    case gradInputReLU(_GradInputTerms<_ReLUMasked>)
+}
+
 /// An elementwise pass's share of a split batch, on the caller's stack.
-struct _ElementwiseJob<T: _ElementwiseTerms>: _PartedJob {
-    var terms: T
+struct _ElementwiseJob {
+    var pass: _ElementwisePass
     var shape: BatchNormShape
     var streaming: Bool
     var parts: Int
 
     func run(part: Int) {
-        BatchNormKernel._elementwiseSamples(terms, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
-                                            streaming: streaming)
+        let samples = BatchNormKernel._partRange(part, of: parts, shape.n)
+        switch pass {
+        case .normalize(let terms):
+            BatchNormKernel._elementwiseSamples(terms, shape: shape, samples: samples, streaming: streaming)
+        case .normalizeReLU(let terms):
+            BatchNormKernel._elementwiseSamples(terms, shape: shape, samples: samples, streaming: streaming)
+        case .gradInput(let terms):
+            BatchNormKernel._elementwiseSamples(terms, shape: shape, samples: samples, streaming: streaming)
+        case .gradInputReLU(let terms):
+            BatchNormKernel._elementwiseSamples(terms, shape: shape, samples: samples, streaming: streaming)
+        }
     }
 }
