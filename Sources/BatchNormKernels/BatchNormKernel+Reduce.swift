@@ -30,6 +30,22 @@
     static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float)
 }
 
+/// The arrays of one reduction: it reads x, dy and mask (`(N, C, L)`; mask
+/// only by terms that use it) and shift (`[C]`), adds into sum1, sum2 (`[C]`,
+/// Double) and keeps its Float32 block sums in scratch (`[2·C]`).
+@usableFromInline struct _PairArrays {
+    @usableFromInline var x, dy, mask, shift: UnsafePointer<Float>
+    @usableFromInline var sum1, sum2: UnsafeMutablePointer<Double>
+    @usableFromInline var scratch: UnsafeMutablePointer<Float>
+
+    @inlinable init(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>,
+                    shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>,
+                    sum2: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Float>) {
+        self.x = x; self.dy = dy; self.mask = mask; self.shift = shift
+        self.sum1 = sum1; self.sum2 = sum2; self.scratch = scratch
+    }
+}
+
 /// The term types of the reductions.
 @usableFromInline enum _PairKind { case moments, grad, gradReLU }
 
@@ -71,34 +87,25 @@ extension BatchNormKernel {
         sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        let mask = mask ?? x
+        let a = _PairArrays(x: x, dy: dy, mask: mask ?? x, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch)
         sum1.update(repeating: 0, count: shape.c)
         sum2.update(repeating: 0, count: shape.c)
         let parts = _threadParts(shape)
         if parts > 1 {
-            _reduceParallel(T.kind, x: x, dy: dy, mask: mask, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                            scratch: scratch, parts: parts)
+            _reduceParallel(T.kind, a, shape: shape, parts: parts)
         } else {
-            _reduceSamples(T.self, x: x, dy: dy, mask: mask, shape: shape, samples: 0..<shape.n, shift: shift,
-                           sum1: sum1, sum2: sum2, scratch: scratch)
+            _reduceSamples(T.self, a, shape: shape, samples: 0..<shape.n)
         }
     }
 
     /// Adds the sums of samples `samples` (the batch, or one thread's share)
     /// into sum1, sum2: rows for `(N, C)`, runs for `(N, C, L)`.
     @inlinable
-    static func _reduceSamples<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, shape: BatchNormShape,
-        samples: Range<Int>,
-        shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>
-    ) {
+    static func _reduceSamples<T: _PairTerms>(_: T.Type, _ a: _PairArrays, shape: BatchNormShape, samples: Range<Int>) {
         if shape.l == 1 {
-            _reduceRows(T.self, x: x, dy: dy, mask: mask, rows: samples, batchRows: shape.n, c: shape.c, shift: shift,
-                        sum1: sum1, sum2: sum2, scratch: scratch)
+            _reduceRows(T.self, a, rows: samples, batchRows: shape.n, c: shape.c)
         } else {
-            _reduceRuns(T.self, x: x, dy: dy, mask: mask, samples: samples, c: shape.c, l: shape.l, shift: shift, sum1: sum1, sum2: sum2)
+            _reduceRuns(T.self, a, samples: samples, c: shape.c, l: shape.l)
         }
     }
 
@@ -107,14 +114,9 @@ extension BatchNormKernel {
     /// Adds the sums of `rows` into sum1, sum2; `batchRows` (the whole
     /// batch, of which `rows` may be one thread's share) sets the row grouping.
     @inlinable
-    static func _reduceRows<T: _PairTerms>(
-        _: T.Type,
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, rows: Range<Int>, batchRows: Int, c: Int,
-        shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>
-    ) {
-        let s1 = scratch, s2 = scratch + c
+    static func _reduceRows<T: _PairTerms>(_: T.Type, _ a: _PairArrays, rows: Range<Int>, batchRows: Int, c: Int) {
+        let x = a.x, dy = a.dy, mask = a.mask, shift = a.shift, sum1 = a.sum1, sum2 = a.sum2
+        let s1 = a.scratch, s2 = a.scratch + c
         let group = _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 8)
         // blocks from the last to the first (see the top of this file)
         var blockEnd = rows.upperBound
@@ -224,12 +226,8 @@ extension BatchNormKernel {
     /// values, vectorised along the run (four accumulator pairs) and folded
     /// into Double per run block. Adds the sums of `samples` into sum1, sum2.
     @inlinable
-    static func _reduceRuns<T: _PairTerms>(
-        _: T.Type,
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, samples: Range<Int>, c: Int, l: Int,
-        shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>
-    ) {
+    static func _reduceRuns<T: _PairTerms>(_: T.Type, _ a: _PairArrays, samples: Range<Int>, c: Int, l: Int) {
+        let x = a.x, dy = a.dy, mask = a.mask, shift = a.shift, sum1 = a.sum1, sum2 = a.sum2
         let blockLength = _rowsPerBlock * _lanes
         for sample in samples.reversed() {
             for feature in 0..<c {

@@ -75,41 +75,31 @@ extension BatchNormKernel {
         typealias Job = (Int) -> Void
         withoutActuallyEscaping(body) { body in
             var job: Job = body
-            withUnsafeMutablePointer(to: &job) { p in
-                _threading.run(parts: parts, task: { raw, part in
-                    raw.assumingMemoryBound(to: Job.self).pointee(part)
-                }, context: UnsafeMutableRawPointer(p))
+            _threading.run(&job, parts: parts) { raw, part in
+                raw.assumingMemoryBound(to: Job.self).pointee(part)
             }
         }
     }
 
     // MARK: Reductions
 
-    /// sum1, sum2 (zeroed by the caller) += the `kind` sums over the whole
-    /// batch, split into `parts`: each extra part sums into its own slice of
-    /// the pool's workspace, added in part order.
+    /// a.sum1, a.sum2 (zeroed by the caller) += the `kind` sums over the
+    /// whole batch, split into `parts`: each extra part sums into its own
+    /// slice of the pool's workspace, added in part order.
     @usableFromInline
-    static func _reduceParallel(
-        _ kind: _PairKind, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>,
-        shape: BatchNormShape, shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>, parts: Int
-    ) {
+    static func _reduceParallel(_ kind: _PairKind, _ a: _PairArrays, shape: BatchNormShape, parts: Int) {
         let c = shape.c
         // per extra part: Double partial sums [2C], then Float32 block sums [2C]
-        var job = _ReduceJob(kind: kind, x: x, dy: dy, mask: mask, shape: shape, shift: shift, sum1: sum1, sum2: sum2,
-                             scratch: scratch, partBytes: c * (2 * 8 + 2 * 4), parts: parts)
+        var job = _ReduceJob(kind: kind, arrays: a, shape: shape, partBytes: c * (2 * 8 + 2 * 4), parts: parts)
         job.workspace = _threading.acquire(bytes: (parts - 1) * job.partBytes)
         defer { _threading.release() }
-        withUnsafeMutablePointer(to: &job) { job in
-            _threading.run(parts: parts, task: { raw, part in
-                raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(part: part)
-            }, context: UnsafeMutableRawPointer(job))
+        _threading.run(&job, parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(part: part)
         }
         for part in 1..<parts {
             let p = job.partials(part)
-            for j in 0..<c { sum1[j] += p[j] }
-            for j in 0..<c { sum2[j] += p[c + j] }
+            for j in 0..<c { a.sum1[j] += p[j] }
+            for j in 0..<c { a.sum2[j] += p[c + j] }
         }
     }
 
@@ -121,10 +111,8 @@ extension BatchNormKernel {
         var job = _ElementwiseJob(pass: pass, shape: shape, streaming: streaming, parts: parts)
         _ = _threading.acquire(bytes: 0)
         defer { _threading.release() }
-        withUnsafeMutablePointer(to: &job) { job in
-            _threading.run(parts: parts, task: { raw, part in
-                raw.assumingMemoryBound(to: _ElementwiseJob.self).pointee.run(part: part)
-            }, context: UnsafeMutableRawPointer(job))
+        _threading.run(&job, parts: parts) { raw, part in
+            raw.assumingMemoryBound(to: _ElementwiseJob.self).pointee.run(part: part)
         }
     }
 }
@@ -136,11 +124,8 @@ typealias _KernelTask = @convention(c) (UnsafeMutableRawPointer, Int) -> Void
 /// The arguments of a parallel reduction, on the caller's stack.
 struct _ReduceJob {
     var kind: _PairKind
-    var x, dy, mask: UnsafePointer<Float>
+    var arrays: _PairArrays
     var shape: BatchNormShape
-    var shift: UnsafePointer<Float>
-    var sum1, sum2: UnsafeMutablePointer<Double>
-    var scratch: UnsafeMutablePointer<Float>
     var partBytes: Int
     var parts: Int
     var workspace = UnsafeMutableRawPointer(bitPattern: 64)!
@@ -150,25 +135,22 @@ struct _ReduceJob {
         (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
     }
 
-    /// Part `part`: the pass specialised for `kind`.
+    /// Part `part`'s samples, summed by the pass specialised for `kind`: part
+    /// 0 into the caller's sums, the others into their own (zeroed) partials.
     func run(part: Int) {
-        switch kind {
-        case .moments: run(_MomentTerms.self, part: part)
-        case .grad: run(_GradTerms.self, part: part)
-        case .gradReLU: run(_GradReLUTerms.self, part: part)
-        }
-    }
-
-    func run<T: _PairTerms>(_: T.Type, part: Int) {
         let c = shape.c
-        var s1 = sum1, s2 = sum2, blockSums = scratch
+        var a = arrays
         if part > 0 {
-            s1 = partials(part); s2 = s1 + c
-            blockSums = UnsafeMutableRawPointer(s1 + 2 * c).assumingMemoryBound(to: Float.self)
-            s1.update(repeating: 0, count: 2 * c)
+            a.sum1 = partials(part); a.sum2 = a.sum1 + c
+            a.scratch = UnsafeMutableRawPointer(a.sum1 + 2 * c).assumingMemoryBound(to: Float.self)
+            a.sum1.update(repeating: 0, count: 2 * c)
         }
-        BatchNormKernel._reduceSamples(T.self, x: x, dy: dy, mask: mask, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n),
-                                       shift: shift, sum1: s1, sum2: s2, scratch: blockSums)
+        let samples = BatchNormKernel._partRange(part, of: parts, shape.n)
+        switch kind {
+        case .moments: BatchNormKernel._reduceSamples(_MomentTerms.self, a, shape: shape, samples: samples)
+        case .grad: BatchNormKernel._reduceSamples(_GradTerms.self, a, shape: shape, samples: samples)
+        case .gradReLU: BatchNormKernel._reduceSamples(_GradReLUTerms.self, a, shape: shape, samples: samples)
+        }
     }
 }
 
@@ -222,6 +204,11 @@ final class _KernelThreading: @unchecked Sendable {
     }
 
     func release() { pthread_mutex_unlock(busy) }
+
+    /// ``run(parts:task:context:)`` with `job`, on the caller's stack, as the context.
+    func run<Job>(_ job: inout Job, parts: Int, task: _KernelTask) {
+        withUnsafeMutablePointer(to: &job) { run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
+    }
 
     /// Runs `task(context, 0)` on this thread and parts 1 … parts − 1 on
     /// workers, returning when all are done. Call between acquire and release.
