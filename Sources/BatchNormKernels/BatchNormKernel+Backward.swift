@@ -21,8 +21,8 @@ extension BatchNormKernel {
         sumGrad: UnsafeMutablePointer<Double>, sumGradShifted: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        _reducePairs(_GradTerms.self, x: input, dy: gradOutput, shape: shape, shift: shift,
-                     sum1: sumGrad, sum2: sumGradShifted, scratch: scratch)
+        _reducePairs(_GradTerms.self, _PairArrays(x: input, dy: gradOutput, mask: input, shift: shift, sum1: sumGrad,
+                                                  sum2: sumGradShifted, scratch: scratch), shape: shape)
     }
 
     /// dx = gradScale·dy + inputScale·(x − shift) + constant, per feature.

@@ -44,24 +44,6 @@ extension BatchNormKernel {
                 }
             }
         }
-        _scaleAndBias(invStd: invStd, meanOffset: meanOffset, count: c, gamma: gamma, beta: beta, scale: scale, bias: bias)
-    }
-
-    /// v ← 1/√v: a vector loop of correctly rounded square roots (the C shim),
-    /// then a vector loop of divisions.
-    @inlinable
-    static func _inverseSquareRoots(_ v: UnsafeMutablePointer<Double>, count c: Int) {
-        bnk_square_roots(v, c)
-        for f in 0..<c { v[f] = 1 / v[f] }
-    }
-
-    /// scale = γ·invStd, bias = β − meanOffset·γ·invStd.
-    @inlinable
-    static func _scaleAndBias(
-        invStd: UnsafePointer<Double>, meanOffset: UnsafePointer<Double>, count c: Int,
-        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
-        scale: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>
-    ) {
         if let gamma {
             for f in 0..<c { scale[f] = Float(Double(gamma[f]) * invStd[f]) }
             if let beta {
@@ -77,6 +59,14 @@ extension BatchNormKernel {
                 for f in 0..<c { bias[f] = Float(0 - meanOffset[f] * invStd[f]) }
             }
         }
+    }
+
+    /// v ← 1/√v: a vector loop of correctly rounded square roots (the C shim),
+    /// then a vector loop of divisions.
+    @inlinable
+    static func _inverseSquareRoots(_ v: UnsafeMutablePointer<Double>, count c: Int) {
+        bnk_square_roots(v, c)
+        for f in 0..<c { v[f] = 1 / v[f] }
     }
 
     /// Eval forward: from the running buffers,

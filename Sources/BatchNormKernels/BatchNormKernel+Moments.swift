@@ -23,10 +23,11 @@ extension BatchNormKernel {
             moments.mean.withUnsafeMutableBufferPointer { sumD in
                 moments.m2.withUnsafeMutableBufferPointer { sumD2 in
                     moments._scratch.withUnsafeMutableBufferPointer { scratch in
-                        _reducePairs(_MomentTerms.self, x: input, dy: input, shape: shape,
-                                     shift: UnsafePointer(shift.baseAddress!),
-                                     sum1: sumD.baseAddress!, sum2: sumD2.baseAddress!,
-                                     scratch: scratch.baseAddress!)
+                        _reducePairs(_MomentTerms.self,
+                                     _PairArrays(x: input, dy: input, mask: input, shift: UnsafePointer(shift.baseAddress!),
+                                                 sum1: sumD.baseAddress!, sum2: sumD2.baseAddress!,
+                                                 scratch: scratch.baseAddress!),
+                                     shape: shape)
                         // sums of shifted values → mean and M2
                         let n = Double(count)
                         var overflowed: UInt8 = 0

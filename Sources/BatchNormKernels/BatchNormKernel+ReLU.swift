@@ -78,8 +78,8 @@ extension BatchNormKernel {
         sumGrad: UnsafeMutablePointer<Double>, sumGradShifted: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        _reducePairs(_GradReLUTerms.self, x: input, dy: gradOutput, mask: output, shape: shape, shift: shift,
-                     sum1: sumGrad, sum2: sumGradShifted, scratch: scratch)
+        _reducePairs(_GradReLUTerms.self, _PairArrays(x: input, dy: gradOutput, mask: output, shift: shift, sum1: sumGrad,
+                                                      sum2: sumGradShifted, scratch: scratch), shape: shape)
     }
 
     /// dx = gradScale·dyᵣ + inputScale·(x − shift) + constant, dyᵣ = dy·[y > 0],

@@ -74,22 +74,12 @@
 }
 
 extension BatchNormKernel {
-    /// sum1[c] = Σ first term, sum2[c] = Σ second term over the N·L values
-    /// of feature c.
-    ///
-    /// - x, dy: `(N, C, L)`; shift: `[C]`; sum1, sum2: `[C]` (Double,
-    ///   overwritten); scratch: `[2·C]` Float32 workspace.
+    /// a.sum1[c] = Σ first term, a.sum2[c] = Σ second term over the N·L
+    /// values of feature c (overwritten).
     @inlinable
-    static func _reducePairs<T: _PairTerms>(
-        _: T.Type,
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>? = nil, shape: BatchNormShape,
-        shift: UnsafePointer<Float>,
-        sum1: UnsafeMutablePointer<Double>, sum2: UnsafeMutablePointer<Double>,
-        scratch: UnsafeMutablePointer<Float>
-    ) {
-        let a = _PairArrays(x: x, dy: dy, mask: mask ?? x, shift: shift, sum1: sum1, sum2: sum2, scratch: scratch)
-        sum1.update(repeating: 0, count: shape.c)
-        sum2.update(repeating: 0, count: shape.c)
+    static func _reducePairs<T: _PairTerms>(_: T.Type, _ a: _PairArrays, shape: BatchNormShape) {
+        a.sum1.update(repeating: 0, count: shape.c)
+        a.sum2.update(repeating: 0, count: shape.c)
         let parts = _threadParts(shape)
         if parts > 1 {
             _reduceParallel(T.kind, a, shape: shape, parts: parts)
@@ -200,25 +190,15 @@ extension BatchNormKernel {
             }
             j += _lanes
         }
-        _reduceTailColumns(T.self, x: x, dy: dy, mask: mask, c: c, from: j, rows: rows, shift: shift, s1: s1, s2: s2)
-    }
-
-    /// The feature tail (C not a multiple of 8) of `rows` consecutive rows,
-    /// scalar, columns `from..<c`.
-    @inlinable @inline(__always)
-    static func _reduceTailColumns<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, c: Int,
-        from start: Int, rows: Int,
-        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
-    ) {
-        for j in start..<c {
-            var a1 = s1[j], a2 = s2[j]
+        // the feature tail (C not a multiple of 8), scalar
+        for f in j..<c {
+            var a1 = s1[f], a2 = s2[f]
             for r in 0..<rows {
-                let o = r &* c &+ j
-                let (t1, t2) = T.terms(d: x[o] - shift[j], dy: dy[o], mask: mask[o])
+                let o = r &* c &+ f
+                let (t1, t2) = T.terms(d: x[o] - shift[f], dy: dy[o], mask: mask[o])
                 a1 += t1; a2 += t2
             }
-            s1[j] = a1; s2[j] = a2
+            s1[f] = a1; s2[f] = a2
         }
     }
 
