@@ -90,12 +90,17 @@ extension BatchNormKernel {
     static func _reduceParallel(_ kind: _PairKind, _ a: _PairArrays, shape: BatchNormShape, parts: Int) {
         let c = shape.c
         // per extra part: Double partial sums [2C], then Float32 block sums [2C]
-        var job = _ReduceJob(kind: kind, arrays: a, shape: shape, partBytes: c * (2 * 8 + 2 * 4), parts: parts)
+        var job = _ReduceJob(arrays: a, shape: shape, partBytes: c * (2 * 8 + 2 * 4), parts: parts)
         job.workspace = _threading.acquire(bytes: (parts - 1) * job.partBytes)
         defer { _threading.release() }
-        _threading.run(&job, parts: parts) { raw, part in
-            raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(part: part)
+        // one C task per term type: each runs its own specialised pass
+        let task: _KernelTask
+        switch kind {
+        case .moments: task = { raw, part in raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_MomentTerms.self, part: part) }
+        case .grad: task = { raw, part in raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_GradTerms.self, part: part) }
+        case .gradReLU: task = { raw, part in raw.assumingMemoryBound(to: _ReduceJob.self).pointee.run(_GradReLUTerms.self, part: part) }
         }
+        _threading.run(&job, parts: parts, task: task)
         for part in 1..<parts {
             let p = job.partials(part)
             for j in 0..<c { a.sum1[j] += p[j] }
@@ -123,7 +128,6 @@ typealias _KernelTask = @convention(c) (UnsafeMutableRawPointer, Int) -> Void
 
 /// The arguments of a parallel reduction, on the caller's stack.
 struct _ReduceJob {
-    var kind: _PairKind
     var arrays: _PairArrays
     var shape: BatchNormShape
     var partBytes: Int
@@ -135,9 +139,9 @@ struct _ReduceJob {
         (workspace + (part - 1) * partBytes).assumingMemoryBound(to: Double.self)
     }
 
-    /// Part `part`'s samples, summed by the pass specialised for `kind`: part
-    /// 0 into the caller's sums, the others into their own (zeroed) partials.
-    func run(part: Int) {
+    /// Part `part`'s samples: part 0 into the caller's sums, the others into
+    /// their own (zeroed) partials.
+    func run<T: _PairTerms>(_: T.Type, part: Int) {
         let c = shape.c
         var a = arrays
         if part > 0 {
@@ -145,12 +149,7 @@ struct _ReduceJob {
             a.scratch = UnsafeMutableRawPointer(a.sum1 + 2 * c).assumingMemoryBound(to: Float.self)
             a.sum1.update(repeating: 0, count: 2 * c)
         }
-        let samples = BatchNormKernel._partRange(part, of: parts, shape.n)
-        switch kind {
-        case .moments: BatchNormKernel._reduceSamples(_MomentTerms.self, a, shape: shape, samples: samples)
-        case .grad: BatchNormKernel._reduceSamples(_GradTerms.self, a, shape: shape, samples: samples)
-        case .gradReLU: BatchNormKernel._reduceSamples(_GradReLUTerms.self, a, shape: shape, samples: samples)
-        }
+        BatchNormKernel._reduceSamples(T.self, a, shape: shape, samples: BatchNormKernel._partRange(part, of: parts, shape.n))
     }
 }
 
