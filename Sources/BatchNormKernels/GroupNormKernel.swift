@@ -68,6 +68,24 @@ extension GroupNormKernel {
         shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
         invStd: UnsafeMutablePointer<Double>, relu: Bool, streaming: Bool
     ) {
+        if let gamma, let beta {
+            _forwardBlocks(input, shape: shape, samples: samples, affine: _Affine(gamma: gamma, beta: beta), eps: eps,
+                           output: output, shift: shift, meanOffset: meanOffset, invStd: invStd, relu: relu, streaming: streaming)
+        } else {
+            _forwardBlocks(input, shape: shape, samples: samples, affine: _OptionalAffine(gamma: gamma, beta: beta), eps: eps,
+                           output: output, shift: shift, meanOffset: meanOffset, invStd: invStd, relu: relu, streaming: streaming)
+        }
+    }
+
+    /// ``_forwardSamples(_:shape:samples:gamma:beta:eps:output:shift:meanOffset:invStd:relu:streaming:)``
+    /// with γ, β read through `affine`.
+    @inlinable
+    static func _forwardBlocks<A: _AffineParameters>(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>, affine: A, eps: Float,
+        output: UnsafeMutablePointer<Float>,
+        shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
+        invStd: UnsafeMutablePointer<Double>, relu: Bool, streaming: Bool
+    ) {
         let m = shape.valuesPerRow
         defer { if streaming { bnk_stream_fence() } }
         // Short rows go in blocks of up to 8 rows: pass 1 of every row of the block
@@ -100,8 +118,8 @@ extension GroupNormKernel {
                 _rowStatistics(input + r * m, row: r, sums: (meanOffset[r], invStd[r]), count: m, eps: eps,
                                shift: shift, meanOffset: meanOffset, invStd: invStd)
             }
-            @inline(__always) func terms(_ r: Int) -> _GroupNormalizeTerms {
-                _normalizeTerms(input, shape: shape, row: r, gamma: gamma, beta: beta, output: output,
+            @inline(__always) func terms(_ r: Int) -> _GroupNormalizeTerms<A> {
+                _normalizeTerms(input, shape: shape, row: r, affine: affine, output: output,
                                 shift: shift, meanOffset: meanOffset, invStd: invStd)
             }
             r = row
@@ -139,13 +157,12 @@ extension GroupNormKernel {
 
     /// Pass 2's terms of `row` from its statistics.
     @inlinable @inline(__always)
-    static func _normalizeTerms(
-        _ input: UnsafePointer<Float>, shape: GroupNormShape, row: Int,
-        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+    static func _normalizeTerms<A: _AffineParameters>(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape, row: Int, affine: A, output: UnsafeMutablePointer<Float>,
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>
-    ) -> _GroupNormalizeTerms {
-        let m = shape.valuesPerRow, firstChannel = (row % shape.groups) * shape.channelsPerGroup
-        return _GroupNormalizeTerms(x: input + row * m, gamma: gamma.map { $0 + firstChannel }, beta: beta.map { $0 + firstChannel },
+    ) -> _GroupNormalizeTerms<A> {
+        let m = shape.valuesPerRow, firstChannel = shape.groups == 1 ? 0 : (row % shape.groups) * shape.channelsPerGroup
+        return _GroupNormalizeTerms(x: input + row * m, affine: affine.advanced(by: firstChannel),
                                     output: output + row * m, shift: shift[row], meanOffset: meanOffset[row], invStd: invStd[row])
     }
 
@@ -190,14 +207,17 @@ extension GroupNormKernel {
         output: UnsafeMutablePointer<Float>, streaming: Bool
     ) {
         defer { if streaming { bnk_stream_fence() } }
-        var row = samples.lowerBound * shape.groups
-        let end = samples.upperBound * shape.groups
-        @inline(__always) func terms(_ row: Int) -> _GroupNormalizeTerms {
-            _normalizeTerms(input, shape: shape, row: row, gamma: gamma, beta: beta, output: output,
-                            shift: shift, meanOffset: meanOffset, invStd: invStd)
+        @inline(__always) func rows<A: _AffineParameters>(_ affine: A) {
+            var row = samples.lowerBound * shape.groups
+            let end = samples.upperBound * shape.groups
+            @inline(__always) func terms(_ row: Int) -> _GroupNormalizeTerms<A> {
+                _normalizeTerms(input, shape: shape, row: row, affine: affine, output: output,
+                                shift: shift, meanOffset: meanOffset, invStd: invStd)
+            }
+            while row + 2 <= end { _elementwiseRows(terms(row), terms(row + 1), rows: 2, shape: shape, streaming: streaming); row += 2 }
+            if row < end { _elementwiseRows(terms(row), terms(row), rows: 1, shape: shape, streaming: streaming) }
         }
-        while row + 2 <= end { _elementwiseRows(terms(row), terms(row + 1), rows: 2, shape: shape, streaming: streaming); row += 2 }
-        if row < end { _elementwiseRows(terms(row), terms(row), rows: 1, shape: shape, streaming: streaming) }
+        if let gamma, let beta { rows(_Affine(gamma: gamma, beta: beta)) } else { rows(_OptionalAffine(gamma: gamma, beta: beta)) }
     }
 
     /// A row whose Float32 sums overflowed (|x − shift| ≳ 1.8e19), in Double,
@@ -301,29 +321,27 @@ extension GroupNormKernel {
 }
 
 /// One row of GroupNorm's pass 2: y = ((x − shift)·s + c)·γ + β per
-/// channel, s = invStd, c = −meanOffset·s (pointers at the row's first value
-/// and first channel): the normalized value once per element, then one
-/// multiply-add with γ and β — no per-channel constants to build per row.
-@usableFromInline struct _GroupNormalizeTerms: _ElementwiseTerms {
+/// channel, s = invStd, c = −meanOffset·s (pointers at the row's first value,
+/// `affine` at its first channel): the normalized value once per element,
+/// then one multiply-add with γ and β — no per-channel constants to build per row.
+@usableFromInline struct _GroupNormalizeTerms<A: _AffineParameters>: _ElementwiseTerms {
     @usableFromInline let x: UnsafePointer<Float>
-    @usableFromInline let gamma, beta: UnsafePointer<Float>?
+    @usableFromInline let affine: A
     @usableFromInline let output: UnsafeMutablePointer<Float>
     @usableFromInline let shift, invStd, offsetTerm: Float
 
-    @inlinable init(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
-                    output: UnsafeMutablePointer<Float>, shift: Float, meanOffset: Double, invStd: Double) {
-        self.x = x; self.gamma = gamma; self.beta = beta; self.output = output
+    @inlinable init(x: UnsafePointer<Float>, affine: A, output: UnsafeMutablePointer<Float>,
+                    shift: Float, meanOffset: Double, invStd: Double) {
+        self.x = x; self.affine = affine; self.output = output
         self.shift = shift; self.invStd = Float(invStd); self.offsetTerm = Float(-meanOffset * invStd)
     }
 
     @inlinable static var streams: Int { 2 }
     @inlinable @inline(__always)
-    func constants(column j: Int) -> (_Vector, _Vector) {
-        (_load(gamma, j, orIdentity: 1), _load(beta, j, orIdentity: 0))
-    }
+    func constants(column j: Int) -> (_Vector, _Vector) { (affine.gamma(j), affine.beta(j)) }
     @inlinable @inline(__always)
     func constants(feature f: Int) -> (_Vector, _Vector) {
-        (_Vector(repeating: gamma?[f] ?? 1), _Vector(repeating: beta?[f] ?? 0))
+        (_Vector(repeating: affine.gamma(feature: f)), _Vector(repeating: affine.beta(feature: f)))
     }
     @inlinable @inline(__always)
     func vector(_ k: (_Vector, _Vector), at o: Int) -> _Vector {
@@ -333,7 +351,44 @@ extension GroupNormKernel {
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
         let t = (x[o] - shift) * invStd + offsetTerm
-        return t * (gamma?[f] ?? 1) + (beta?[f] ?? 0)
+        return t * affine.gamma(feature: f) + affine.beta(feature: f)
+    }
+}
+
+/// γ and β as GroupNorm's pass 2 reads them. `_Affine` (both arrays given,
+/// the layers' case) loads without a test per vector; `_OptionalAffine`
+/// reads 1 and 0 for a missing array — the same arithmetic as a buffer of
+/// ones (zeros), to the bit.
+@usableFromInline protocol _AffineParameters {
+    func gamma(_ j: Int) -> _Vector
+    func beta(_ j: Int) -> _Vector
+    func gamma(feature f: Int) -> Float
+    func beta(feature f: Int) -> Float
+    /// The same parameters from channel `channels` on.
+    func advanced(by channels: Int) -> Self
+}
+
+@usableFromInline struct _Affine: _AffineParameters {
+    @usableFromInline let gammaBase, betaBase: UnsafePointer<Float>
+    @inlinable init(gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) { (gammaBase, betaBase) = (gamma, beta) }
+    @inlinable @inline(__always) func gamma(_ j: Int) -> _Vector { _load(gammaBase + j) }
+    @inlinable @inline(__always) func beta(_ j: Int) -> _Vector { _load(betaBase + j) }
+    @inlinable @inline(__always) func gamma(feature f: Int) -> Float { gammaBase[f] }
+    @inlinable @inline(__always) func beta(feature f: Int) -> Float { betaBase[f] }
+    @inlinable @inline(__always) func advanced(by channels: Int) -> _Affine {
+        _Affine(gamma: gammaBase + channels, beta: betaBase + channels)
+    }
+}
+
+@usableFromInline struct _OptionalAffine: _AffineParameters {
+    @usableFromInline let gammaBase, betaBase: UnsafePointer<Float>?
+    @inlinable init(gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) { (gammaBase, betaBase) = (gamma, beta) }
+    @inlinable @inline(__always) func gamma(_ j: Int) -> _Vector { _load(gammaBase, j, orIdentity: 1) }
+    @inlinable @inline(__always) func beta(_ j: Int) -> _Vector { _load(betaBase, j, orIdentity: 0) }
+    @inlinable @inline(__always) func gamma(feature f: Int) -> Float { gammaBase?[f] ?? 1 }
+    @inlinable @inline(__always) func beta(feature f: Int) -> Float { betaBase?[f] ?? 0 }
+    @inlinable @inline(__always) func advanced(by channels: Int) -> _OptionalAffine {
+        _OptionalAffine(gamma: gammaBase.map { $0 + channels }, beta: betaBase.map { $0 + channels })
     }
 }
 
