@@ -104,8 +104,12 @@ extension GroupNormKernel {
         var sample = samples.lowerBound
         while sample < samples.upperBound {
             if pairs && sample + 1 < samples.upperBound {
-                let sums = _reduceRowAcrossChannels(operands(sample), operands(sample + 1), rows: 2, mask: mask, channels: k,
-                                                    gamma: gamma, paramSums: wantsParams ? (block, block + c) : nil)
+                // two calls, so that each inlined copy knows whether it adds parameter sums (no test per vector)
+                let sums = wantsParams
+                    ? _reduceRowAcrossChannels(operands(sample), operands(sample + 1), rows: 2, mask: mask, channels: k,
+                                               gamma: gamma, paramSums: (block, block + c))
+                    : _reduceRowAcrossChannels(operands(sample), operands(sample + 1), rows: 2, mask: mask, channels: k,
+                                               gamma: gamma, paramSums: nil)
                 if gradInput != nil {
                     _elementwiseRows(gradInputTerms(sample, 0, sums.0), gradInputTerms(sample + 1, 0, sums.1), rows: 2,
                                      shape: shape, streaming: streaming)
