@@ -82,71 +82,118 @@ extension GroupNormKernel {
         // of one block of at most 64 samples that are folded into them
         totals.update(repeating: 0, count: 2 * c)
         block.update(repeating: 0, count: 2 * c)
-        for sample in samples {
-            for group in 0..<shape.groups {
-                let row = sample * shape.groups + group, first = group * k
-                let dy = gradOutput + row * m, y = output + row * m, x = input + row * m
-                let s = invStd[row], delta = meanOffset[row]
-                // pass 1: A = Σγ·dy, B = Σγ·dy·x̂, and the parameter sums
-                let sums = l == 1
-                    ? _reduceRowAcrossChannels(dy: dy, y: y, mask: mask, x: x, channels: k, gamma: gamma.map { $0 + first }, shift: shift[row],
-                                               invStd: Float(s), meanOffset: Float(delta),
-                                               paramSums: wantsParams ? (block + first, block + c + first) : nil)
-                    : _reduceRowAlongRuns(dy: dy, y: y, mask: mask, x: x, channels: k, l: l, gamma: gamma.map { $0 + first }, shift: shift[row],
-                                          invStd: Float(s), meanOffset: Float(delta),
-                                          paramSums: wantsParams ? (totals + first, totals + c + first) : nil)
-                // pass 2: dx = (s·γ)·dy + q·(x − shift) + w
-                if let gradInput {
-                    let q = fixedStatistics ? 0 : -s * s * sums.b / Double(m)
-                    let w = fixedStatistics ? 0 : s * (s * delta * sums.b - sums.a) / Double(m)
-                    _elementwiseRow(_GroupGradInputTerms<Mask>(dy: dy, y: y, x: x, gamma: gamma.map { $0 + first }, output: gradInput + row * m,
-                                                         shift: shift[row], invStd: Float(s),
-                                                         inputScale: Float(q), constant: Float(w)),
-                                    channels: k, l: l, streaming: streaming)
+        // LayerNorm rows (L = 1, one group) of a cache-resident batch go two
+        // samples at a time: two independent reduction chains and one
+        // load and store of the parameter sums per vector for both (as in the
+        // forward; pairs start at even offsets, so none straddles a 64-sample block)
+        let pairs = l == 1 && shape.groups == 1
+            && 3 * shape.elementCount * MemoryLayout<Float>.size <= _cacheResidentBytes
+        @inline(__always) func operands(_ row: Int) -> _RowOperands {
+            _RowOperands(dy: gradOutput + row * m, y: output + row * m, x: input + row * m,
+                         shift: shift[row], invStd: Float(invStd[row]), meanOffset: Float(meanOffset[row]))
+        }
+        // pass 2: dx = (s·γ)·dy + q·(x − shift) + w
+        @inline(__always) func gradInputTerms(_ row: Int, _ first: Int, _ sums: (a: Double, b: Double)) -> _GroupGradInputTerms<Mask> {
+            let s = invStd[row], delta = meanOffset[row]
+            let q = fixedStatistics ? 0 : -s * s * sums.b / Double(m)
+            let w = fixedStatistics ? 0 : s * (s * delta * sums.b - sums.a) / Double(m)
+            return _GroupGradInputTerms<Mask>(dy: gradOutput + row * m, y: output + row * m, x: input + row * m,
+                                              gamma: gamma.map { $0 + first }, output: gradInput! + row * m,
+                                              shift: shift[row], invStd: Float(s), inputScale: Float(q), constant: Float(w))
+        }
+        var sample = samples.lowerBound
+        while sample < samples.upperBound {
+            if pairs && sample + 1 < samples.upperBound {
+                // two calls, so that each inlined copy knows whether it adds parameter sums (no test per vector)
+                let sums = wantsParams
+                    ? _reduceRowAcrossChannels(operands(sample), operands(sample + 1), rows: 2, mask: mask, channels: k,
+                                               gamma: gamma, paramSums: (block, block + c))
+                    : _reduceRowAcrossChannels(operands(sample), operands(sample + 1), rows: 2, mask: mask, channels: k,
+                                               gamma: gamma, paramSums: nil)
+                if gradInput != nil {
+                    _elementwiseRows(gradInputTerms(sample, 0, sums.0), gradInputTerms(sample + 1, 0, sums.1), rows: 2,
+                                     shape: shape, streaming: streaming)
+                }
+                sample += 1
+            } else {
+                for group in 0..<shape.groups {
+                    let row = sample * shape.groups + group, first = group * k
+                    let o = operands(row)
+                    // pass 1: A = Σγ·dy, B = Σγ·dy·x̂, and the parameter sums
+                    let sums = l == 1
+                        ? _reduceRowAcrossChannels(o, o, rows: 1, mask: mask, channels: k, gamma: gamma.map { $0 + first },
+                                                   paramSums: wantsParams ? (block + first, block + c + first) : nil).0
+                        : _reduceRowAlongRuns(dy: o.dy, y: o.y, mask: mask, x: o.x, channels: k, l: l, gamma: gamma.map { $0 + first },
+                                              shift: o.shift, invStd: o.invStd, meanOffset: o.meanOffset,
+                                              paramSums: wantsParams ? (totals + first, totals + c + first) : nil)
+                    if gradInput != nil {
+                        _elementwiseRow(gradInputTerms(row, first, sums), channels: k, l: l, streaming: streaming)
+                    }
                 }
             }
             if l == 1 && wantsParams && ((sample - samples.lowerBound) % _rowsPerBlock == _rowsPerBlock - 1 || sample == samples.upperBound - 1) {
                 for j in 0..<(2 * c) { totals[j] += Double(block[j]); block[j] = 0 }
             }
+            sample += 1
         }
     }
 
-    /// One row with L = 1, vectors across its channels: returns (A, B);
-    /// adds dy·x̂ and dy into `paramSums` (Float32 block sums) when given.
+    /// One row with L = 1 (`rows` 1), or two rows of the same channels
+    /// (`rows` 2, a constant after inlining; `second` describes the other
+    /// row), vectors across the channels: returns each row's (A, B) (the
+    /// first row's twice when `rows` is 1); adds dy·x̂ and dy into `paramSums`
+    /// (Float32 block sums) when given, the first row's terms before the
+    /// second's as two calls would. A pair runs two independent chains.
     @inlinable @inline(__always)
     static func _reduceRowAcrossChannels<Mask: _GradientMask>(
-        dy: UnsafePointer<Float>, y: UnsafePointer<Float>, mask: Mask.Type, x: UnsafePointer<Float>, channels: Int, gamma: UnsafePointer<Float>?,
-        shift: Float, invStd: Float, meanOffset: Float,
+        _ row: _RowOperands, _ second: _RowOperands, rows: Int, mask: Mask.Type, channels: Int, gamma: UnsafePointer<Float>?,
         paramSums: (gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>)?
-    ) -> (a: Double, b: Double) {
-        let k = _Vector(repeating: shift), r = _Vector(repeating: invStd)
-        let offset = _Vector(repeating: -meanOffset * invStd)
+    ) -> ((a: Double, b: Double), (a: Double, b: Double)) {
+        let k = _Vector(repeating: row.shift), r = _Vector(repeating: row.invStd)
+        let offset = _Vector(repeating: -row.meanOffset * row.invStd)
+        let k1 = _Vector(repeating: second.shift), r1 = _Vector(repeating: second.invStd)
+        let offset1 = _Vector(repeating: -second.meanOffset * second.invStd)
         let vectorEnd = channels - channels % _lanes
-        var a = 0.0, b = 0.0
+        var a = 0.0, b = 0.0, a1 = 0.0, b1 = 0.0
         var j = 0
         while j < vectorEnd {
             let blockEnd = min(vectorEnd, j + _rowsPerBlock * _lanes)
-            var va = _Vector(), vb = _Vector()
+            var va = _Vector(), vb = _Vector(), va1 = _Vector(), vb1 = _Vector()
             while j < blockEnd {
-                let d = Mask.vector(dy, y, at: j), xh = _mulAdd(_load(x + j) - k, r, offset)
-                let g = d * _load(gamma, j, orIdentity: 1)
+                let gammaJ = _load(gamma, j, orIdentity: 1)
+                let d = Mask.vector(row.dy, row.y, at: j), xh = _mulAdd(_load(row.x + j) - k, r, offset)
+                let g = d * gammaJ
                 va += g; vb = _mulAdd(g, xh, vb)
+                var sumGamma = _Vector(), sumBeta = _Vector()
                 if let paramSums {
-                    _store(_mulAdd(d, xh, _load(paramSums.gamma + j)), paramSums.gamma + j)
-                    _store(_load(paramSums.beta + j) + d, paramSums.beta + j)
+                    sumGamma = _mulAdd(d, xh, _load(paramSums.gamma + j))
+                    sumBeta = _load(paramSums.beta + j) + d
                 }
-                j += _lanes
+                if rows == 2 {
+                    let d1 = Mask.vector(second.dy, second.y, at: j), xh1 = _mulAdd(_load(second.x + j) - k1, r1, offset1)
+                    let g1 = d1 * gammaJ
+                    va1 += g1; vb1 = _mulAdd(g1, xh1, vb1)
+                    if paramSums != nil { sumGamma = _mulAdd(d1, xh1, sumGamma); sumBeta = sumBeta + d1 }
+                }
+                if let paramSums { _store(sumGamma, paramSums.gamma + j); _store(sumBeta, paramSums.beta + j) }
+                j &+= _lanes
             }
             a += _sumLanes(va); b += _sumLanes(vb)
+            if rows == 2 { a1 += _sumLanes(va1); b1 += _sumLanes(vb1) }
         }
-        while j < channels {
-            let d = Mask.scalar(dy, y, at: j), xh = (x[j] - shift) * invStd - meanOffset * invStd
+        @inline(__always) func tail(_ o: _RowOperands, _ j: Int, _ a: inout Double, _ b: inout Double) {
+            let d = Mask.scalar(o.dy, o.y, at: j), xh = (o.x[j] - o.shift) * o.invStd - o.meanOffset * o.invStd
             let g = d * (gamma?[j] ?? 1)
             a += Double(g); b += Double(g * xh)
             if let paramSums { paramSums.gamma[j] += d * xh; paramSums.beta[j] += d }
+        }
+        while j < channels {
+            tail(row, j, &a, &b)
+            if rows == 2 { tail(second, j, &a1, &b1) }
             j += 1
         }
-        return (a, b)
+        if rows != 2 { (a1, b1) = (a, b) }
+        return ((a, b), (a1, b1))
     }
 
     /// One row with L > 1, vectors along each channel's run: returns (A, B);
@@ -222,5 +269,17 @@ extension GroupNormKernel {
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
         invStd * (gamma?[f] ?? 1) * Mask.scalar(dy, y, at: o) + ((x[o] - shift) * inputScale + constant)
+    }
+}
+
+/// One statistics row's arrays (at its first value) and statistics, for the
+/// backward's reductions.
+@usableFromInline struct _RowOperands {
+    @usableFromInline let dy, y, x: UnsafePointer<Float>
+    @usableFromInline let shift, invStd, meanOffset: Float
+
+    @inlinable init(dy: UnsafePointer<Float>, y: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                    shift: Float, invStd: Float, meanOffset: Float) {
+        self.dy = dy; self.y = y; self.x = x; self.shift = shift; self.invStd = invStd; self.meanOffset = meanOffset
     }
 }

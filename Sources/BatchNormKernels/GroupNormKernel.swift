@@ -68,31 +68,102 @@ extension GroupNormKernel {
         shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
         invStd: UnsafeMutablePointer<Double>, relu: Bool, streaming: Bool
     ) {
-        let m = shape.valuesPerRow, k = shape.channelsPerGroup
-        defer { if streaming { bnk_stream_fence() } }
-        for row in (samples.lowerBound * shape.groups)..<(samples.upperBound * shape.groups) {
-            let x = input + row * m, y = output + row * m
-            let firstChannel = (row % shape.groups) * k
-            // pass 1: shifted sums → mean offset and 1/σ
-            let s = x[0]
-            let sums = _shiftedSums(x, count: m, shift: s)
-            var offset = sums.sum / Double(m)
-            var variance = max(0, sums.sumSquares - sums.sum * offset) / Double(m)
-            if !(sums.sum + sums.sumSquares).isFinite {
-                (offset, variance) = _rowStatisticsInDouble(x, count: m, shift: s)
-            }
-            shift[row] = s
-            meanOffset[row] = offset
-            invStd[row] = 1 / (variance + Double(eps)).squareRoot()
-            // pass 2: y = (x − shift)·a + b per channel, a = γ/σ, b = β − offset·a (or max(0, y))
-            let terms = _GroupNormalizeTerms(x: x, gamma: gamma.map { $0 + firstChannel }, beta: beta.map { $0 + firstChannel },
-                                             output: y, shift: s, meanOffset: Float(offset), invStd: Float(invStd[row]))
-            if relu {
-                _elementwiseRow(_ReLUClampedTerms(terms), channels: k, l: shape.l, streaming: streaming)
-            } else {
-                _elementwiseRow(terms, channels: k, l: shape.l, streaming: streaming)
-            }
+        if let gamma, let beta {
+            _forwardBlocks(input, shape: shape, samples: samples, affine: _Affine(gamma: gamma, beta: beta), eps: eps,
+                           output: output, shift: shift, meanOffset: meanOffset, invStd: invStd, relu: relu, streaming: streaming)
+        } else {
+            _forwardBlocks(input, shape: shape, samples: samples, affine: _OptionalAffine(gamma: gamma, beta: beta), eps: eps,
+                           output: output, shift: shift, meanOffset: meanOffset, invStd: invStd, relu: relu, streaming: streaming)
         }
+    }
+
+    /// ``_forwardSamples(_:shape:samples:gamma:beta:eps:output:shift:meanOffset:invStd:relu:streaming:)``
+    /// with γ, β read through `affine`.
+    @inlinable
+    static func _forwardBlocks<A: _AffineParameters>(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape, samples: Range<Int>, affine: A, eps: Float,
+        output: UnsafeMutablePointer<Float>,
+        shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>,
+        invStd: UnsafeMutablePointer<Double>, relu: Bool, streaming: Bool
+    ) {
+        let m = shape.valuesPerRow
+        defer { if streaming { bnk_stream_fence() } }
+        // Short rows go in blocks of up to 8 rows: pass 1 of every row of the block
+        // two rows at a time (independent accumulator chains), the raw sums
+        // parked in meanOffset/invStd; then every row's statistics (the √ and
+        // divisions of different rows overlap instead of each row waiting on
+        // its own); then pass 2, two rows at a time. A block stays within half
+        // the L1d between its passes, so longer rows make shorter blocks.
+        // Only for a cache-resident batch (``BatchNormKernel/cacheResidentBytes``,
+        // as BatchNorm's row groups): from memory, two rows read side by side
+        // stall on their loads (perf: (4096, 1024) ran 2× slower that way),
+        // while one row at a time is one sequential stream.
+        let float = MemoryLayout<Float>.size
+        let resident = 2 * shape.elementCount * float <= _cacheResidentBytes
+        let block = resident ? max(1, min(8, _rowBlockBytes / max(1, m * float))) : 1
+        var row = samples.lowerBound * shape.groups
+        let end = samples.upperBound * shape.groups
+        while row < end {
+            let blockEnd = min(end, row + block)
+            var r = row
+            while r < blockEnd {
+                let pair = r + 2 <= blockEnd
+                let sums = pair ? _shiftedSums(input + r * m, input + (r + 1) * m, count: m, rows: 2)
+                                : _shiftedSums(input + r * m, input + r * m, count: m, rows: 1)
+                (meanOffset[r], invStd[r]) = sums.0
+                if pair { (meanOffset[r + 1], invStd[r + 1]) = sums.1 }
+                r += pair ? 2 : 1
+            }
+            for r in row..<blockEnd {
+                _rowStatistics(input + r * m, row: r, sums: (meanOffset[r], invStd[r]), count: m, eps: eps,
+                               shift: shift, meanOffset: meanOffset, invStd: invStd)
+            }
+            @inline(__always) func terms(_ r: Int) -> _GroupNormalizeTerms<A> {
+                _normalizeTerms(input, shape: shape, row: r, affine: affine, output: output,
+                                shift: shift, meanOffset: meanOffset, invStd: invStd)
+            }
+            r = row
+            while r < blockEnd {
+                let pair = r + 2 <= blockEnd
+                if relu {
+                    _elementwiseRows(_ReLUClampedTerms(terms(r)), _ReLUClampedTerms(terms(pair ? r + 1 : r)),
+                                     rows: pair ? 2 : 1, shape: shape, streaming: streaming)
+                } else {
+                    _elementwiseRows(terms(r), terms(pair ? r + 1 : r), rows: pair ? 2 : 1, shape: shape, streaming: streaming)
+                }
+                r += pair ? 2 : 1
+            }
+            row = blockEnd
+        }
+    }
+
+    /// A row's statistics from its shifted sums into `shift`, `meanOffset`,
+    /// `invStd` at `row` (in Double when the Float32 sums overflowed).
+    @inlinable @inline(__always)
+    static func _rowStatistics(
+        _ x: UnsafePointer<Float>, row: Int, sums: (sum: Double, sumSquares: Double), count m: Int, eps: Float,
+        shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>, invStd: UnsafeMutablePointer<Double>
+    ) {
+        let s = x[0]
+        var offset = sums.sum / Double(m)
+        var variance = max(0, sums.sumSquares - sums.sum * offset) / Double(m)
+        if !(sums.sum + sums.sumSquares).isFinite {
+            (offset, variance) = _rowStatisticsInDouble(x, count: m, shift: s)
+        }
+        shift[row] = s
+        meanOffset[row] = offset
+        invStd[row] = 1 / (variance + Double(eps)).squareRoot()
+    }
+
+    /// Pass 2's terms of `row` from its statistics.
+    @inlinable @inline(__always)
+    static func _normalizeTerms<A: _AffineParameters>(
+        _ input: UnsafePointer<Float>, shape: GroupNormShape, row: Int, affine: A, output: UnsafeMutablePointer<Float>,
+        shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>
+    ) -> _GroupNormalizeTerms<A> {
+        let m = shape.valuesPerRow, firstChannel = shape.groups == 1 ? 0 : (row % shape.groups) * shape.channelsPerGroup
+        return _GroupNormalizeTerms(x: input + row * m, affine: affine.advanced(by: firstChannel),
+                                    output: output + row * m, shift: shift[row], meanOffset: meanOffset[row], invStd: invStd[row])
     }
 
     /// y = (x − μ)·invStd·γ + β with statistics given per row instead of
@@ -135,15 +206,18 @@ extension GroupNormKernel {
         shift: UnsafePointer<Float>, meanOffset: UnsafePointer<Double>, invStd: UnsafePointer<Double>,
         output: UnsafeMutablePointer<Float>, streaming: Bool
     ) {
-        let m = shape.valuesPerRow, k = shape.channelsPerGroup
         defer { if streaming { bnk_stream_fence() } }
-        for row in (samples.lowerBound * shape.groups)..<(samples.upperBound * shape.groups) {
-            let firstChannel = (row % shape.groups) * k
-            _elementwiseRow(_GroupNormalizeTerms(x: input + row * m, gamma: gamma.map { $0 + firstChannel }, beta: beta.map { $0 + firstChannel },
-                                                 output: output + row * m, shift: shift[row],
-                                                 meanOffset: Float(meanOffset[row]), invStd: Float(invStd[row])),
-                            channels: k, l: shape.l, streaming: streaming)
+        @inline(__always) func rows<A: _AffineParameters>(_ affine: A) {
+            var row = samples.lowerBound * shape.groups
+            let end = samples.upperBound * shape.groups
+            @inline(__always) func terms(_ row: Int) -> _GroupNormalizeTerms<A> {
+                _normalizeTerms(input, shape: shape, row: row, affine: affine, output: output,
+                                shift: shift, meanOffset: meanOffset, invStd: invStd)
+            }
+            while row + 2 <= end { _elementwiseRows(terms(row), terms(row + 1), rows: 2, shape: shape, streaming: streaming); row += 2 }
+            if row < end { _elementwiseRows(terms(row), terms(row), rows: 1, shape: shape, streaming: streaming) }
         }
+        if let gamma, let beta { rows(_Affine(gamma: gamma, beta: beta)) } else { rows(_OptionalAffine(gamma: gamma, beta: beta)) }
     }
 
     /// A row whose Float32 sums overflowed (|x − shift| ≳ 1.8e19), in Double,
@@ -159,36 +233,75 @@ extension GroupNormKernel {
         return (mean - Double(shift), squares / Double(m))
     }
 
-    /// Σd and Σd² over `count` values, d = x − shift: Float32 partial sums of
-    /// at most 64 values per lane (two chains), folded into Double.
+    /// Σd and Σd² over `count` values of one row (`rows` 1) or of two
+    /// (`rows` 2, a constant after inlining), d = x − shift with shift = the
+    /// row's first value: Float32 partial sums of at most 64 values per lane
+    /// (two chains per row), folded into Double. The second result is the
+    /// first's when `rows` is 1.
     @inlinable @inline(__always)
-    static func _shiftedSums(_ x: UnsafePointer<Float>, count m: Int, shift: Float) -> (sum: Double, sumSquares: Double) {
-        let k = _Vector(repeating: shift)
+    static func _shiftedSums(_ x: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, count m: Int, rows: Int)
+        -> ((sum: Double, sumSquares: Double), (sum: Double, sumSquares: Double)) {
+        let k = _Vector(repeating: x[0]), k1 = _Vector(repeating: x1[0])
         let vectorEnd = m - m % _lanes
-        var sum = 0.0, sumSquares = 0.0
+        var sum = 0.0, sumSquares = 0.0, sum1 = 0.0, sumSquares1 = 0.0
         var i = 0
         while i < vectorEnd {
             let blockEnd = min(vectorEnd, i + _rowsPerBlock * _lanes)
             var a1 = _Vector(), a2 = _Vector(), b1 = _Vector(), b2 = _Vector()
+            var c1 = _Vector(), c2 = _Vector(), e1 = _Vector(), e2 = _Vector()
             while i + 2 * _lanes <= blockEnd {
                 let d0 = _load(x + i) - k, d1 = _load(x + i + _lanes) - k
                 a1 += d0; a2 = _mulAdd(d0, d0, a2)
                 b1 += d1; b2 = _mulAdd(d1, d1, b2)
-                i += 2 * _lanes
+                if rows == 2 {
+                    let f0 = _load(x1 + i) - k1, f1 = _load(x1 + i + _lanes) - k1
+                    c1 += f0; c2 = _mulAdd(f0, f0, c2)
+                    e1 += f1; e2 = _mulAdd(f1, f1, e2)
+                }
+                i &+= 2 &* _lanes
             }
             if i < blockEnd {
                 let d = _load(x + i) - k
                 a1 += d; a2 = _mulAdd(d, d, a2)
-                i += _lanes
+                if rows == 2 { let f = _load(x1 + i) - k1; c1 += f; c2 = _mulAdd(f, f, c2) }
+                i &+= _lanes
             }
             sum += _sumLanes(a1 + b1); sumSquares += _sumLanes(a2 + b2)
+            if rows == 2 { sum1 += _sumLanes(c1 + e1); sumSquares1 += _sumLanes(c2 + e2) }
         }
         while i < m {
-            let d = Double(x[i] - shift)
+            let d = Double(x[i] - x[0])
             sum += d; sumSquares += d * d
+            if rows == 2 { let f = Double(x1[i] - x1[0]); sum1 += f; sumSquares1 += f * f }
             i += 1
         }
-        return (sum, sumSquares)
+        if rows != 2 { (sum1, sumSquares1) = (sum, sumSquares) }
+        return ((sum, sumSquares), (sum1, sumSquares1))
+    }
+
+    /// Pass 2 of one row (`rows` 1: `t0`) or of two (`t1` too), `rows` a
+    /// constant after inlining. With L = 1 and normal stores the two rows'
+    /// vectors interleave; otherwise each row goes through ``_elementwiseRow(_:channels:l:streaming:)``.
+    @inlinable @inline(__always)
+    static func _elementwiseRows<T: _ElementwiseTerms>(_ t0: T, _ t1: T, rows: Int, shape: GroupNormShape, streaming: Bool) {
+        let k = shape.channelsPerGroup
+        guard shape.l == 1 && !streaming && rows == 2 else {
+            _elementwiseRow(t0, channels: k, l: shape.l, streaming: streaming)
+            if rows == 2 { _elementwiseRow(t1, channels: k, l: shape.l, streaming: streaming) }
+            return
+        }
+        let vectorEnd = k - k % _lanes
+        var j = 0
+        while j < vectorEnd {
+            _store(t0.vector(t0.constants(column: j), at: j), t0.output + j)
+            _store(t1.vector(t1.constants(column: j), at: j), t1.output + j)
+            j &+= _lanes
+        }
+        while j < k {
+            t0.output[j] = t0.scalar(feature: j, at: j)
+            t1.output[j] = t1.scalar(feature: j, at: j)
+            j &+= 1
+        }
     }
 
     /// One row (sample, group) of pass 2 on the elementwise driver: across
@@ -207,40 +320,81 @@ extension GroupNormKernel {
     }
 }
 
-/// One row of GroupNorm's pass 2: y = (x − shift)·a + b per channel, with
-/// a = invStd·γ, b = β − meanOffset·a (pointers at the row's first value
-/// and first channel).
-@usableFromInline struct _GroupNormalizeTerms: _ElementwiseTerms {
+/// One row of GroupNorm's pass 2: y = ((x − shift)·s + c)·γ + β per
+/// channel, s = invStd, c = −meanOffset·s (pointers at the row's first value,
+/// `affine` at its first channel): the normalized value once per element,
+/// then one multiply-add with γ and β — no per-channel constants to build per row.
+@usableFromInline struct _GroupNormalizeTerms<A: _AffineParameters>: _ElementwiseTerms {
     @usableFromInline let x: UnsafePointer<Float>
-    @usableFromInline let gamma, beta: UnsafePointer<Float>?
+    @usableFromInline let affine: A
     @usableFromInline let output: UnsafeMutablePointer<Float>
-    @usableFromInline let shift, meanOffset, invStd: Float
+    @usableFromInline let shift, invStd, offsetTerm: Float
 
-    @inlinable init(x: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
-                    output: UnsafeMutablePointer<Float>, shift: Float, meanOffset: Float, invStd: Float) {
-        self.x = x; self.gamma = gamma; self.beta = beta; self.output = output
-        self.shift = shift; self.meanOffset = meanOffset; self.invStd = invStd
+    @inlinable init(x: UnsafePointer<Float>, affine: A, output: UnsafeMutablePointer<Float>,
+                    shift: Float, meanOffset: Double, invStd: Double) {
+        self.x = x; self.affine = affine; self.output = output
+        self.shift = shift; self.invStd = Float(invStd); self.offsetTerm = Float(-meanOffset * invStd)
     }
 
     @inlinable static var streams: Int { 2 }
     @inlinable @inline(__always)
-    func constants(column j: Int) -> (_Vector, _Vector, _Vector) {
-        let a = _Vector(repeating: invStd) * _load(gamma, j, orIdentity: 1)
-        return (_Vector(repeating: shift), a, _load(beta, j, orIdentity: 0) - _Vector(repeating: meanOffset) * a)
+    func constants(column j: Int) -> (_Vector, _Vector) { (affine.gamma(j), affine.beta(j)) }
+    @inlinable @inline(__always)
+    func constants(feature f: Int) -> (_Vector, _Vector) {
+        (_Vector(repeating: affine.gamma(feature: f)), _Vector(repeating: affine.beta(feature: f)))
     }
     @inlinable @inline(__always)
-    func constants(feature f: Int) -> (_Vector, _Vector, _Vector) {
-        let a = invStd * (gamma?[f] ?? 1)
-        return (_Vector(repeating: shift), _Vector(repeating: a), _Vector(repeating: (beta?[f] ?? 0) - meanOffset * a))
+    func vector(_ k: (_Vector, _Vector), at o: Int) -> _Vector {
+        let t = _mulAdd(_load(x + o) - _Vector(repeating: shift), _Vector(repeating: invStd), _Vector(repeating: offsetTerm))
+        return _mulAdd(t, k.0, k.1)
     }
-    @inlinable @inline(__always)
-    func vector(_ k: (_Vector, _Vector, _Vector), at o: Int) -> _Vector { _mulAdd(_load(x + o) - k.0, k.1, k.2) }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        let a = invStd * (gamma?[f] ?? 1)
-        return (x[o] - shift) * a + ((beta?[f] ?? 0) - meanOffset * a)
+        let t = (x[o] - shift) * invStd + offsetTerm
+        return t * affine.gamma(feature: f) + affine.beta(feature: f)
     }
 }
+
+/// γ and β as GroupNorm's pass 2 reads them. `_Affine` (both arrays given,
+/// the layers' case) loads without a test per vector; `_OptionalAffine`
+/// reads 1 and 0 for a missing array — the same arithmetic as a buffer of
+/// ones (zeros), to the bit.
+@usableFromInline protocol _AffineParameters {
+    func gamma(_ j: Int) -> _Vector
+    func beta(_ j: Int) -> _Vector
+    func gamma(feature f: Int) -> Float
+    func beta(feature f: Int) -> Float
+    /// The same parameters from channel `channels` on.
+    func advanced(by channels: Int) -> Self
+}
+
+@usableFromInline struct _Affine: _AffineParameters {
+    @usableFromInline let gammaBase, betaBase: UnsafePointer<Float>
+    @inlinable init(gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) { (gammaBase, betaBase) = (gamma, beta) }
+    @inlinable @inline(__always) func gamma(_ j: Int) -> _Vector { _load(gammaBase + j) }
+    @inlinable @inline(__always) func beta(_ j: Int) -> _Vector { _load(betaBase + j) }
+    @inlinable @inline(__always) func gamma(feature f: Int) -> Float { gammaBase[f] }
+    @inlinable @inline(__always) func beta(feature f: Int) -> Float { betaBase[f] }
+    @inlinable @inline(__always) func advanced(by channels: Int) -> _Affine {
+        _Affine(gamma: gammaBase + channels, beta: betaBase + channels)
+    }
+}
+
+@usableFromInline struct _OptionalAffine: _AffineParameters {
+    @usableFromInline let gammaBase, betaBase: UnsafePointer<Float>?
+    @inlinable init(gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?) { (gammaBase, betaBase) = (gamma, beta) }
+    @inlinable @inline(__always) func gamma(_ j: Int) -> _Vector { _load(gammaBase, j, orIdentity: 1) }
+    @inlinable @inline(__always) func beta(_ j: Int) -> _Vector { _load(betaBase, j, orIdentity: 0) }
+    @inlinable @inline(__always) func gamma(feature f: Int) -> Float { gammaBase?[f] ?? 1 }
+    @inlinable @inline(__always) func beta(feature f: Int) -> Float { betaBase?[f] ?? 0 }
+    @inlinable @inline(__always) func advanced(by channels: Int) -> _OptionalAffine {
+        _OptionalAffine(gamma: gammaBase.map { $0 + channels }, beta: betaBase.map { $0 + channels })
+    }
+}
+
+/// Bytes of rows GroupNorm's forward takes through its two passes as one
+/// block: half the L1 data cache, so the block is still there for pass 2.
+@usableFromInline let _rowBlockBytes = MachineCaches.current.l1d / 2
 
 /// The vector of γ (or β) at j, or `identity` in every lane when the layer
 /// has none: the same arithmetic as a buffer of ones (zeros), to the bit.

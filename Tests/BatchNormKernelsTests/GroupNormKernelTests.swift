@@ -9,11 +9,14 @@ import BatchNormReference
 
 /// LayerNorm rows (groups 1, L 1) short, odd, longer than one 512-value block
 /// and numerous enough to fold several 64-sample blocks; GroupNorm with L = 1
-/// and L > 1; InstanceNorm runs of 600; groups of a single value.
+/// and L > 1; InstanceNorm runs of 600; groups of a single value; the
+/// forward's blocks of short rows (up to 8 rows, in pairs) ending on a pair,
+/// on a single row, and rows of an odd number of vectors.
 let groupNormShapes: [GroupNormShape] = [
     .init(n: 3, c: 17, groups: 1), .init(n: 4, c: 1000, groups: 1), .init(n: 130, c: 8, groups: 1),
     .init(n: 2, c: 3, groups: 1, l: 5), .init(n: 5, c: 12, groups: 3), .init(n: 2, c: 6, groups: 2, l: 9),
     .init(n: 3, c: 4, groups: 4, l: 600), .init(n: 2, c: 2, groups: 2),
+    .init(n: 13, c: 64, groups: 2), .init(n: 9, c: 40, groups: 1), .init(n: 11, c: 256, groups: 1),
 ]
 
 @Suite("GroupNorm kernels (LayerNorm, GroupNorm, InstanceNorm) against the Double reference")
