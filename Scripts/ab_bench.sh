@@ -1,8 +1,8 @@
 #!/bin/sh
 # A/B speed check of the kernels: the bench built from an old commit (default:
 # the merge base with main) and from the working tree, both native builds,
-# run ALTERNATING on the same cases (old, new, old, new, …) so load from
-# other jobs falls on both alike. Prints each run's medians and, per case and
+# run ALTERNATING on the same cases (old, new, new, old, old, new, …) so load
+# from other jobs falls on both alike. Prints each run's medians and, per case and
 # thread count, the ratio old best median / new best median (> 1: new faster).
 #
 #   Scripts/ab_bench.sh [ROUNDS] [BASE]        (make bench-ab)
@@ -22,8 +22,12 @@ if [ "$(cat $OLD/commit 2>/dev/null)" != "$BASE" ]; then
 fi
 swift build $NATIVE --package-path $OLD/src --scratch-path $OLD/build --product bnkbench
 swift build $NATIVE --scratch-path .build-native --product bnkbench
+# odd rounds run old first, even rounds new first: a drift of the host within
+# a round (the second run of a pair measured slower on a loaded host) then
+# falls on both sides alike
 for r in $(seq 1 "$ROUNDS"); do
-  for side in old new; do
+  order=$([ $((r % 2)) = 1 ] && echo "old new" || echo "new old")
+  for side in $order; do
     bin=$([ $side = old ] && echo $OLD/build/release/bnkbench || echo .build-native/release/bnkbench)
     echo "== round $r: $side"
     # shellcheck disable=SC2086

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The Benchmarks/README.md table, from the JSON files one measurement wrote.
 
-usage: bench_table.py [NATIVE] [TORCH] [PORTABLE]
+usage: bench_table.py [NATIVE] [TORCH] [PORTABLE] [PAIRS]
   defaults: bench-results/bench-native.json bench-results/bench-torch.json
             bench-results/bench-portable.json (missing files leave their columns empty)
+            bench-results/pairs (make bench-report's runs: native-R.json, torch-R.json)
 
 Columns: PyTorch 1-thread median; BatchNormKit native 1-thread median (rate);
 ratio PyTorch / BatchNormKit with ✓/✗ against the issue's target
@@ -12,8 +13,11 @@ BOUND_TARGET where it applies); PyTorch and BatchNormKit at 2 threads and their
 ratio; BatchNormKit's 2-thread ÷ 1-thread time; portable 1-thread median; the
 naive reference's median (~ = measured on the first rows and scaled). After the
 table: each epoch as a multiple of its floor (its GEMM FLOPs at the measured
-FMA peak per thread) and the cases slower at 2 threads than at 1. Standard
-library only.
+FMA peak per thread) and the cases slower at 2 threads than at 1; with the
+pair runs, every targeted ratio per pair (PyTorch median / BatchNormKit median
+of the same pair, so a verdict the best medians give can be read against its
+spread) and BatchNormKit's spread (worst / best median over the runs).
+Standard library only.
 """
 import json
 import os
@@ -128,6 +132,44 @@ def main():
                   + ", ".join(f"{name} {q:.2f}×" for name, q in slower))
         else:
             print("- no case is slower at 2 threads than at 1 (medians, this run)")
+    pair_report(sys.argv[4] if len(sys.argv) > 4 else "bench-results/pairs")
+
+
+def pair_report(directory):
+    """Per-pair ratios of every case with a target, and the runs' spread."""
+    rounds = sorted(int(f[len("native-"):-len(".json")]) for f in os.listdir(directory)
+                    if f.startswith("native-") and f.endswith(".json")) if os.path.isdir(directory) else []
+    runs = [(load(f"{directory}/native-{r}.json"), load(f"{directory}/torch-{r}.json")) for r in rounds]
+    runs = [(n, t) for n, t in runs if n and t]
+    if len(runs) < 2:
+        return
+    medians = {}
+    for n, _ in runs:
+        for c in n["cases"]:
+            medians.setdefault((c["name"], c.get("threads", 1)), []).append(c["fast"]["median_s"])
+    spreads = sorted((max(v) / min(v), k) for k, v in medians.items() if len(v) == len(runs))
+    if spreads:
+        middle = spreads[len(spreads) // 2][0]
+        worst, (name, threads) = spreads[-1]
+        print(f"- BatchNormKit's spread over the {len(runs)} runs (worst / best median of a case): median {middle:.2f}, "
+              f"largest {worst:.2f} ({name}, {threads}T)")
+    print(f"- targeted ratios per pair (PyTorch / BatchNormKit median of the same pair, pairs 1–{len(runs)}):")
+    for threads in (1, 2):
+        for c in runs[0][0]["cases"]:
+            name = c["name"]
+            goal = target_ratio(name, threads)
+            if c.get("threads", 1) != threads or not goal:
+                continue
+            ratios = []
+            for n, t in runs:
+                mine = by_threads(n, threads).get(name)
+                theirs = by_threads(t, threads).get(name)
+                if mine and theirs:
+                    ratios.append(theirs["median_s"] / mine["fast"]["median_s"])
+            if ratios:
+                held = sum(r >= goal for r in ratios)
+                print(f"  - {name}, {threads}T (target {goal:.1f}×): " + ", ".join(f"{r:.2f}" for r in ratios)
+                      + f" — {held} of {len(ratios)} pairs ≥ target")
 
 
 if __name__ == "__main__":
