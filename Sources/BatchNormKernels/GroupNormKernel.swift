@@ -69,8 +69,8 @@ extension GroupNormKernel {
         invStd: UnsafeMutablePointer<Double>, relu: Bool, streaming: Bool
     ) {
         // `_Affine` only along rows (L = 1): along runs its specialization ran
-        // the (64, 128, 256) forward 1.4× slower (minima of 6 alternating runs:
-        // 513–545 µs against 364–372 µs through `_OptionalAffine`; not understood)
+        // the GroupNorm forward slower than `_OptionalAffine`, for reasons not
+        // found (figures: Benchmarks/README.md, "A/B on Zen 4")
         if let gamma, let beta, shape.l == 1 {
             _forwardBlocks(input, shape: shape, samples: samples, affine: _Affine(gamma: gamma, beta: beta), eps: eps,
                            output: output, shift: shift, meanOffset: meanOffset, invStd: invStd, relu: relu, streaming: streaming)
@@ -99,7 +99,7 @@ extension GroupNormKernel {
         // the L1d between its passes, so longer rows make shorter blocks.
         // Only for a cache-resident batch (``BatchNormKernel/cacheResidentBytes``,
         // as BatchNorm's row groups): from memory, two rows read side by side
-        // stall on their loads (perf: (4096, 1024) ran 2× slower that way),
+        // stall on their loads (perf; Benchmarks/README.md, "A/B on Zen 4"),
         // while one row at a time is one sequential stream.
         let float = MemoryLayout<Float>.size
         let resident = 2 * shape.elementCount * float <= _cacheResidentBytes
