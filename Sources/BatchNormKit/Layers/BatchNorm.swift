@@ -233,13 +233,19 @@ struct _BatchNormWorkspace: ~Copyable {
     private let floats: UnsafeMutablePointer<Float>
     private let doubles: UnsafeMutablePointer<Double>
 
+    /// Arrays start 64 bytes further apart than their length rounded to 64
+    /// bytes. Back to back, with C a multiple of 1024, all of them sit at one
+    /// offset within a 4 KB page, and the passes that load three of them per
+    /// vector while storing 4 KB rows of y then ran up to 1.2× slower in some
+    /// heap layouts and not in others (4K aliasing; Benchmarks/README.md).
     init(featureCount c: Int) {
-        floats = .allocate(capacity: 8 * c); floats.initialize(repeating: 0, count: 8 * c)
-        doubles = .allocate(capacity: 4 * c); doubles.initialize(repeating: 0, count: 4 * c)
-        (shift, scale, shiftedBias) = (floats, floats + c, floats + 2 * c)
-        (gradScale, inputScale, gradConstant) = (floats + 3 * c, floats + 4 * c, floats + 5 * c)
-        reduceScratch = floats + 6 * c
-        (invStd, meanOffset, sumGrad, sumGradShifted) = (doubles, doubles + c, doubles + 2 * c, doubles + 3 * c)
+        let fs = (c + 15) / 16 * 16 + 16, ds = (c + 7) / 8 * 8 + 8   // strides: Float, Double
+        floats = .allocate(capacity: 8 * fs); floats.initialize(repeating: 0, count: 8 * fs)
+        doubles = .allocate(capacity: 4 * ds); doubles.initialize(repeating: 0, count: 4 * ds)
+        (shift, scale, shiftedBias) = (floats, floats + fs, floats + 2 * fs)
+        (gradScale, inputScale, gradConstant) = (floats + 3 * fs, floats + 4 * fs, floats + 5 * fs)
+        reduceScratch = floats + 6 * fs   // [2C] within its two strides
+        (invStd, meanOffset, sumGrad, sumGradShifted) = (doubles, doubles + ds, doubles + 2 * ds, doubles + 3 * ds)
     }
 
     deinit { floats.deallocate(); doubles.deallocate() }
