@@ -111,7 +111,7 @@ extension GroupNormKernel {
                     : _reduceRowAcrossChannels(operands(sample), operands(sample + 1), rows: 2, mask: mask, channels: k,
                                                gamma: gamma, paramSums: nil)
                 if gradInput != nil {
-                    _elementwiseRows(gradInputTerms(sample, 0, sums.0), gradInputTerms(sample + 1, 0, sums.1), rows: 2,
+                    _elementwiseRowPair(gradInputTerms(sample, 0, sums.0), gradInputTerms(sample + 1, 0, sums.1), rows: 2,
                                      shape: shape, streaming: streaming)
                 }
                 sample += 1

@@ -129,10 +129,10 @@ extension GroupNormKernel {
             while r < blockEnd {
                 let pair = r + 2 <= blockEnd
                 if relu {
-                    _elementwiseRows(_ReLUClampedTerms(terms(r)), _ReLUClampedTerms(terms(pair ? r + 1 : r)),
+                    _elementwiseRowPair(_ReLUClampedTerms(terms(r)), _ReLUClampedTerms(terms(pair ? r + 1 : r)),
                                      rows: pair ? 2 : 1, shape: shape, streaming: streaming)
                 } else {
-                    _elementwiseRows(terms(r), terms(pair ? r + 1 : r), rows: pair ? 2 : 1, shape: shape, streaming: streaming)
+                    _elementwiseRowPair(terms(r), terms(pair ? r + 1 : r), rows: pair ? 2 : 1, shape: shape, streaming: streaming)
                 }
                 r += pair ? 2 : 1
             }
@@ -217,8 +217,8 @@ extension GroupNormKernel {
                 _normalizeTerms(input, shape: shape, row: row, affine: affine, output: output,
                                 shift: shift, meanOffset: meanOffset, invStd: invStd)
             }
-            while row + 2 <= end { _elementwiseRows(terms(row), terms(row + 1), rows: 2, shape: shape, streaming: streaming); row += 2 }
-            if row < end { _elementwiseRows(terms(row), terms(row), rows: 1, shape: shape, streaming: streaming) }
+            while row + 2 <= end { _elementwiseRowPair(terms(row), terms(row + 1), rows: 2, shape: shape, streaming: streaming); row += 2 }
+            if row < end { _elementwiseRowPair(terms(row), terms(row), rows: 1, shape: shape, streaming: streaming) }
         }
         if let gamma, let beta { rows(_Affine(gamma: gamma, beta: beta)) } else { rows(_OptionalAffine(gamma: gamma, beta: beta)) }
     }
@@ -286,7 +286,7 @@ extension GroupNormKernel {
     /// constant after inlining. With L = 1 and normal stores the two rows'
     /// vectors interleave; otherwise each row goes through ``_elementwiseRow(_:channels:l:streaming:)``.
     @inlinable @inline(__always)
-    static func _elementwiseRows<T: _ElementwiseTerms>(_ t0: T, _ t1: T, rows: Int, shape: GroupNormShape, streaming: Bool) {
+    static func _elementwiseRowPair<T: _ElementwiseTerms>(_ t0: T, _ t1: T, rows: Int, shape: GroupNormShape, streaming: Bool) {
         let k = shape.channelsPerGroup
         guard shape.l == 1 && !streaming && rows == 2 else {
             _elementwiseRow(t0, channels: k, l: shape.l, streaming: streaming)
