@@ -9,7 +9,8 @@ usage: bench_table.py [NATIVE] [TORCH] [PORTABLE] [PAIRS]
 Columns: PyTorch 1-thread median; BatchNormKit native 1-thread median (rate);
 ratio PyTorch / BatchNormKit with ✓/✗ against the issue's target
 (bench_targets.py); native 1-thread % of the measured bound (✓/✗ against
-BOUND_TARGET where it applies); PyTorch and BatchNormKit at 2 threads and their
+BOUND_TARGET where it applies, on the median of the paired measurements where
+the bench made them: see bound_percent); PyTorch and BatchNormKit at 2 threads and their
 ratio; BatchNormKit's 2-thread ÷ 1-thread time; portable 1-thread median; the
 naive reference's median (~ = measured on the first rows and scaled). After the
 table: each epoch as a multiple of its floor (its GEMM FLOPs at the measured
@@ -59,8 +60,23 @@ def by_threads(doc, threads):
     return {c["name"]: c for c in doc["cases"] if c.get("threads", 1) == threads}
 
 
+def median(values):
+    s = sorted(values)
+    return s[len(s) // 2] if len(s) % 2 else 0.5 * (s[len(s) // 2 - 1] + s[len(s) // 2])
+
+
+def bound_percent(case):
+    """The % of bound a verdict uses: the median of the paired measurements
+    (case and bound back to back) where the bench made them, else the case's
+    best median against the best bound of the run."""
+    paired = case.get("paired_percent_of_limit")
+    return median(paired) if paired else case.get("percent_of_limit")
+
+
 def percent_text(case):
-    """'% of bound (bound kind: rate)', with ✓/✗ where the bound target applies."""
+    """'% of bound (bound kind: rate)', with ✓/✗ where the bound target applies;
+    then, where measured, the paired median (range) the verdict uses and the
+    case against its memory pattern."""
     if case.get("percent_of_limit") is None:
         return ""
     limit = case.get("limit") or {}
@@ -69,8 +85,15 @@ def percent_text(case):
              f"{rate:.1f} k smp/s" if rate is not None else "")
     mark = ""
     if bound_target_applies(case):
-        mark = " ✓" if case["percent_of_limit"] >= BOUND_TARGET else " ✗"
-    return f"{case['percent_of_limit']:.0f}%{mark} ({limit.get('kind', '')}: {shown})"
+        mark = " ✓" if bound_percent(case) >= BOUND_TARGET else " ✗"
+    paired, pattern = case.get("paired_percent_of_limit"), case.get("paired_percent_of_pattern")
+    if not paired:
+        return f"{case['percent_of_limit']:.0f}%{mark} ({limit.get('kind', '')}: {shown})"
+    text = (f"paired {median(paired):.0f}%{mark} ({min(paired):.0f}–{max(paired):.0f}, {len(paired)} pairs); "
+            f"best {case['percent_of_limit']:.0f}% ({limit.get('kind', '')}: {shown})")
+    if pattern:
+        text += f"; pattern {median(pattern):.0f}%"
+    return text
 
 
 def ratio_text(torch_case, case, goal):

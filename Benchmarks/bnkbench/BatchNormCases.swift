@@ -37,7 +37,8 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
                   reference: { blackHole(BatchNormReference.forwardTrain(xr, n: refN, c: c, l: l, gamma: gamma, beta: beta, eps: eps)) },
                   referenceRows: rows,
                   fast: { blackHole(try bn.forward(xt)) },
-                  limit: { bench.roofline.forwardTrainBound(tensorBytes: tensorBytes) })
+                  limit: { bench.roofline.forwardTrainBound(tensorBytes: tensorBytes) },
+                  pattern: { bench.roofline.patternTime(Roofline.forwardTrainPasses, tensorBytes: tensorBytes) })
 
     bn.eval()
     setRunning()
@@ -46,7 +47,8 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
                                                                          gamma: gamma, beta: beta, eps: eps)) },
                   referenceRows: rows,
                   fast: { blackHole(try bn.forward(xt)) },
-                  limit: { bench.roofline.forwardEvalBound(tensorBytes: tensorBytes) })
+                  limit: { bench.roofline.forwardEvalBound(tensorBytes: tensorBytes) },
+                  pattern: { bench.roofline.patternTime(Roofline.forwardEvalPasses, tensorBytes: tensorBytes) })
 
     bn.train()
     _ = try bn.forward(xt)
@@ -55,7 +57,8 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
                                                                           gamma: gamma, eps: eps).input) },
                   referenceRows: rows,
                   fast: { blackHole(try bn.backward(dyt, needsInputGradient: true)) },
-                  limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) })
+                  limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) },
+                  pattern: { bench.roofline.patternTime(Roofline.backwardPasses(reads: 2), tensorBytes: tensorBytes) })
 }
 
 /// The first rows of a batch for the naive twin, at most 2¹⁸ values (at

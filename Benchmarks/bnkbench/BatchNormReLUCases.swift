@@ -110,7 +110,8 @@ func batchNormReLUCases(_ bench: Bench, shape: BatchNormShape) throws {
     try bench.run(names[0], group: "bn-relu", metric: .bytes(Double(3 * s)),
                   reference: { blackHole(referenceForward()) }, referenceRows: rows,
                   fast: { blackHole(try bn.forwardReLU(x)) },
-                  limit: { bench.roofline.forwardTrainBound(tensorBytes: s) })
+                  limit: { bench.roofline.forwardTrainBound(tensorBytes: s) },
+                  pattern: { bench.roofline.patternTime(Roofline.forwardTrainPasses, tensorBytes: s) })
     _ = try bn.forwardReLU(x)   // y and the constants the backward reads
     let yr = referenceForward().map(Float.init)
     try bench.run(names[1], group: "bn-relu", metric: .bytes(Double(7 * s)),
@@ -126,5 +127,6 @@ func batchNormReLUCases(_ bench: Bench, shape: BatchNormShape) throws {
                       let bound = Double(3 * s) / (r * 1e9) + Double(4 * s) / (rw * 1e9)
                       return Limit(kind: "R+2RW \(formatBytes(4 * s))", boundTime: bound,
                                    details: [("working_set_bytes", Double(4 * s)), ("read_GBps", r), ("read2_write_GBps", rw)])
-                  })
+                  },
+                  pattern: { bench.roofline.patternTime(Roofline.backwardPasses(reads: 3), tensorBytes: s) })
 }

@@ -56,6 +56,11 @@ struct CaseResult {
     var referenceRows: (measured: Int, scaledTo: Int)? = nil
     var fast: Timing
     var limit: Limit?
+    /// Bound time ÷ case time, each pair measured back to back (see
+    /// ``Bench/pairedPercent(fast:limit:)``), in percent; empty when not paired.
+    var paired: [Double] = []
+    /// The same for the case's memory pattern (``Roofline/patternTime(_:tensorBytes:)``), when it has one.
+    var pairedPattern: [Double] = []
     var extra: [(String, Double)] = []
 }
 
@@ -100,6 +105,7 @@ final class Bench {
              policy: RepeatPolicy? = nil,
              fast: () throws -> Void,
              limit: () -> Limit?,
+             pattern: (() -> Double)? = nil,
              check: (() throws -> Check)? = nil) throws {
         guard wants(name) else { return }
         if options.smoke {
@@ -132,19 +138,59 @@ final class Bench {
         let t = try measure(policy ?? options.fastPolicy, fast)
         let l = limit()
         let scaled = referenceRows.flatMap { $0.measured != $0.scaledTo ? $0 : nil }
-        let r = CaseResult(name: name, group: group, threads: threads, metric: metric,
+        var r = CaseResult(name: name, group: group, threads: threads, metric: metric,
                            reference: refTiming, referenceRows: refTiming == nil ? nil : scaled, fast: t, limit: l)
+        if let l, case .bytes = metric, (l.details.first { $0.0 == "working_set_bytes" }?.1 ?? 0) >= Bench.pairedMinBytes {
+            (r.paired, r.pairedPattern) = try pairedPercent(fast: fast, limit: limit, pattern: pattern)
+        }
         if let i = results.firstIndex(where: { $0.name == name && $0.threads == threads }) {
             // another round: keep the best median (and the lowest minimum)
             var best = results[i].fast.median <= t.median ? results[i] : r
             best.fast.min = min(results[i].fast.min, t.min)
             best.fast.reps = results[i].fast.reps + t.reps
             best.limit = l   // re-measured this round, best of all rounds so far
+            best.paired = results[i].paired + r.paired   // every round's pairs
+            best.pairedPattern = results[i].pairedPattern + r.pairedPattern
             results[i] = best
         } else {
             results.append(r)
         }
         if options.rounds == 1 { printRow(r) }
+    }
+
+    /// Working sets from which a memory-bound case is also measured in pairs
+    /// with its bound: the sizes held to 80 % of it (issue 13), the ones
+    /// streamed from L3 or memory, where the host's other tenants move the
+    /// bandwidth most.
+    static let pairedMinBytes = Double(8 << 20)
+    /// Pairs per case and round.
+    static let pairs = 5
+
+    /// `pairs` times: the case (a short median), its bound measured anew and
+    /// its memory pattern, back to back, the case first in even pairs and
+    /// last in odd ones; returns 100 · bound time ÷ case median and 100 ·
+    /// pattern time ÷ case median of each pair. The case and its bound are
+    /// measured seconds apart elsewhere in a run, and on a shared host the
+    /// memory bandwidth moves by up to 2× between them; within a pair all
+    /// see the same host.
+    func pairedPercent(fast: () throws -> Void, limit: () -> Limit?, pattern: (() -> Double)?) throws
+        -> (bound: [Double], pattern: [Double]) {
+        var policy = options.fastPolicy
+        policy.minTime = min(policy.minTime, 0.1)
+        var bounds: [Double] = [], patterns: [Double] = []
+        for i in 0..<Bench.pairs {
+            var caseTime = 0.0, bound: Limit?, patternTime: Double?
+            for step in (i % 2 == 0 ? [0, 1] : [1, 0]) {
+                if step == 0 { caseTime = try measure(policy, fast).median; continue }
+                roofline.live = true
+                bound = limit()
+                roofline.live = false
+                patternTime = pattern?()
+            }
+            if let bound { bounds.append(100 * bound.boundTime / caseTime) }
+            if let patternTime { patterns.append(100 * patternTime / caseTime) }
+        }
+        return (bounds, patterns)
     }
 
     /// Prints every result (after several rounds), one section per thread count.
@@ -160,7 +206,7 @@ final class Bench {
 
     static let columns: [(String, Int)] = [
         ("case", 34), ("reference", 10), ("BNKit med", 10), ("BNKit min", 10), ("unit", 8),
-        ("ref rate", 9), ("BNKit rate", 10), ("speed-up", 9), ("limit", 9), ("% lim", 6), ("bound", 16),
+        ("ref rate", 9), ("BNKit rate", 10), ("speed-up", 9), ("limit", 9), ("% lim", 6), ("paired", 12), ("pattern", 12), ("bound", 16),
     ]
 
     func printHeader() {
@@ -181,11 +227,24 @@ final class Bench {
             r.name, ref.map { (r.referenceRows == nil ? "" : "~") + fmtTime($0.median) } ?? "—", fmtTime(r.fast.median), fmtTime(r.fast.min), r.metric.unit,
             ref.map { fmtRate(r.metric.rate($0.median)) } ?? "—", fmtRate(r.metric.rate(r.fast.median)),
             speedup.map { fmtRatio($0) } ?? "—", limitRate.map(fmtRate) ?? "—",
-            pct.map { "\(Int($0.rounded()))%" } ?? "—", r.limit?.kind ?? "—",
+            pct.map { "\(Int($0.rounded()))%" } ?? "—", pairedText(r.paired), pairedText(r.pairedPattern), r.limit?.kind ?? "—",
         ]
         print(zip(cells, Bench.columns).enumerated().map { i, p in i == 0 ? pad(p.0, p.1.1) : lpad(p.0, p.1.1) }.joined(separator: " "))
         fflush(stdout)
     }
+}
+
+/// "82% 75–90": the median of the paired percentages and their range; "—" when not paired.
+func pairedText(_ p: [Double]) -> String {
+    guard !p.isEmpty else { return "—" }
+    let s = p.sorted()
+    return "\(Int(median(s).rounded()))% \(Int(s[0].rounded()))–\(Int(s[s.count - 1].rounded()))"
+}
+
+/// The median of sorted values.
+func median(_ sorted: [Double]) -> Double {
+    let mid = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[mid] : 0.5 * (sorted[mid - 1] + sorted[mid])
 }
 
 // MARK: - Formatting (no Foundation)

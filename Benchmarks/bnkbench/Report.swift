@@ -66,7 +66,10 @@ struct SystemInfo {
         print("            flops (GFLOP/s) or samples (k samples/s) per median time; speed-up = reference median /")
         print("            BNKit median; limit = the same rate at this machine's measured bound; % lim = bound time /")
         print("            BNKit median; bound = what the limit is (R read / RW read+write / 2RW 2 reads+write")
-        print("            streaming at the working set named, or plain cblas_sgemm on the same shapes).")
+        print("            streaming at the working set named, or plain cblas_sgemm on the same shapes);")
+        print("            paired (memory-bound cases of ≥ 8 MB) = % lim of \(Bench.pairs) pairs per round, the case and")
+        print("            its bound measured back to back: median and range; pattern = the same for the case's passes")
+        print("            run with the simplest loops on arrays of its size (the same bytes in the same order).")
         print("            ~ = the naive reference ran on the first rows of the batch only (it takes seconds per")
         print("            run on big shapes); its time is scaled by the batch ratio (it is linear in N).")
         fflush(stdout)
@@ -204,6 +207,12 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
             f.append("\"limit\": {\"kind\": \(_jsonStringLiteral(l.kind)), \"bound_s\": \(jsonNumber(l.boundTime)), \"rate\": \(jsonNumber(r.metric.rate(l.boundTime)))"
                      + l.details.map { ", \(_jsonStringLiteral($0.0)): \(jsonNumber($0.1))" }.joined() + "}")
             f.append("\"percent_of_limit\": \(jsonNumber(100 * l.boundTime / r.fast.median))")
+        }
+        if !r.paired.isEmpty {
+            f.append("\"paired_percent_of_limit\": [" + r.paired.map(jsonNumber).joined(separator: ", ") + "]")
+        }
+        if !r.pairedPattern.isEmpty {
+            f.append("\"paired_percent_of_pattern\": [" + r.pairedPattern.map(jsonNumber).joined(separator: ", ") + "]")
         }
         return "    {" + f.joined(separator: ", ") + "}"
     }.joined(separator: ",\n")

@@ -44,9 +44,15 @@ final class Roofline {
     /// best figure, as the cases keep their best median.
     func newRound() { fresh.removeAll() }
 
+    /// While set, every figure is measured anew and neither read from nor
+    /// kept in the cache: the bound of this moment, for a case's paired
+    /// measurement (``Bench/pairedPercent(fast:limit:)``).
+    var live = false
+
     /// The cached figure when measured this round; else measures it and keeps
-    /// the better of the new and any earlier figure.
+    /// the better of the new and any earlier figure. With ``live``, a new measurement.
     private func cached(_ key: String, higherIsBetter: Bool, _ measureIt: () -> Double) -> Double {
+        if live { return measureIt() }
         if let v = cache[key], fresh.contains(key) { return v }
         let v = measureIt()
         let best = cache[key].map { higherIsBetter ? max($0, v) : min($0, v) } ?? v
@@ -143,6 +149,46 @@ final class Roofline {
         }
         return t.median
     }
+
+    // MARK: A case's memory pattern
+
+    /// Buffers of the pattern probes, kept per size (a 16 MB buffer
+    /// allocated per measurement would time its page faults).
+    private var patternBuffers: [Int: [FloatBuffer]] = [:]
+
+    /// Median seconds of `passes` run in order with the simplest loops over
+    /// arrays of `tensorBytes` each (``_streamPass``): the same bytes in the
+    /// same order as the case's passes, without their arithmetic. Each pass
+    /// is split over ``streamThreads`` like the probes; a writing pass uses
+    /// streaming stores where the kernels do (``BatchNormKernel/streamingThreshold``).
+    /// Not cached: measured anew at every call (the paired measurements).
+    func patternTime(_ passes: [(reads: Int, writes: Bool)], tensorBytes: Int) -> Double {
+        let floats = max(64, tensorBytes / 4) & ~31, threads = streamThreads
+        let buffers = patternBuffers[floats] ?? (0..<4).map { FloatBuffer(count: floats, fill: Float($0 + 1) * 0.25) }
+        patternBuffers[floats] = buffers
+        let streaming = floats >= BatchNormKernel.streamingThreshold
+        let t = measure(policy) {
+            for pass in passes {
+                BatchNormKernel._runParts(threads) { part in
+                    let blocks = BatchNormKernel._partRange(part, of: threads, floats / 32)
+                    let r = (blocks.lowerBound * 32)..<(blocks.upperBound * 32)
+                    let at = r.lowerBound
+                    blackHole(_streamPass(reads: pass.reads, buffers[0].pointer + at, buffers[1].pointer + at,
+                                          buffers[2].pointer + at, pass.writes ? buffers[3].pointer + at : nil, r.count,
+                                          streaming: streaming))
+                }
+            }
+        }
+        return t.median
+    }
+
+    /// BatchNorm's passes: statistics (read x), normalize (read x, write y).
+    static let forwardTrainPasses = [(reads: 1, writes: false), (reads: 1, writes: true)]
+    /// Eval: normalize only.
+    static let forwardEvalPasses = [(reads: 1, writes: true)]
+    /// Backward: the sums (read dy, x), dx (read dy, x, write dx); behind a
+    /// fused ReLU each pass also reads y.
+    static func backwardPasses(reads: Int) -> [(reads: Int, writes: Bool)] { [(reads, false), (reads, true)] }
 
     // MARK: Bounds for the BatchNorm cases (S = bytes of one (N, C, L) tensor)
 

@@ -56,3 +56,43 @@ func _streamTriad(_ x: UnsafePointer<Float>, _ z: UnsafePointer<Float>, _ y: Uns
         i += 8
     }
 }
+
+/// One pass of a case's memory pattern (``Roofline/patternTime(_:tensorBytes:)``):
+/// reads `reads` arrays of n floats (1…3: p, q, r) side by side and, with
+/// `output`, writes out = p·a + q + r (the kernels' elementwise passes), else
+/// returns the sum (the reductions). The simplest loops that move those bytes.
+@inline(never)
+func _streamPass(reads: Int, _ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ r: UnsafePointer<Float>,
+                 _ output: UnsafeMutablePointer<Float>?, _ n: Int, streaming: Bool) -> Float {
+    switch reads {
+    case 1: return _streamPass(p, p, p, output, n, streaming: streaming, reads: 1)
+    case 2: return _streamPass(p, q, p, output, n, streaming: streaming, reads: 2)
+    default: return _streamPass(p, q, r, output, n, streaming: streaming, reads: 3)
+    }
+}
+
+/// ``_streamPass(reads:_:_:_:_:_:streaming:)`` with `reads` a constant after inlining.
+@inline(__always)
+private func _streamPass(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ r: UnsafePointer<Float>,
+                         _ output: UnsafeMutablePointer<Float>?, _ n: Int, streaming: Bool, reads: Int) -> Float {
+    let a = SIMD8<Float>(repeating: 1.0001)
+    @inline(__always) func value(_ i: Int) -> SIMD8<Float> {
+        let v = UnsafeRawPointer(p + i).load(as: SIMD8<Float>.self) * a
+        if reads == 1 { return v }
+        let w = v + UnsafeRawPointer(q + i).load(as: SIMD8<Float>.self)
+        return reads == 2 ? w : w + UnsafeRawPointer(r + i).load(as: SIMD8<Float>.self)
+    }
+    var i = 0
+    guard let output else {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+        while i + 16 <= n { s0 += value(i); s1 += value(i + 8); i += 16 }
+        return (s0 + s1).sum()
+    }
+    if streaming {
+        while i + 8 <= n { bnk_stream_store8(output + i, value(i)); i += 8 }
+        bnk_stream_fence()
+    } else {
+        while i + 8 <= n { UnsafeMutableRawPointer(output + i).storeBytes(of: value(i), as: SIMD8<Float>.self); i += 8 }
+    }
+    return 0
+}
