@@ -164,15 +164,14 @@ final class _KernelThreading: @unchecked Sendable {
     @usableFromInline var threads = 1
     @usableFromInline var threshold = KernelTuning.machine.parallelThreshold
 
-    private let busy: UnsafeMutablePointer<pthread_mutex_t>      // held for a whole parallel call
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>     // guards the fields below
-    private let workReady: UnsafeMutablePointer<pthread_cond_t>
-    private let workDone: UnsafeMutablePointer<pthread_cond_t>
+    private let busy = _Monitor(conditions: 0)      // held for a whole parallel call
+    private let monitor = _Monitor(conditions: 2)   // guards the fields below
+    private let workReady = 0, workDone = 1         // monitor's conditions
     private var workspace: UnsafeMutableRawPointer? = nil
     private var capacity = 0
     private var workers = 0
     /// [0] the generation (bumped per parallel call), [1] parts still
-    /// running: written under `mutex` with release stores, polled without it.
+    /// running: written under `monitor` with release stores, polled without it.
     private let counters: UnsafeMutablePointer<Int>
     private var generation: Int { counters[0] }
     private var remaining: Int { counters[1] }
@@ -181,10 +180,6 @@ final class _KernelThreading: @unchecked Sendable {
     private var context = UnsafeMutableRawPointer(bitPattern: 64)!
 
     init() {
-        busy = .allocate(capacity: 1); busy.initialize(to: pthread_mutex_t()); pthread_mutex_init(busy, nil)
-        mutex = .allocate(capacity: 1); mutex.initialize(to: pthread_mutex_t()); pthread_mutex_init(mutex, nil)
-        workReady = .allocate(capacity: 1); workReady.initialize(to: pthread_cond_t()); pthread_cond_init(workReady, nil)
-        workDone = .allocate(capacity: 1); workDone.initialize(to: pthread_cond_t()); pthread_cond_init(workDone, nil)
         counters = .allocate(capacity: 2); counters.initialize(repeating: 0, count: 2)
     }
 
@@ -193,7 +188,7 @@ final class _KernelThreading: @unchecked Sendable {
     /// only to grow. Part functions never call back into the pool, so the
     /// wait cannot deadlock.
     func acquire(bytes: Int) -> UnsafeMutableRawPointer {
-        pthread_mutex_lock(busy)
+        busy.lock()
         if capacity < max(bytes, 64) {
             workspace?.deallocate()
             capacity = max(bytes, 64)
@@ -202,7 +197,7 @@ final class _KernelThreading: @unchecked Sendable {
         return workspace!
     }
 
-    func release() { pthread_mutex_unlock(busy) }
+    func release() { busy.unlock() }
 
     /// ``run(parts:task:context:)`` with `job`, on the caller's stack, as the context.
     func run<Job>(_ job: inout Job, parts: Int, task: _KernelTask) {
@@ -213,14 +208,14 @@ final class _KernelThreading: @unchecked Sendable {
     /// workers, returning when all are done. Call between acquire and release.
     func run(parts: Int, task: _KernelTask, context: UnsafeMutableRawPointer) {
         startWorkers(parts - 1)
-        pthread_mutex_lock(mutex)
+        monitor.lock()
         self.task = task
         self.context = context
         self.parts = min(parts, workers + 1)
         bnk_store_release(counters + 1, self.parts - 1)
         bnk_store_release(counters, generation &+ 1)
-        pthread_cond_broadcast(workReady)
-        pthread_mutex_unlock(mutex)
+        monitor.broadcast(workReady)
+        monitor.unlock()
 
         task(context, 0)
         // parts without a worker (thread creation failed): run them here
@@ -228,9 +223,9 @@ final class _KernelThreading: @unchecked Sendable {
 
         // the workers' parts are about as long as this one: poll first
         _spin(microseconds: Self.callerSpin) { bnk_load_acquire(counters + 1) == 0 }
-        pthread_mutex_lock(mutex)
-        while remaining > 0 { pthread_cond_wait(workDone, mutex) }
-        pthread_mutex_unlock(mutex)
+        monitor.lock()
+        while remaining > 0 { monitor.wait(workDone) }
+        monitor.unlock()
     }
 
     /// How long the caller polls for the workers' parts before it sleeps.
@@ -268,24 +263,24 @@ final class _KernelThreading: @unchecked Sendable {
         var seen = 0
         while true {
             _spin(microseconds: Self.workerSpin) { bnk_load_acquire(counters) != seen }
-            pthread_mutex_lock(mutex)
-            while generation == seen { pthread_cond_wait(workReady, mutex) }
+            monitor.lock()
+            while generation == seen { monitor.wait(workReady) }
             seen = generation
-            guard part < parts, let task else { pthread_mutex_unlock(mutex); continue }
+            guard part < parts, let task else { monitor.unlock(); continue }
             let context = self.context
-            pthread_mutex_unlock(mutex)
+            monitor.unlock()
             task(context, part)
-            pthread_mutex_lock(mutex)
+            monitor.lock()
             bnk_store_release(counters + 1, remaining - 1)
-            if remaining == 0 { pthread_cond_signal(workDone) }
-            pthread_mutex_unlock(mutex)
+            if remaining == 0 { monitor.signal(workDone) }
+            monitor.unlock()
         }
     }
 }
 
 /// Polls `done` (with the CPU's pause hint) until it holds or `microseconds`
 /// have passed; the caller then sleeps on its condition variable, which
-/// re-checks under the mutex.
+/// re-checks under the monitor.
 private func _spin(microseconds: Int, _ done: () -> Bool) {
     var start = timespec(), t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &start)

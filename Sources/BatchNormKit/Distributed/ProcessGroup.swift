@@ -1,3 +1,4 @@
+import BatchNormKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -113,10 +114,7 @@ public final class ThreadProcessGroup: ProcessGroup {
 final class _Rendezvous {
     let size: Int
     let timeoutSeconds: Double?
-    // Allocated, never moved: `&storedProperty` may pass a temporary copy,
-    // and a copied mutex excludes nothing.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let monitor = _Monitor()      // one condition: a barrier's release or a failure
     private var arrived = 0
     private var generation = 0
     /// The first failure (set once, under the mutex): every collective from then on fails.
@@ -139,24 +137,19 @@ final class _Rendezvous {
         for r in 0..<size { (sums + r).initialize(to: .allocate(capacity: 1)) }
         capacities = .allocate(capacity: size)
         capacities.initialize(repeating: 1, count: size)
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
     }
 
     deinit {
         for r in 0..<size { sums[r].deallocate() }
         buffers.deallocate(); sums.deallocate(); capacities.deallocate()
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate(); mutex.deallocate()
     }
 
     /// Records the group's first failure and wakes every waiting rank.
     func fail(rank: Int?, reason: String) {
-        pthread_mutex_lock(mutex)
-        if failure == nil { failure = (rank, reason) }
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
+        monitor.withLock {
+            if failure == nil { failure = (rank, reason) }
+            monitor.broadcast()
+        }
     }
 
     /// Blocks until all `size` ranks have called it (a reusable barrier).
@@ -172,15 +165,15 @@ final class _Rendezvous {
     /// ASan and TSan saw nothing. Both changes together run clean in release.
     @inline(never)
     private func barrier(abortable: Bool) -> Bool {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        monitor.lock()
+        defer { monitor.unlock() }
         if abortable && failure != nil { return false }
         let myGeneration = generation
         arrived += 1
         if arrived == size {
             arrived = 0
             generation += 1
-            pthread_cond_broadcast(condition)
+            monitor.broadcast()
             return true
         }
         var deadline = timespec()
@@ -193,15 +186,15 @@ final class _Rendezvous {
         while generation == myGeneration {
             if abortable && failure != nil { arrived -= 1; return false }
             if abortable, let timeoutSeconds {
-                if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT && generation == myGeneration {
+                if monitor.wait(until: deadline) && generation == myGeneration {
                     if failure == nil {
                         failure = (nil, "not every rank reached the all-reduce within \(timeoutSeconds) s"
                                    + " (\(arrived) of \(size) waiting)")
                     }
-                    pthread_cond_broadcast(condition)
+                    monitor.broadcast()
                 }
             } else {
-                pthread_cond_wait(condition, mutex)
+                monitor.wait()
             }
         }
         return true
@@ -216,7 +209,7 @@ final class _Rendezvous {
             sums[rank] = .allocate(capacity: values.count)
             capacities[rank] = values.count
         }
-        // (its mutex publishes the slot to the other ranks)
+        // (its monitor publishes the slot to the other ranks)
         guard barrier(abortable: true) else { return .failed }
         var consistent = true
         for r in 0..<size where buffers[r].count != values.count { consistent = false }
