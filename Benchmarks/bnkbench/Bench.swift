@@ -140,7 +140,7 @@ final class Bench {
         let scaled = referenceRows.flatMap { $0.measured != $0.scaledTo ? $0 : nil }
         var r = CaseResult(name: name, group: group, threads: threads, metric: metric,
                            reference: refTiming, referenceRows: refTiming == nil ? nil : scaled, fast: t, limit: l)
-        if let l, case .bytes = metric, (l.details.first { $0.0 == "working_set_bytes" }?.1 ?? 0) >= Bench.pairedMinBytes {
+        if !options.noPaired, let l, case .bytes = metric, (l.details.first { $0.0 == "working_set_bytes" }?.1 ?? 0) >= Bench.pairedMinBytes {
             (r.paired, r.pairedPattern) = try pairedPercent(fast: fast, limit: limit, pattern: pattern)
         }
         if let i = results.firstIndex(where: { $0.name == name && $0.threads == threads }) {

@@ -50,6 +50,9 @@ struct Options: ParsableCommand {
     @Flag(name: .customLong("no-alloc"), help: "Skip the allocation count.")
     var noAllocations = false
 
+    @Flag(name: .customLong("no-paired"), help: "Skip the paired measurements of the large memory-bound cases (A/B runs: only the medians are compared).")
+    var noPaired = false
+
     @Flag(help: "Also time every public kernel alone (kernel.*, kernel.gn.*), each against its twin.")
     var kernels = false
 
