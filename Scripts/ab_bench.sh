@@ -30,9 +30,9 @@ for r in $(seq 1 "$ROUNDS"); do
   for side in $order; do
     bin=$([ $side = old ] && echo $OLD/build/release/bnkbench || echo .build-native/release/bnkbench)
     echo "== round $r: $side"
-    # shellcheck disable=SC2086
     # the paired measurements only lengthen a run: medians are compared here
     extra=$($bin --help | grep -q -- --no-paired && echo --no-paired || true)
+    # shellcheck disable=SC2086
     $bin --build native --threads "$THREADS" --no-alloc --no-reference $extra $FILTERS --json bench-results/ab/$side-$r.json > bench-results/ab/$side-$r.txt
   done
 done
