@@ -62,7 +62,7 @@ struct Options: ParsableCommand {
     @Option(help: "Values (N·C·L) from which the kernels split a batch across threads (BatchNormKernel.parallelThreshold; default derived from the L2, see the header).")
     var parallelThreshold: Int?
 
-    @Option(help: "Output values (N·C·L) from which the kernels write with streaming stores (BatchNormKernel.streamingThreshold; default derived from the L3).")
+    @Option(help: "Values (N·C·L) from which a normalize pass (one array read, one written) writes with streaming stores; a pass over k arrays streams from 2/k of it (BatchNormKernel.streamingThreshold; default derived from the L2 and L3).")
     var streamingThreshold: Int?
 
     @Option(help: "Bytes a pass may read and still count as cache-resident for the row grouping (BatchNormKernel.cacheResidentBytes; default derived from the L2).")

@@ -160,19 +160,20 @@ final class Roofline {
     /// arrays of `tensorBytes` each (``_streamPass``): the same bytes in the
     /// same order as the case's passes, without their arithmetic. Each pass
     /// is split over ``streamThreads`` like the probes; a writing pass uses
-    /// streaming stores where the kernels do (``BatchNormKernel/streamingThreshold``).
+    /// streaming stores where the kernels would for its arrays
+    /// (``BatchNormKernel/streamingThreshold``, stated for two).
     /// Not cached: measured anew at every call (the paired measurements).
     func patternTime(_ passes: [(reads: Int, writes: Bool)], tensorBytes: Int) -> Double {
         let floats = max(64, tensorBytes / 4) & ~31, threads = streamThreads
         let buffers = patternBuffers[floats] ?? (0..<4).map { FloatBuffer(count: floats, fill: Float($0 + 1) * 0.25) }
         patternBuffers[floats] = buffers
-        let streaming = floats >= BatchNormKernel.streamingThreshold
         let t = measure(policy) {
             for pass in passes {
                 BatchNormKernel._runParts(threads) { part in
                     let blocks = BatchNormKernel._partRange(part, of: threads, floats / 32)
                     let r = (blocks.lowerBound * 32)..<(blocks.upperBound * 32)
                     let at = r.lowerBound
+                    let streaming = floats * (pass.reads + 1) >= 2 * BatchNormKernel.streamingThreshold
                     blackHole(_streamPass(reads: pass.reads, buffers[0].pointer + at, buffers[1].pointer + at,
                                           buffers[2].pointer + at, pass.writes ? buffers[3].pointer + at : nil, r.count,
                                           streaming: streaming))

@@ -35,7 +35,7 @@ extension BatchNormKernel {
     static func _elementwise<T: _ElementwiseTerms>(
         _ terms: T, shape: BatchNormShape, parallel: (T) -> _ElementwisePass
     ) {
-        let parts = _threadParts(shape), streaming = _streams(values: shape.elementCount)
+        let parts = _threadParts(shape), streaming = _streams(values: shape.elementCount, arrays: T.streams)
         if parts > 1 {
             _elementwiseParallel(parallel(terms), shape: shape, streaming: streaming, parts: parts)
         } else {

@@ -39,7 +39,14 @@ struct _GroupNormJob {
          shift: UnsafeMutablePointer<Float>, meanOffset: UnsafeMutablePointer<Double>, invStd: UnsafeMutablePointer<Double>) {
         (self.pass, self.shape, self.input, self.gamma) = (pass, shape, input, gamma)
         (self.shift, self.meanOffset, self.invStd) = (shift, meanOffset, invStd)
-        streaming = _streams(values: shape.elementCount)
+        // arrays of the elementwise pass: x and y; dy, x and dx (and y behind a ReLU)
+        let arrays: Int
+        switch pass {
+        case .forward, .forwardReLU, .normalize: arrays = 2
+        case .backward: arrays = 3
+        case .backwardReLU: arrays = 4
+        }
+        streaming = _streams(values: shape.elementCount, arrays: arrays)
     }
 
     /// Runs every part — on the pool when the batch is large enough, else

@@ -54,10 +54,13 @@ func _threadParts(values: Int, samples n: Int) -> Int {
     return min(threads, n)
 }
 
-/// Whether an elementwise pass writing `values` outputs uses streaming stores.
+/// Whether an elementwise pass writing `values` outputs from `arrays` − 1
+/// inputs of as many values uses streaming stores: its working set against
+/// the threshold's (stated for 2 arrays, ``BatchNormKernel/streamingThreshold``).
 @usableFromInline
-func _streams(values: Int) -> Bool {
-    values >= (_scopedSettings()?.streamingThreshold ?? _streamingValues)
+func _streams(values: Int, arrays: Int) -> Bool {
+    let threshold = _scopedSettings()?.streamingThreshold ?? _streamingValues
+    return threshold <= Int.max / 2 && values * arrays >= 2 * threshold
 }
 
 private let _settingsKey: pthread_key_t = {

@@ -6,9 +6,12 @@
 //   nearly L2 speed) reads several rows per load of its per-feature sums;
 //   beyond, with short rows, one row at a time, so the prefetcher sees one
 //   sequential stream;
-// - streaming stores (``BatchNormKernel/streamingThreshold``): from an output
-//   of a quarter of the L3 the output would evict the input it is made from,
-//   so sparing the read-for-ownership pays;
+// - streaming stores (``BatchNormKernel/streamingThreshold``): from a pass's
+//   working set (inputs and output) of L3/4 + 16·L2 the output would evict
+//   the inputs it is made from, so sparing the read-for-ownership pays. The
+//   rule puts both crossovers measured inside: Zen 3 (512 KB L2, 32 MB L3)
+//   between 8 and 16 MB of working set, Zen 4 (1 MB L2) between 16 and 24 MB
+//   (Benchmarks/README.md, "Measurements behind the kernels");
 // - the thread split (``BatchNormKernel/parallelThreshold``): a batch that
 //   fits one core's L2 four times over (input and output, twice) is faster on
 //   the core that holds it than split, as the second core would fetch it from
@@ -23,7 +26,8 @@
 public struct KernelTuning: Sendable, Equatable, CustomStringConvertible {
     /// Bytes a pass may read and still count as cache-resident.
     public var cacheResidentBytes: Int
-    /// Output values from which elementwise passes use streaming stores.
+    /// Values from which a pass over two arrays (one read, one written) uses
+    /// streaming stores; a pass over `k` arrays streams from 2/k of it.
     public var streamingThreshold: Int
     /// Values from which a call splits across ``BatchNormKernel/threadCount`` threads.
     public var parallelThreshold: Int
@@ -35,13 +39,14 @@ public struct KernelTuning: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The thresholds for a machine with `caches` (rules at the top of this
-    /// file): 2·L2 bytes; L3/4 bytes of output (2·L2 without an L3); L2
-    /// bytes' worth of values (4·L2 bytes of Float32).
+    /// file): 2·L2 bytes; a working set of L3/4 + 16·L2 bytes (4·L2 without
+    /// an L3), as values of a pass over two arrays; L2 bytes' worth of values
+    /// (4·L2 bytes of Float32).
     public static func derived(from caches: MachineCaches) -> KernelTuning {
         let float = MemoryLayout<Float>.size
-        let streamingBytes = caches.l3 > 0 ? caches.l3 / 4 : 2 * caches.l2
+        let streamingBytes = caches.l3 > 0 ? caches.l3 / 4 + 16 * caches.l2 : 4 * caches.l2
         return KernelTuning(cacheResidentBytes: 2 * caches.l2,
-                            streamingThreshold: max(1, streamingBytes / float),
+                            streamingThreshold: max(1, streamingBytes / (2 * float)),
                             parallelThreshold: max(1, 4 * caches.l2 / float))
     }
 

@@ -55,12 +55,14 @@ func _sumLanes(_ v: _Vector) -> Double {
 
 
 extension BatchNormKernel {
-    /// Output values (N·C·L) from which the elementwise passes (normalize,
-    /// dx) write with streaming stores (default: a quarter of the running
-    /// machine's L3, ``KernelTuning/derived(from:)``): from there sparing the
-    /// read-for-ownership of an output that is not in cache pays; below it
-    /// the output still fits the L3 next to the input and normal stores are
-    /// faster. Process-wide, like ``threadCount``.
+    /// Values (N·C·L) from which a pass that reads one array and writes one
+    /// (normalize) writes with streaming stores; a pass over `k` arrays in all
+    /// (dx: dy, x and dx) streams from 2/k of it, as what decides is the pass's
+    /// working set: from there the output would evict the inputs it is made
+    /// from and sparing its read-for-ownership pays; below it everything stays
+    /// in the L3 and normal stores are faster. Default from the running
+    /// machine's caches (``KernelTuning/derived(from:)``). Process-wide, like
+    /// ``threadCount``.
     public static var streamingThreshold: Int {
         get { _streamingValues }
         set {
