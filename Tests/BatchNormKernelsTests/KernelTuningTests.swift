@@ -64,6 +64,28 @@ struct KernelTuningTests {
         #expect(zen4 == KernelTuning(cacheResidentBytes: 2 << 20, streamingThreshold: 3 << 20, parallelThreshold: 1 << 20))
     }
 
+    @Test("streaming follows a pass's working set: the threshold is a two-array pass's, k arrays stream from 2/k of it")
+    func streamingByWorkingSet() {
+        // Zen 4's threshold, 3·2²⁰ values: a normalize (x, y) of 2²¹ values — 16 MB —
+        // stores normally, a dx pass (dy, x, dx) of as many — 24 MB — streams
+        let zen4 = _KernelSettings(threadCount: 1, parallelThreshold: 1 << 30, streamingThreshold: 3 << 20)
+        BatchNormKernel._withSettings(zen4) {
+            #expect(!_streams(values: 1 << 21, arrays: 2))
+            #expect(_streams(values: 1 << 21, arrays: 3))
+            #expect(_streams(values: 3 << 20, arrays: 2))
+            #expect(!_streams(values: (3 << 20) - 1, arrays: 2))
+            #expect(_streams(values: 1 << 21, arrays: 4))
+        }
+        // threshold 1 (the tests' way to force streaming) streams every pass
+        BatchNormKernel._withSettings(_KernelSettings(threadCount: 1, parallelThreshold: 1, streamingThreshold: 1)) {
+            #expect(_streams(values: 1, arrays: 2))
+        }
+        // a threshold too large to double streams nothing (no overflow trap)
+        BatchNormKernel._withSettings(_KernelSettings(threadCount: 1, parallelThreshold: 1, streamingThreshold: .max)) {
+            #expect(!_streams(values: 1 << 40, arrays: 4))
+        }
+    }
+
     @Test("the defaults in force come from this machine's caches")
     func defaultsFromThisMachine() throws {
         #if os(Linux)
