@@ -57,7 +57,7 @@ struct CaseResult {
     var fast: Timing
     var limit: Limit?
     /// Bound time ÷ case time, each pair measured back to back (see
-    /// ``Bench/pairedPercent(fast:limit:)``), in percent; empty when not paired.
+    /// ``Bench/pairedPercent(fast:limit:pattern:)``), in percent; empty when not paired.
     var paired: [Double] = []
     /// The same for the case's memory pattern (``Roofline/patternTime(_:tensorBytes:)``), when it has one.
     var pairedPattern: [Double] = []

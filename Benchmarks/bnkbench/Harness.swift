@@ -98,9 +98,7 @@ func measure(_ policy: RepeatPolicy, _ body: () throws -> Void) rethrows -> Timi
         if (times.count >= policy.minReps && elapsed >= policy.minTime) || elapsed >= policy.maxTime { break }
     }
     times.sort()
-    let mid = times.count / 2
-    let median = times.count % 2 == 1 ? times[mid] : 0.5 * (times[mid - 1] + times[mid])
-    return Timing(median: median, min: times[0], reps: times.count)
+    return Timing(median: median(times), min: times[0], reps: times.count)
 }
 
 // MARK: - Aligned scratch memory

@@ -46,7 +46,7 @@ final class Roofline {
 
     /// While set, every figure is measured anew and neither read from nor
     /// kept in the cache: the bound of this moment, for a case's paired
-    /// measurement (``Bench/pairedPercent(fast:limit:)``).
+    /// measurement (``Bench/pairedPercent(fast:limit:pattern:)``).
     var live = false
 
     /// The cached figure when measured this round; else measures it and keeps
