@@ -79,11 +79,7 @@ final class Roofline {
 
     private func measureBandwidth(_ kind: StreamKind, bytes: Int, threads: Int) -> Double {
         let floats = max(64, bytes / 4) & ~31
-        // each thread's share in whole 32-float (128-byte) blocks, the last one takes the tail
-        @inline(__always) func share(_ n: Int, _ part: Int) -> Range<Int> {
-            let blocks = BatchNormKernel._partRange(part, of: threads, n / 32)
-            return (blocks.lowerBound * 32)..<(part == threads - 1 ? n : blocks.upperBound * 32)
-        }
+        func share(_ n: Int, _ part: Int) -> Range<Int> { Roofline.share(n, part, of: threads) }
         let t: Timing
         switch kind {
         case .read:
@@ -132,6 +128,13 @@ final class Roofline {
         return moved / t.median / 1e9
     }
 
+    /// Part `part`'s share of `n` floats split `parts` ways, in whole
+    /// 32-float (128-byte) blocks; the last part takes the tail.
+    static func share(_ n: Int, _ part: Int, of parts: Int) -> Range<Int> {
+        let blocks = BatchNormKernel._partRange(part, of: parts, n / 32)
+        return (blocks.lowerBound * 32)..<(part == parts - 1 ? n : blocks.upperBound * 32)
+    }
+
     /// Median seconds of one plain sgemm, C = αop(A)op(B) + βC, row-major.
     func sgemmTime(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float) -> Double {
         let key = "sgemm/\(transA)/\(transB)/\(m)/\(n)/\(k)/\(beta)/\(bnk_blas_get_num_threads())"
@@ -170,9 +173,7 @@ final class Roofline {
         let t = measure(policy) {
             for pass in passes {
                 BatchNormKernel._runParts(threads) { part in
-                    let blocks = BatchNormKernel._partRange(part, of: threads, floats / 32)
-                    let r = (blocks.lowerBound * 32)..<(blocks.upperBound * 32)
-                    let at = r.lowerBound
+                    let r = Roofline.share(floats, part, of: threads), at = r.lowerBound
                     let streaming = floats * (pass.reads + 1) >= 2 * BatchNormKernel.streamingThreshold
                     blackHole(_streamPass(reads: pass.reads, buffers[0].pointer + at, buffers[1].pointer + at,
                                           buffers[2].pointer + at, pass.writes ? buffers[3].pointer + at : nil, r.count,
