@@ -68,6 +68,9 @@ struct Options: ParsableCommand {
     @Option(help: "Bytes a pass may read and still count as cache-resident for the row grouping (BatchNormKernel.cacheResidentBytes; default derived from the L2).")
     var cacheResidentBytes: Int?
 
+    @Option(help: "on or off: reductions from memory with short rows sum strips of 256 features in registers (BatchNormKernel.reductionStrips; default on in builds with -DBATCHNORMKIT_AVX512).")
+    var reductionStrips: Switch?
+
     @Flag(help: "Only measure the crossovers behind the three kernel thresholds on this machine and print the values they give next to the derived ones.")
     var tune = false
 
@@ -131,5 +134,9 @@ struct Options: ParsableCommand {
         if let parallelThreshold { BatchNormKernel.parallelThreshold = parallelThreshold }
         if let streamingThreshold { BatchNormKernel.streamingThreshold = streamingThreshold }
         if let cacheResidentBytes { BatchNormKernel.cacheResidentBytes = cacheResidentBytes }
+        if let reductionStrips { BatchNormKernel.reductionStrips = reductionStrips == .on }
     }
 }
+
+/// An option's on/off value.
+enum Switch: String, ExpressibleByArgument { case on, off }

@@ -57,6 +57,7 @@ struct SystemInfo {
         print("  caches:   \(MachineCaches.current)")
         let tuning = KernelTuning.inForce
         print("  kernels:  \(tuning)" + (tuning == KernelTuning.machine ? " (derived from the caches)" : " (set on the command line; derived: \(KernelTuning.machine))"))
+        print("            reductions from memory in register strips: \(BatchNormKernel.reductionStrips ? "on" : "off")")
         if environment.isEmpty {
             print("  env:      no OPENBLAS_* overrides (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset)")
         } else {
@@ -174,6 +175,7 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
     s += "  \"kernel_parallel_threshold\": \(BatchNormKernel.parallelThreshold),\n"
     s += "  \"kernel_streaming_threshold\": \(BatchNormKernel.streamingThreshold),\n"
     s += "  \"kernel_cache_resident_bytes\": \(BatchNormKernel.cacheResidentBytes),\n"
+    s += "  \"kernel_reduction_strips\": \(BatchNormKernel.reductionStrips),\n"
     let caches = MachineCaches.current
     s += "  \"caches\": {\"l1d\": \(caches.l1d), \"l2\": \(caches.l2), \"l3\": \(caches.l3), \"source\": \(_jsonStringLiteral(caches.source))},\n"
     s += "  \"epoch_data\": \(epochDataDescription.map(_jsonStringLiteral) ?? "null"),\n"

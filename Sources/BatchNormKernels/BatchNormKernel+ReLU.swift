@@ -119,6 +119,10 @@ func _reluMasked(_ dy: Float, _ y: Float) -> Float { y > 0 ? dy : 0 }
         _GradTerms.accumulate(d: d, dy: _reluMasked(dy, mask), mask: mask, &s1, &s2)
     }
     @inlinable @inline(__always)
+    static func accumulate(d: _Wide, dy: _Wide, mask: _Wide, _ s1: inout _Wide, _ s2: inout _Wide) {
+        _GradTerms.accumulate(d: d, dy: dy.replacing(with: 0, where: .!(mask .> 0)), mask: mask, &s1, &s2)
+    }
+    @inlinable @inline(__always)
     static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) {
         _GradTerms.terms(d: d, dy: _reluMasked(dy, mask), mask: mask)
     }

@@ -27,6 +27,10 @@
     /// is the third array's value there (read only by terms that use it:
     /// the load is dead code for the others).
     static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector)
+    /// The same on 16 lanes (the register strips,
+    /// ``BatchNormKernel/_reduceStrip(_:_:rows:c:from:)``): written out per
+    /// type, as SIMD code generic over the width runs lane by lane.
+    static func accumulate(d: _Wide, dy: _Wide, mask: _Wide, _ s1: inout _Wide, _ s2: inout _Wide)
     static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float)
 }
 
@@ -58,6 +62,10 @@
         s1 += d; s2 = _mulAdd(d, d, s2)
     }
     @inlinable @inline(__always)
+    static func accumulate(d: _Wide, dy: _Wide, mask: _Wide, _ s1: inout _Wide, _ s2: inout _Wide) {
+        s1 += d; s2 = _mulAdd(d, d, s2)
+    }
+    @inlinable @inline(__always)
     static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) { (d, d * d) }
 }
 
@@ -67,6 +75,10 @@
     @inlinable static var kind: _PairKind { .grad }
     @inlinable @inline(__always)
     static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
+        s1 += dy; s2 = _mulAdd(dy, d, s2)
+    }
+    @inlinable @inline(__always)
+    static func accumulate(d: _Wide, dy: _Wide, mask: _Wide, _ s1: inout _Wide, _ s2: inout _Wide) {
         s1 += dy; s2 = _mulAdd(dy, d, s2)
     }
     @inlinable @inline(__always)
@@ -108,24 +120,29 @@ extension BatchNormKernel {
         let x = a.x, dy = a.dy, mask = a.mask, shift = a.shift, sum1 = a.sum1, sum2 = a.sum2
         let s1 = a.scratch, s2 = a.scratch + c
         let group = _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 8)
+        let strips = _takesStrips(c: c, group: group)
         // blocks from the last to the first (see the top of this file)
         var blockEnd = rows.upperBound
         while blockEnd > rows.lowerBound {
             let blockStart = max(rows.lowerBound, blockEnd - _rowsPerBlock)
             s1.update(repeating: 0, count: c)
             s2.update(repeating: 0, count: c)
-            var row = blockStart
-            switch group {
-            case 8:
-                while row + 8 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, rows: 8, shift: shift, s1: s1, s2: s2); row += 8 }
-            case 4:
-                while row + 4 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, rows: 4, shift: shift, s1: s1, s2: s2); row += 4 }
-            case 2:
-                while row + 2 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, rows: 2, shift: shift, s1: s1, s2: s2); row += 2 }
-            default:
-                break
+            if strips {
+                _reduceStrips(T.self, a, rows: blockStart..<blockEnd, c: c)
+            } else {
+                var row = blockStart
+                switch group {
+                case 8:
+                    while row + 8 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, width: c, rows: 8, shift: shift, s1: s1, s2: s2); row += 8 }
+                case 4:
+                    while row + 4 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, width: c, rows: 4, shift: shift, s1: s1, s2: s2); row += 4 }
+                case 2:
+                    while row + 2 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, width: c, rows: 2, shift: shift, s1: s1, s2: s2); row += 2 }
+                default:
+                    break
+                }
+                while row < blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, width: c, rows: 1, shift: shift, s1: s1, s2: s2); row += 1 }
             }
-            while row < blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, rows: 1, shift: shift, s1: s1, s2: s2); row += 1 }
             // fold the Float32 block into the Double totals
             for j in 0..<c {
                 sum1[j] += Double(s1[j]); sum2[j] += Double(s2[j])
@@ -147,11 +164,11 @@ extension BatchNormKernel {
     ///   time, so the hardware prefetcher sees one sequential stream — several
     ///   interleaved 1 KB streams halve the bandwidth.
     @inlinable
-    static func _rowGroup(c: Int, rows: Int, streams: Int, maximum: Int) -> Int {
+    package static func _rowGroup(c: Int, rows: Int, streams: Int, maximum: Int) -> Int {
         let rowBytes = c * 4
         let batchBytes = rowBytes * rows * streams
         var group = maximum
-        if batchBytes > _cacheResidentBytes && rowBytes < 4096 { return 1 }
+        if batchBytes > _residentBytes() && rowBytes < 4096 { return 1 }
         if rowBytes % 4096 == 0 {
             while group > 1 && group * streams > 6 { group /= 2 }
         }
@@ -164,10 +181,10 @@ extension BatchNormKernel {
     /// odd rows) for the adders' latency.
     @inlinable @inline(__always)
     static func _reduceGroup<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, c: Int, rows: Int,
-        shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, c: Int, width: Int,
+        rows: Int, shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
     ) {
-        let vectorEnd = c - c % _lanes
+        let vectorEnd = width - width % _lanes
         var j = 0
         while j < vectorEnd {
             let k = _load(shift + j)
@@ -191,7 +208,7 @@ extension BatchNormKernel {
             j += _lanes
         }
         // the feature tail (C not a multiple of 8), scalar
-        for f in j..<c {
+        for f in j..<width {
             var a1 = s1[f], a2 = s2[f]
             for r in 0..<rows {
                 let o = r &* c &+ f
@@ -200,6 +217,68 @@ extension BatchNormKernel {
             }
             s1[f] = a1; s2[f] = a2
         }
+    }
+
+    /// Whether a reduction over rows of `c` features read `group` rows at a
+    /// time (``_rowGroup(c:rows:streams:maximum:)``) sums register strips
+    /// instead: short rows from memory (group 1), at least one strip wide,
+    /// ``reductionStrips`` on.
+    @inlinable
+    package static func _takesStrips(c: Int, group: Int) -> Bool {
+        group == 1 && c >= _stripWidth && _usesReductionStrips()
+    }
+
+    /// a.scratch's block sums = the terms of `rows` (one block of a batch
+    /// from memory with short rows): strips of ``_stripWidth`` features
+    /// summed in registers, then the features left over (C not a multiple
+    /// of the strip) one row at a time. Each feature's sum takes the same
+    /// additions in the same order as ``_reduceGroup(_:x:dy:mask:c:width:rows:shift:s1:s2:)``
+    /// with `rows` 1, so the results are bit-identical to that loop's.
+    @inlinable
+    static func _reduceStrips<T: _PairTerms>(_: T.Type, _ a: _PairArrays, rows: Range<Int>, c: Int) {
+        var j = 0
+        while j + _stripWidth <= c { _reduceStrip(T.self, a, rows: rows, c: c, from: j); j += _stripWidth }
+        guard j < c else { return }
+        for r in rows {
+            let o = r * c + j
+            _reduceGroup(T.self, x: a.x + o, dy: a.dy + o, mask: a.mask + o, c: c, width: c - j, rows: 1,
+                         shift: a.shift + j, s1: a.scratch + j, s2: a.scratch + c + j)
+        }
+    }
+
+    /// a.scratch's block sums of features `j0 ..< j0 + _stripWidth` = the
+    /// terms of `rows`, in 16 + 16 vector registers: each row's 1 KB of the
+    /// strip is read front to back and the sums are neither loaded nor
+    /// stored per row — the row loop's two loads and two stores of the sums
+    /// per vector are what bound it from memory (Benchmarks/README.md,
+    /// "Measurements behind the kernels").
+    @inlinable @inline(__always)
+    static func _reduceStrip<T: _PairTerms>(_: T.Type, _ a: _PairArrays, rows: Range<Int>, c: Int, from j0: Int) {
+        let x = a.x + j0, dy = a.dy + j0, mask = a.mask + j0, shift = a.shift + j0
+        let z = _Wide()
+        // named accumulators (a tuple's elements passed inout): an indexed
+        // array of them stays in memory and is read-modified-written per row
+        var s = (z, z, z, z, z, z, z, z, z, z, z, z, z, z, z, z), q = s
+        for r in rows {
+            let o = r &* c
+            @inline(__always) func add(_ v: Int, _ s: inout _Wide, _ q: inout _Wide) {
+                let i = o &+ v &* _wideLanes
+                T.accumulate(d: _loadWide(x + i) - _loadWide(shift + v &* _wideLanes), dy: _loadWide(dy + i),
+                             mask: _loadWide(mask + i), &s, &q)
+            }
+            add(0, &s.0, &q.0); add(1, &s.1, &q.1); add(2, &s.2, &q.2); add(3, &s.3, &q.3)
+            add(4, &s.4, &q.4); add(5, &s.5, &q.5); add(6, &s.6, &q.6); add(7, &s.7, &q.7)
+            add(8, &s.8, &q.8); add(9, &s.9, &q.9); add(10, &s.10, &q.10); add(11, &s.11, &q.11)
+            add(12, &s.12, &q.12); add(13, &s.13, &q.13); add(14, &s.14, &q.14); add(15, &s.15, &q.15)
+        }
+        let p1 = a.scratch + j0, p2 = a.scratch + c + j0
+        @inline(__always) func put(_ v: Int, _ s: _Wide, _ q: _Wide) {
+            _storeWide(s, p1 + v * _wideLanes); _storeWide(q, p2 + v * _wideLanes)
+        }
+        put(0, s.0, q.0); put(1, s.1, q.1); put(2, s.2, q.2); put(3, s.3, q.3)
+        put(4, s.4, q.4); put(5, s.5, q.5); put(6, s.6, q.6); put(7, s.7, q.7)
+        put(8, s.8, q.8); put(9, s.9, q.9); put(10, s.10, q.10); put(11, s.11, q.11)
+        put(12, s.12, q.12); put(13, s.13, q.13); put(14, s.14, q.14); put(15, s.15, q.15)
     }
 
     /// `(N, C, L)`, L > 1: each (sample, feature) is a contiguous run of L

@@ -87,7 +87,7 @@ extension GroupNormKernel {
         // load and store of the parameter sums per vector for both (as in the
         // forward; pairs start at even offsets, so none straddles a 64-sample block)
         let pairs = l == 1 && shape.groups == 1
-            && 3 * shape.elementCount * MemoryLayout<Float>.size <= _cacheResidentBytes
+            && 3 * shape.elementCount * MemoryLayout<Float>.size <= _residentBytes()
         @inline(__always) func operands(_ row: Int) -> _RowOperands {
             _RowOperands(dy: gradOutput + row * m, y: output + row * m, x: input + row * m,
                          shift: shift[row], invStd: Float(invStd[row]), meanOffset: Float(meanOffset[row]))

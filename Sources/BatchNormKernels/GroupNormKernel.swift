@@ -102,7 +102,7 @@ extension GroupNormKernel {
         // stall on their loads (perf; Benchmarks/README.md, "A/B on Zen 4"),
         // while one row at a time is one sequential stream.
         let float = MemoryLayout<Float>.size
-        let resident = 2 * shape.elementCount * float <= _cacheResidentBytes
+        let resident = 2 * shape.elementCount * float <= _residentBytes()
         let block = resident ? max(1, min(8, _rowBlockBytes / max(1, m * float))) : 1
         var row = samples.lowerBound * shape.groups
         let end = samples.upperBound * shape.groups

@@ -13,12 +13,19 @@ package struct _KernelSettings: Sendable {
     package var threadCount: Int
     package var parallelThreshold: Int
     package var streamingThreshold: Int
+    /// Overrides of ``BatchNormKernel/cacheResidentBytes`` and
+    /// ``BatchNormKernel/reductionStrips`` (nil: the process-wide value).
+    package var cacheResidentBytes: Int?
+    package var reductionStrips: Bool?
 
-    package init(threadCount: Int, parallelThreshold: Int, streamingThreshold: Int) {
+    package init(threadCount: Int, parallelThreshold: Int, streamingThreshold: Int,
+                 cacheResidentBytes: Int? = nil, reductionStrips: Bool? = nil) {
         precondition(threadCount >= 1 && parallelThreshold >= 1 && streamingThreshold >= 1, "kernel settings must be ≥ 1")
         self.threadCount = threadCount
         self.parallelThreshold = parallelThreshold
         self.streamingThreshold = streamingThreshold
+        self.cacheResidentBytes = cacheResidentBytes
+        self.reductionStrips = reductionStrips
     }
 }
 
@@ -62,6 +69,14 @@ func _streams(values: Int, arrays: Int) -> Bool {
     let threshold = _scopedSettings()?.streamingThreshold ?? _streamingValues
     return threshold <= Int.max / 2 && values * arrays >= 2 * threshold
 }
+
+/// ``BatchNormKernel/cacheResidentBytes`` in force on this thread.
+@usableFromInline
+func _residentBytes() -> Int { _scopedSettings()?.cacheResidentBytes ?? _cacheResidentBytes }
+
+/// ``BatchNormKernel/reductionStrips`` in force on this thread.
+@usableFromInline
+func _usesReductionStrips() -> Bool { _scopedSettings()?.reductionStrips ?? _reductionStrips }
 
 private let _settingsKey: pthread_key_t = {
     var key = pthread_key_t()

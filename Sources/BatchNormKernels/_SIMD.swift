@@ -40,6 +40,51 @@ func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
     #endif
 }
 
+/// 16 lanes (one AVX-512 register): the reductions' register strips.
+@usableFromInline typealias _Wide = SIMD16<Float>
+@usableFromInline let _wideLanes = 16
+
+/// Features per register strip of a reduction: 16 `_Wide` per sum.
+@usableFromInline let _stripWidth = 256
+
+/// Backs ``BatchNormKernel/reductionStrips``: on in builds for AVX-512
+/// (`-D BATCHNORMKIT_AVX512`, which the Makefile's native build passes on
+/// such a CPU): 32 registers of 16 lanes hold a strip's two sums.
+#if BATCHNORMKIT_AVX512
+@usableFromInline nonisolated(unsafe) var _reductionStrips = true
+#else
+@usableFromInline nonisolated(unsafe) var _reductionStrips = false
+#endif
+
+extension BatchNormKernel {
+    /// Whether a reduction over a batch from memory with rows under 4 KB
+    /// (`(N, C)`, C ≥ 256: the statistics and the backward sums) sums strips
+    /// of 256 features in vector registers across each block of rows, instead
+    /// of one row at a time through its block sums in L1. The same sums bit
+    /// for bit; faster only where 32 registers of 16 lanes exist, so on by
+    /// default in builds with `-D BATCHNORMKIT_AVX512` and off otherwise.
+    /// Process-wide, like ``threadCount``.
+    public static var reductionStrips: Bool {
+        get { _reductionStrips }
+        set { _reductionStrips = newValue }
+    }
+}
+
+@inlinable @inline(__always)
+func _loadWide(_ p: UnsafePointer<Float>) -> _Wide { UnsafeRawPointer(p).loadUnaligned(as: _Wide.self) }
+
+@inlinable @inline(__always)
+func _storeWide(_ v: _Wide, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: _Wide.self) }
+
+@inlinable @inline(__always)
+func _mulAdd(_ a: _Wide, _ b: _Wide, _ c: _Wide) -> _Wide {
+    #if BATCHNORMKIT_FMA
+    return c.addingProduct(a, b)
+    #else
+    return a * b + c
+    #endif
+}
+
 /// Horizontal sum of a vector's lanes, in Double.
 @inlinable @inline(__always)
 func _sumLanes(_ v: _Vector) -> Double {
