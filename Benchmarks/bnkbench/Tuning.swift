@@ -8,6 +8,10 @@
 //   streaming stores   normalizeAffine on (N, 1024), streaming vs normal stores
 //   thread split       moments and normalizeAffine on (N, 256), 2 threads vs 1
 //   row grouping       moments on (N, 256) (1 KB rows), one row vs 8 at a time
+//                      (one row = the from-memory path in force: register
+//                      strips where reductionStrips is on)
+//   register strips    moments + backwardReduce on (N, 256) from memory,
+//                      strips off vs on (a build setting: reported, no crossover)
 // The measured value is the smallest size from which the variant wins by
 // ≥ 3 % at that size and every larger one (median of runs, the two variants
 // alternated three times, best median kept); "none" if it never does.
@@ -139,6 +143,29 @@ func tuneKernels() {
     BatchNormKernel.cacheResidentBytes = savedResident
     printSweep("row grouping: moments (N, 256), 1 KB rows", unit: "bytes read", base: "8 rows at once",
                variant: "one row", grouping)
+
+    // register strips: the from-memory reductions with strips off vs on
+    var strips: [SweepPoint] = []
+    var sumGrad = [Double](repeating: 0, count: 256), sumShifted = sumGrad
+    var scratch = [Float](repeating: 0, count: 512)
+    bytes = 1 << 22
+    while bytes <= 1 << 25 {
+        let shape = BatchNormShape(n: bytes / 1024, c: 256)
+        func pass(_ on: Bool) -> () -> Void {
+            let settings = _KernelSettings(threadCount: 1, parallelThreshold: never, streamingThreshold: never,
+                                           cacheResidentBytes: 0, reductionStrips: on)
+            return { BatchNormKernel._withSettings(settings) {
+                BatchNormKernel.moments(x.pointer, shape: shape, into: &moments)
+                BatchNormKernel.backwardReduce(gradOutput: y.pointer, input: x.pointer, shape: shape, shift: c256.k.pointer,
+                                               sumGrad: &sumGrad, sumGradShifted: &sumShifted, scratch: &scratch)
+            } }
+        }
+        let (rows, strip) = alternate(pass(false), pass(true))
+        strips.append(SweepPoint(size: bytes, base: rows, variant: strip))
+        bytes *= 2
+    }
+    printSweep("register strips: moments + backwardReduce (N, 256) from memory", unit: "bytes of x", base: "strips off",
+               variant: "strips on", strips)
     blackHole(y.pointer, maxValues)
 
     // the values the sweeps give: the row grouping treats a batch as
@@ -156,5 +183,10 @@ func tuneKernels() {
           + "\(lpad(show(measured.parallel, kValues), 20))   --parallel-threshold")
     print("  \(pad("cache-resident", 22)) \(lpad(kBytes(derived.cacheResidentBytes), 18)) "
           + "\(lpad(show(measured.resident, kBytes), 20))   --cache-resident-bytes")
-    print("  (measured: the smallest size from which the variant wins by ≥ 3 % there and at every larger size)")
+    // strips: on when they win by ≥ 3 % at every size of the sweep, off when they lose by ≥ 3 % at every one
+    let stripsMeasured = strips.allSatisfy { $0.ratio <= 0.97 } ? "on" : strips.allSatisfy { $0.ratio >= 1.03 } ? "off" : "tie"
+    print("  \(pad("reduction strips", 22)) \(lpad(BatchNormKernel.reductionStrips ? "on (build)" : "off (build)", 18)) "
+          + "\(lpad(stripsMeasured, 20))   --reduction-strips")
+    print("  (measured: the smallest size from which the variant wins by ≥ 3 % there and at every larger size;")
+    print("   strips: on / off when they win / lose by ≥ 3 % at every size swept, else tie)")
 }
