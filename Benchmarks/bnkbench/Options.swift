@@ -68,7 +68,7 @@ struct Options: ParsableCommand {
     @Option(help: "Bytes a pass may read and still count as cache-resident for the row grouping (BatchNormKernel.cacheResidentBytes; default derived from the L2).")
     var cacheResidentBytes: Int?
 
-    @Option(help: "on or off: reductions from memory with short rows sum strips of 256 features in registers (BatchNormKernel.reductionStrips; default on in builds with -DBATCHNORMKIT_AVX512).")
+    @Option(help: "on or off: reductions over rows of 256–1023 features sum strips of 256 features in registers (BatchNormKernel.reductionStrips; default on in builds with -DBATCHNORMKIT_AVX512).")
     var reductionStrips: Switch?
 
     @Flag(help: "Only measure the crossovers behind the three kernel thresholds on this machine and print the values they give next to the derived ones.")

@@ -57,7 +57,7 @@ struct SystemInfo {
         print("  caches:   \(MachineCaches.current)")
         let tuning = KernelTuning.inForce
         print("  kernels:  \(tuning)" + (tuning == KernelTuning.machine ? " (derived from the caches)" : " (set on the command line; derived: \(KernelTuning.machine))"))
-        print("            reductions from memory in register strips: \(BatchNormKernel.reductionStrips ? "on" : "off")")
+        print("            reductions in register strips (rows of 256–1023 features): \(BatchNormKernel.reductionStrips ? "on" : "off")")
         if environment.isEmpty {
             print("  env:      no OPENBLAS_* overrides (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset)")
         } else {

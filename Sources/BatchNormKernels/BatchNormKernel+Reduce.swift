@@ -120,7 +120,7 @@ extension BatchNormKernel {
         let x = a.x, dy = a.dy, mask = a.mask, shift = a.shift, sum1 = a.sum1, sum2 = a.sum2
         let s1 = a.scratch, s2 = a.scratch + c
         let group = _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 8)
-        let strips = _takesStrips(c: c, group: group)
+        let strips = _takesStrips(c: c)
         // blocks from the last to the first (see the top of this file)
         var blockEnd = rows.upperBound
         while blockEnd > rows.lowerBound {
@@ -219,21 +219,25 @@ extension BatchNormKernel {
         }
     }
 
-    /// Whether a reduction over rows of `c` features read `group` rows at a
-    /// time (``_rowGroup(c:rows:streams:maximum:)``) sums register strips
-    /// instead: short rows from memory (group 1), at least one strip wide,
-    /// ``reductionStrips`` on.
+    /// Whether a reduction over `(N, C)` rows of `c` features sums register
+    /// strips instead of going row by row (``_rowGroup(c:rows:streams:maximum:)``):
+    /// rows of one to four strips (under 4 KB, where a strip reads whole
+    /// rows or long runs of them), ``reductionStrips`` on — from memory and
+    /// cache-resident alike (`bnkbench --tune`: strips beat eight rows per
+    /// pass from 256 KB of batch up).
     @inlinable
-    package static func _takesStrips(c: Int, group: Int) -> Bool {
-        group == 1 && c >= _stripWidth && _usesReductionStrips()
+    package static func _takesStrips(c: Int) -> Bool {
+        c >= _stripWidth && c * MemoryLayout<Float>.size < 4096 && _usesReductionStrips()
     }
 
-    /// a.scratch's block sums = the terms of `rows` (one block of a batch
-    /// from memory with short rows): strips of ``_stripWidth`` features
-    /// summed in registers, then the features left over (C not a multiple
-    /// of the strip) one row at a time. Each feature's sum takes the same
-    /// additions in the same order as ``_reduceGroup(_:x:dy:mask:c:width:rows:shift:s1:s2:)``
-    /// with `rows` 1, so the results are bit-identical to that loop's.
+    /// a.scratch's block sums = the terms of `rows` (one block): strips of
+    /// ``_stripWidth`` features summed in registers, then the features left
+    /// over (C not a multiple of the strip) one row at a time. Each
+    /// feature's sum takes the same additions in the same order as
+    /// ``_reduceGroup(_:x:dy:mask:c:width:rows:shift:s1:s2:)`` with `rows` 1
+    /// (the loop for batches from memory), so the results are bit-identical
+    /// to that loop's; a cache-resident batch, which the row loop reads
+    /// several rows at a time in two chains, gets sums a few ulps apart.
     @inlinable
     static func _reduceStrips<T: _PairTerms>(_: T.Type, _ a: _PairArrays, rows: Range<Int>, c: Int) {
         var j = 0

@@ -57,12 +57,14 @@ func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
 #endif
 
 extension BatchNormKernel {
-    /// Whether a reduction over a batch from memory with rows under 4 KB
-    /// (`(N, C)`, C ≥ 256: the statistics and the backward sums) sums strips
-    /// of 256 features in vector registers across each block of rows, instead
-    /// of one row at a time through its block sums in L1. The same sums bit
-    /// for bit; faster only where 32 registers of 16 lanes exist, so on by
-    /// default in builds with `-D BATCHNORMKIT_AVX512` and off otherwise.
+    /// Whether a reduction over `(N, C)` rows of 256 ≤ C < 1024 features
+    /// (the statistics and the backward sums) sums strips of 256 features in
+    /// vector registers across each block of rows, instead of reading rows
+    /// through its block sums in L1: for a batch from memory the same sums
+    /// bit for bit as the row loop, for a cache-resident one a few ulps
+    /// apart (the row loop adds its rows there in two chains). Faster only
+    /// where 32 registers of 16 lanes exist, so on by default in builds with
+    /// `-D BATCHNORMKIT_AVX512` and off otherwise.
     /// Process-wide, like ``threadCount``.
     public static var reductionStrips: Bool {
         get { _reductionStrips }

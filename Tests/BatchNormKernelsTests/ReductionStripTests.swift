@@ -10,8 +10,11 @@ import BatchNormReference
 // with the Double reference to BatchNormKernelTests' tolerances.
 //
 // `cacheResidentBytes: 0` makes every batch count as read from memory, so
-// these small shapes take the strips (checked: `_takesStrips`); C = 256
-// (one strip), 275 and 531 (strips, then 19 features row by row).
+// the row loop reads these small shapes one row at a time, the order the
+// strips keep; with the default residency the row loop reads them several
+// rows at a time in two chains, and the strips' sums are checked against
+// the reference only. C = 256 (one strip), 275 and 531 (strips, then 19
+// features row by row); `_takesStrips` is checked for each.
 
 let stripShapes = [BatchNormShape(n: 130, c: 256), BatchNormShape(n: 70, c: 275), BatchNormShape(n: 65, c: 531),
                    BatchNormShape(n: 3, c: 256)]
@@ -39,17 +42,16 @@ struct ReductionRun {
 }
 
 func reductionRun(_ shape: BatchNormShape, x: [Float], dy: [Float], y: [Float], shift: [Float],
-                  threads: Int, strips: Bool) -> ReductionRun {
+                  threads: Int, strips: Bool, residentBytes: Int? = 0) -> ReductionRun {
     let c = shape.c
     let settings = _KernelSettings(threadCount: threads, parallelThreshold: 1, streamingThreshold: .max / 4,
-                                   cacheResidentBytes: 0, reductionStrips: strips)
+                                   cacheResidentBytes: residentBytes, reductionStrips: strips)
     var moments = FeatureMoments(featureCount: c)
     let nan = [Double](repeating: .nan, count: c)
     var r = ReductionRun(mean: [], m2: [], sumGrad: nan, sumGradShifted: nan, sumGradReLU: nan, sumGradShiftedReLU: nan)
     var scratch = [Float](repeating: 0, count: 2 * c)
     BatchNormKernel._withSettings(settings) {
-        #expect(BatchNormKernel._takesStrips(c: c, group: BatchNormKernel._rowGroup(c: c, rows: shape.n, streams: 1, maximum: 8))
-                == strips)
+        #expect(BatchNormKernel._takesStrips(c: c) == strips)
         x.withUnsafeBufferPointer { BatchNormKernel.moments($0.baseAddress!, shape: shape, into: &moments) }
         BatchNormKernel.backwardReduce(gradOutput: dy, input: x, shape: shape, shift: shift,
                                        sumGrad: &r.sumGrad, sumGradShifted: &r.sumGradShifted, scratch: &scratch)
@@ -74,7 +76,15 @@ struct ReductionStripTests {
             let difference = strips.firstDifference(from: rows)
             #expect(difference == nil, "\(threads) thread(s), strips against rows: \(difference ?? "")")
         }
-        let got = reductionRun(shape, x: x, dy: dy, y: y, shift: shift, threads: 1, strips: true)
+        for residentBytes in [0, nil] as [Int?] {
+            let got = reductionRun(shape, x: x, dy: dy, y: y, shift: shift, threads: 1, strips: true,
+                                   residentBytes: residentBytes)
+            expectReference(got, shape: shape, x: x, dy: dy, y: y, shift: shift)
+        }
+    }
+
+    /// `got` against the Double twins, to BatchNormKernelTests' tolerances.
+    func expectReference(_ got: ReductionRun, shape: BatchNormShape, x: [Float], dy: [Float], y: [Float], shift: [Float]) {
         let ref = BatchNormReference.moments(x, n: shape.n, c: shape.c, l: 1)
         let mean = closeEnough(got.mean, ref.mean, rtol: 1e-5, atol: 1e-6)
         #expect(mean.ok, "mean \(mean.worst)")
