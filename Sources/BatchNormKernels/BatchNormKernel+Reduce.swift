@@ -119,8 +119,8 @@ extension BatchNormKernel {
     static func _reduceRows<T: _PairTerms>(_: T.Type, _ a: _PairArrays, rows: Range<Int>, batchRows: Int, c: Int) {
         let x = a.x, dy = a.dy, mask = a.mask, shift = a.shift, sum1 = a.sum1, sum2 = a.sum2
         let s1 = a.scratch, s2 = a.scratch + c
-        let group = _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 8)
         let strips = _takesStrips(c: c)
+        let group = strips ? 1 : _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 8)
         // blocks from the last to the first (see the top of this file)
         var blockEnd = rows.upperBound
         while blockEnd > rows.lowerBound {
@@ -164,7 +164,7 @@ extension BatchNormKernel {
     ///   time, so the hardware prefetcher sees one sequential stream — several
     ///   interleaved 1 KB streams halve the bandwidth.
     @inlinable
-    package static func _rowGroup(c: Int, rows: Int, streams: Int, maximum: Int) -> Int {
+    static func _rowGroup(c: Int, rows: Int, streams: Int, maximum: Int) -> Int {
         let rowBytes = c * 4
         let batchBytes = rowBytes * rows * streams
         var group = maximum
