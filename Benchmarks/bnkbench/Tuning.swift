@@ -7,11 +7,11 @@
 // Each threshold is a size from which one variant of a pass beats the other:
 //   streaming stores   normalizeAffine on (N, 1024), streaming vs normal stores
 //   thread split       moments and normalizeAffine on (N, 256), 2 threads vs 1
-//   row grouping       moments on (N, 256) (1 KB rows), one row vs 8 at a time
-//                      (one row = the from-memory path in force: register
-//                      strips where reductionStrips is on)
-//   register strips    moments + backwardReduce on (N, 256) from memory,
-//                      strips off vs on (a build setting: reported, no crossover)
+//   row grouping       moments on (N, 256) (1 KB rows), one row vs 8 at a
+//                      time, strips off
+//   register strips    moments + backwardReduce on (N, 256), strips off (the
+//                      row loop, grouped as in force) vs on (a build
+//                      setting: reported, no crossover)
 // The measured value is the smallest size from which the variant wins by
 // ≥ 3 % at that size and every larger one (median of runs, the two variants
 // alternated three times, best median kept); "none" if it never does.
@@ -128,13 +128,16 @@ func tuneKernels() {
 
     // row grouping: 8 rows per load of the sums (resident) vs one row
     let savedResident = BatchNormKernel.cacheResidentBytes
+    // the row loop's own grouping, strips off (with strips on, rows of 256
+    // features take them whatever the residency; their sweep follows)
+    let rowLoop = _KernelSettings(threadCount: 1, parallelThreshold: never, streamingThreshold: never, reductionStrips: false)
     var grouping: [SweepPoint] = []
     var bytes = 1 << 18
     while bytes <= 1 << 25 {
         let shape = BatchNormShape(n: bytes / 1024, c: 256)
         func pass(_ resident: Int) -> () -> Void {
             { BatchNormKernel.cacheResidentBytes = resident
-              BatchNormKernel._withSettings(single(never)) { BatchNormKernel.moments(x.pointer, shape: shape, into: &moments) } }
+              BatchNormKernel._withSettings(rowLoop) { BatchNormKernel.moments(x.pointer, shape: shape, into: &moments) } }
         }
         let (grouped, oneRow) = alternate(pass(Int.max), pass(0))
         grouping.append(SweepPoint(size: bytes, base: grouped, variant: oneRow))
@@ -144,16 +147,16 @@ func tuneKernels() {
     printSweep("row grouping: moments (N, 256), 1 KB rows", unit: "bytes read", base: "8 rows at once",
                variant: "one row", grouping)
 
-    // register strips: the from-memory reductions with strips off vs on
+    // register strips: the reductions with strips off (the row loop as it would run) vs on
     var strips: [SweepPoint] = []
     var sumGrad = [Double](repeating: 0, count: 256), sumShifted = sumGrad
     var scratch = [Float](repeating: 0, count: 512)
-    bytes = 1 << 22
+    bytes = 1 << 18
     while bytes <= 1 << 25 {
         let shape = BatchNormShape(n: bytes / 1024, c: 256)
         func pass(_ on: Bool) -> () -> Void {
             let settings = _KernelSettings(threadCount: 1, parallelThreshold: never, streamingThreshold: never,
-                                           cacheResidentBytes: 0, reductionStrips: on)
+                                           reductionStrips: on)
             return { BatchNormKernel._withSettings(settings) {
                 BatchNormKernel.moments(x.pointer, shape: shape, into: &moments)
                 BatchNormKernel.backwardReduce(gradOutput: y.pointer, input: x.pointer, shape: shape, shift: c256.k.pointer,
@@ -164,7 +167,7 @@ func tuneKernels() {
         strips.append(SweepPoint(size: bytes, base: rows, variant: strip))
         bytes *= 2
     }
-    printSweep("register strips: moments + backwardReduce (N, 256) from memory", unit: "bytes of x", base: "strips off",
+    printSweep("register strips: moments + backwardReduce (N, 256)", unit: "bytes of x", base: "strips off",
                variant: "strips on", strips)
     blackHole(y.pointer, maxValues)
 
