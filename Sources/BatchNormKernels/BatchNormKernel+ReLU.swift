@@ -110,6 +110,9 @@ func _reluMasked(_ dy: _Vector, _ y: _Vector) -> _Vector { dy.replacing(with: 0,
 @inlinable @inline(__always)
 func _reluMasked(_ dy: Float, _ y: Float) -> Float { y > 0 ? dy : 0 }
 
+@inlinable @inline(__always)
+func _reluMasked(_ dy: _Wide, _ y: _Wide) -> _Wide { dy.replacing(with: 0, where: .!(y .> 0)) }
+
 /// Σdyᵣ and Σdyᵣ·d, dyᵣ = dy·[y > 0] (`mask` is y).
 @usableFromInline enum _GradReLUTerms: _PairTerms {
     @inlinable static var streams: Int { 3 }
@@ -120,7 +123,7 @@ func _reluMasked(_ dy: Float, _ y: Float) -> Float { y > 0 ? dy : 0 }
     }
     @inlinable @inline(__always)
     static func accumulate(d: _Wide, dy: _Wide, mask: _Wide, _ s1: inout _Wide, _ s2: inout _Wide) {
-        _GradTerms.accumulate(d: d, dy: dy.replacing(with: 0, where: .!(mask .> 0)), mask: mask, &s1, &s2)
+        _GradTerms.accumulate(d: d, dy: _reluMasked(dy, mask), mask: mask, &s1, &s2)
     }
     @inlinable @inline(__always)
     static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) {

@@ -45,7 +45,7 @@ func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
 @usableFromInline let _wideLanes = 16
 
 /// Features per register strip of a reduction: 16 `_Wide` per sum.
-@usableFromInline let _stripWidth = 256
+@usableFromInline let _stripWidth = 16 * _wideLanes
 
 /// Backs ``BatchNormKernel/reductionStrips``: on in builds for AVX-512
 /// (`-D BATCHNORMKIT_AVX512`, which the Makefile's native build passes on
