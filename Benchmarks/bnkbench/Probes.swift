@@ -13,9 +13,19 @@ import Darwin
 // MARK: - FMA peak
 
 /// Single-core peak of vector multiply-adds, GFLOP/s (2 flops per lane), from
-/// 12 independent SIMD8 chains — what sgemm could reach at most.
-func fmaPeak() -> Double {
-    @inline(__always) func fma(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
+/// 12 independent chains of 8 lanes and of 16 lanes, the faster of the two
+/// with its width — what sgemm could reach at most. Both widths, because the
+/// machine decides which is faster: Zen 4 runs a 16-lane FMA as two 8-lane
+/// halves (same peak), Zen 5 has full 16-lane FMA units (twice the peak,
+/// which an AVX2 sgemm kernel cannot use).
+func fmaPeak() -> (gflops: Double, lanes: Int) {
+    let eight = fmaPeak(SIMD8<Float>.self), sixteen = fmaPeak(SIMD16<Float>.self)
+    return sixteen > eight ? (sixteen, 16) : (eight, 8)
+}
+
+@inline(__always)
+private func fmaPeak<V: SIMD>(_: V.Type) -> Double where V.Scalar == Float {
+    @inline(__always) func fma(_ a: V, _ b: V, _ c: V) -> V {
         #if BATCHNORMKIT_FMA
         return c.addingProduct(a, b)
         #else
@@ -25,8 +35,8 @@ func fmaPeak() -> Double {
     let iterations = 200_000
     var best = 0.0
     for _ in 0..<5 {
-        var acc = (0..<12).map { SIMD8<Float>(repeating: Float($0) * 1e-3) }
-        let m = SIMD8<Float>(repeating: 0.999999), k = SIMD8<Float>(repeating: 1e-7)
+        var acc = (0..<12).map { V(repeating: Float($0) * 1e-3) }
+        let m = V(repeating: 0.999999), k = V(repeating: 1e-7)
         let t0 = now()
         acc.withUnsafeMutableBufferPointer { p in
             var a0 = p[0], a1 = p[1], a2 = p[2], a3 = p[3], a4 = p[4], a5 = p[5]
@@ -40,7 +50,7 @@ func fmaPeak() -> Double {
         }
         let t = now() - t0
         blackHole(acc[0].sum())
-        best = max(best, Double(iterations * 12 * 8 * 2) / t / 1e9)
+        best = max(best, Double(iterations * 12 * V.scalarCount * 2) / t / 1e9)
     }
     return best
 }
