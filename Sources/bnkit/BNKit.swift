@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatchNormKit
+import Foundation
 
 /// `bnkit`: train, evaluate and export the seed network on Fashion-MNIST.
 #if !FUZZING   // `make fuzz` builds bnkit as a libFuzzer target over its own arguments (FuzzArguments.swift)
@@ -18,4 +19,23 @@ struct BNKit: ParsableCommand {
         subcommands: [TrainCommand.self, EvalCommand.self, ExportCommand.self, CompareLRCommand.self, HessianCommand.self,
                       SummaryCommand.self, LabCommand.self]
     )
+
+    /// ArgumentParser's `main()`, with its message written in one `write`:
+    /// the ranks of an MPI job share one stderr, and the default writer's
+    /// many small writes interleaved two ranks' refusals character by
+    /// character ("EError: started as one orf r2o…").
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                let handle = code == .success ? FileHandle.standardOutput : FileHandle.standardError
+                handle.write(Data((message + "\n").utf8))
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
