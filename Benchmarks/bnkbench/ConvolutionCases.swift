@@ -62,7 +62,7 @@ private func convCases(_ bench: Bench, conv: Conv2d, batch n: Int, side: Int, rn
                   limit: {
                       // Y (C', N·L) = W (C', rows) · col (rows, N·L) as one sgemm
                       let t = bench.roofline.sgemmTime(transA: false, transB: false, m: conv.outChannels, n: n * out, k: rows, beta: 0)
-                      return Limit(kind: "sgemm", boundTime: t, details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
+                      return Limit(kind: bench.roofline.productName, boundTime: t, details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
                   },
                   check: {
                       let y = try conv.forward(xt)
@@ -79,7 +79,7 @@ private func convCases(_ bench: Bench, conv: Conv2d, batch n: Int, side: Int, rn
                       // dW (C', rows) = dY (C', N·L) · colᵀ and dcol (rows, N·L) = Wᵀ · dY as single sgemms
                       let t = bench.roofline.sgemmTime(transA: false, transB: true, m: conv.outChannels, n: rows, k: n * out, beta: 0)
                           + bench.roofline.sgemmTime(transA: true, transB: false, m: rows, n: n * out, k: conv.outChannels, beta: 0)
-                      return Limit(kind: "sgemm (2 GEMMs)", boundTime: t, details: [("gemm_flops", 2 * flops), ("sgemm_GFLOPs", 2 * flops / t / 1e9)])
+                      return Limit(kind: "\(bench.roofline.productName) (2 GEMMs)", boundTime: t, details: [("gemm_flops", 2 * flops), ("sgemm_GFLOPs", 2 * flops / t / 1e9)])
                   },
                   check: {
                       conv.weight.zeroGrad(); conv.bias?.zeroGrad()

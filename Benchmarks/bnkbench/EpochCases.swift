@@ -78,7 +78,7 @@ func epochCase(_ bench: Bench, sizes: CaseSizes) throws {
                           let tail = seedGemmBound(bench.roofline, linears: linears, batch: used % batch, training: true)
                           t += tail.boundTime; flops += tail.details[0].1
                       }
-                      return Limit(kind: "sgemm (8/step)", boundTime: t,
+                      return Limit(kind: "\(bench.roofline.productName) (8/step)", boundTime: t,
                                    details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
                   },
                   check: {

@@ -28,7 +28,7 @@ func linearCases(_ bench: Bench, inFeatures i: Int, outFeatures o: Int, batch n:
                   fast: { blackHole(try lin.forward(xt)) },
                   limit: {
                       let t = bench.roofline.sgemmTime(transA: false, transB: true, m: n, n: o, k: i, beta: 1)
-                      return Limit(kind: "sgemm NT", boundTime: t, details: [("sgemm_GFLOPs", 2 * macs / t / 1e9)])
+                      return Limit(kind: "\(bench.roofline.productName) NT", boundTime: t, details: [("sgemm_GFLOPs", 2 * macs / t / 1e9)])
                   },
                   check: {
                       let y = try lin.forward(xt)
@@ -45,7 +45,7 @@ func linearCases(_ bench: Bench, inFeatures i: Int, outFeatures o: Int, batch n:
                   limit: {
                       let tw = bench.roofline.sgemmTime(transA: true, transB: false, m: o, n: i, k: n, beta: 1)
                       let tx = bench.roofline.sgemmTime(transA: false, transB: false, m: n, n: i, k: o, beta: 0)
-                      return Limit(kind: "sgemm TN+NN", boundTime: tw + tx,
+                      return Limit(kind: "\(bench.roofline.productName) TN+NN", boundTime: tw + tx,
                                    details: [("sgemm_dW_GFLOPs", 2 * macs / tw / 1e9), ("sgemm_dX_GFLOPs", 2 * macs / tx / 1e9)])
                   },
                   check: {

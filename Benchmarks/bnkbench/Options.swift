@@ -7,6 +7,7 @@ import Darwin
 #endif
 import ArgumentParser
 import BatchNormKernels
+import BatchNormKit
 
 /// A comma-separated list of thread counts, e.g. `1,2`.
 struct ThreadCounts: ExpressibleByArgument {
@@ -70,6 +71,9 @@ struct Options: ParsableCommand {
 
     @Option(help: "on or off: reductions over rows of 256–1023 features sum strips of 256 features in registers (BatchNormKernel.reductionStrips; default on in builds with -DBATCHNORMKIT_AVX512).")
     var reductionStrips: Switch?
+
+    @Option(help: "openblas or simd16: the backend of the library's matrix products (MatrixMultiplication.backend; default by the machine rule, printed in the header).")
+    var gemm: MatrixBackend?
 
     @Flag(help: "Only measure the crossovers behind the three kernel thresholds on this machine and print the values they give next to the derived ones.")
     var tune = false
@@ -135,8 +139,11 @@ struct Options: ParsableCommand {
         if let streamingThreshold { BatchNormKernel.streamingThreshold = streamingThreshold }
         if let cacheResidentBytes { BatchNormKernel.cacheResidentBytes = cacheResidentBytes }
         if let reductionStrips { BatchNormKernel.reductionStrips = reductionStrips == .on }
+        if let gemm { MatrixMultiplication.backend = gemm }
     }
 }
+
+extension MatrixBackend: ExpressibleByArgument {}
 
 /// An option's on/off value.
 enum Switch: String, ExpressibleByArgument { case on, off }

@@ -22,6 +22,8 @@ struct SystemInfo {
     var environment: [(String, String)]
     var mallocCounterActive: Bool
     var fmaPeakGFLOPs: Double
+    /// The vector width of the faster FMA chains (8 or 16 lanes; see `fmaPeak()`).
+    var fmaPeakLanes: Int
 
     static func collect(options: Options) -> SystemInfo {
         #if DEBUG
@@ -38,11 +40,12 @@ struct SystemInfo {
         for key in ["OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"] {
             if let v = getenv(key) { env.append((key, String(cString: v))) }
         }
+        let peak = options.smoke ? (gflops: 0.0, lanes: 0) : fmaPeak()
         return SystemInfo(build: options.build, configuration: configuration, fma: fma, cpu: cpuModel(),
                           cores: max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), date: dateString(),
                           corename: String(cString: bnk_blas_get_corename()), environment: env,
                           mallocCounterActive: bnk_malloc_counter_active() != 0,
-                          fmaPeakGFLOPs: options.smoke ? 0 : fmaPeak())
+                          fmaPeakGFLOPs: peak.gflops, fmaPeakLanes: peak.lanes)
     }
 
     func printHeader() {
@@ -51,9 +54,11 @@ struct SystemInfo {
         print("  build:    \(build), \(kind), \(configuration), vector FMA \(fma ? "on (-DBATCHNORMKIT_FMA)" : "off (multiply + add)")")
         print("  machine:  \(cpu), \(cores) cores, \(date)")
         if fmaPeakGFLOPs > 0 {
-            print("  peak:     \(fixed(fmaPeakGFLOPs, 1)) GFLOP/s single-core vector \(fma ? "FMA" : "multiply+add") (12 SIMD8 chains)")
+            print("  peak:     \(fixed(fmaPeakGFLOPs, 1)) GFLOP/s single-core vector \(fma ? "FMA" : "multiply+add") (12 SIMD\(fmaPeakLanes) chains, the faster of 8 and 16 lanes)")
         }
         print("  OpenBLAS: core \(corename), threads set per section (bnk_blas_set_num_threads)")
+        let gemm = MatrixMultiplication.backend, rule = MatrixMultiplication.machineBackend
+        print("  products: \(gemm.rawValue)" + (gemm == rule ? " (the machine rule: OpenBLAS's kernel \(MatrixMultiplication.openBLASUsesSixteenLanes ? "uses" : "does not use") 16 lanes, AVX-512 build \(avx512Build ? "yes" : "no"))" : " (set on the command line; the rule gives \(rule.rawValue))"))
         print("  caches:   \(MachineCaches.current)")
         let tuning = KernelTuning.inForce
         print("  kernels:  \(tuning)" + (tuning == KernelTuning.machine ? " (derived from the caches)" : " (set on the command line; derived: \(KernelTuning.machine))"))
@@ -167,8 +172,10 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
     s += "  \"cpu\": \(_jsonStringLiteral(info.cpu)),\n"
     s += "  \"cores\": \(info.cores),\n"
     s += "  \"fma_peak_GFLOPs\": \(jsonNumber(info.fmaPeakGFLOPs)),\n"
+    s += "  \"fma_peak_lanes\": \(info.fmaPeakLanes),\n"
     s += "  \"date\": \(_jsonStringLiteral(info.date)),\n"
     s += "  \"openblas_corename\": \(_jsonStringLiteral(info.corename)),\n"
+    s += "  \"gemm_backend\": \(_jsonStringLiteral(MatrixMultiplication.backend.rawValue)),\n"
     s += "  \"environment\": {" + info.environment.map { "\(_jsonStringLiteral($0.0)): \(_jsonStringLiteral($0.1))" }.joined(separator: ", ") + "},\n"
     s += "  \"rounds\": \(bench.options.rounds),\n"
     s += "  \"thread_counts\": [" + bench.options.threadCounts.map(String.init).joined(separator: ", ") + "],\n"
@@ -231,3 +238,10 @@ func writeJSON(path: String, info: SystemInfo, bench: Bench, allocation: Allocat
     fclose(f)
     print("\nwrote \(path)")
 }
+
+/// Whether this binary was built for AVX-512 (`-D BATCHNORMKIT_AVX512`).
+#if BATCHNORMKIT_AVX512
+let avx512Build = true
+#else
+let avx512Build = false
+#endif

@@ -9,6 +9,7 @@ import Glibc
 import Darwin
 #endif
 import BatchNormKernels
+import BatchNormKit
 import CBatchNormKitBLAS
 import CBatchNormKitIntrinsics
 
@@ -135,19 +136,35 @@ final class Roofline {
         return (blocks.lowerBound * 32)..<(part == parts - 1 ? n : blocks.upperBound * 32)
     }
 
-    /// Median seconds of one plain sgemm, C = αop(A)op(B) + βC, row-major.
-    func sgemmTime(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float) -> Double {
-        let key = "sgemm/\(transA)/\(transB)/\(m)/\(n)/\(k)/\(beta)/\(bnk_blas_get_num_threads())"
-        return cached(key, higherIsBetter: false) { measureSgemm(transA: transA, transB: transB, m: m, n: n, k: k, beta: beta) }
+    /// How the bounds name a product on the backend in force: "sgemm"
+    /// (OpenBLAS) or "gemm simd16" (MatrixKernel).
+    var productName: String {
+        MatrixMultiplication.backend == .openBLAS ? "sgemm" : "gemm \(MatrixMultiplication.backend.rawValue)"
     }
 
-    private func measureSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float) -> Double {
+    /// Median seconds of one plain matrix product, C = op(A)op(B) + βC,
+    /// row-major, on the library's backend in force
+    /// (`MatrixMultiplication.backend`: the products of the layer cases'
+    /// bounds), or on OpenBLAS's sgemm when `openBLAS` (the `kernel.gemm.*`
+    /// cases' comparison).
+    func sgemmTime(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float, openBLAS: Bool = false) -> Double {
+        let backend = openBLAS ? MatrixBackend.openBLAS : MatrixMultiplication.backend
+        let key = "gemm/\(backend)/\(transA)/\(transB)/\(m)/\(n)/\(k)/\(beta)/\(bnk_blas_get_num_threads())/\(BatchNormKernel.threadCount)"
+        return cached(key, higherIsBetter: false) {
+            measureProduct(backend, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta)
+        }
+    }
+
+    private func measureProduct(_ backend: MatrixBackend, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, beta: Float) -> Double {
         let a = FloatBuffer(count: m * k, fill: 0.5), b = FloatBuffer(count: k * n, fill: 0.25)
         let c = FloatBuffer(count: m * n)
         let lda = transA ? m : k, ldb = transB ? k : n
         let t = measure(policy) {
-            bnk_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k),
-                      1, a.pointer, Int32(lda), b.pointer, Int32(ldb), beta, c.pointer, Int32(n))
+            MatrixMultiplication._withBackend(backend) {
+                MatrixMultiplication._multiply(transposeA: transA, transposeB: transB, m: m, n: n, k: k,
+                                               a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
+                                               accumulate: beta != 0, c: c.pointer, ldc: n)
+            }
             blackHole(c.pointer, m * n)
         }
         return t.median

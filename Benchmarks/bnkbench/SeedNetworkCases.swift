@@ -58,7 +58,8 @@ final class SeedSetup {
 }
 
 /// The matrix products of one seed-network step (`training`: 3 forward, 3 dW,
-/// 2 dX) or inference (3 forward) at batch `n`, as plain sgemm: their time and flops.
+/// 2 dX) or inference (3 forward) at batch `n`, as plain products on the
+/// backend in force (sgemm, or MatrixKernel's tiles): their time and flops.
 /// dW runs with β = 0: `zeroGrad()` marks the gradients zero and the next
 /// backward writes them instead of accumulating, as the step does.
 func seedGemmBound(_ roofline: Roofline, linears: [(Int, Int)], batch n: Int, training: Bool) -> Limit {
@@ -72,7 +73,8 @@ func seedGemmBound(_ roofline: Roofline, linears: [(Int, Int)], batch n: Int, tr
             t += roofline.sgemmTime(transA: false, transB: false, m: n, n: i, k: o, beta: 0); flops += Double(2 * n * i * o)
         }
     }
-    return Limit(kind: training ? "sgemm (8 GEMMs)" : "sgemm (3 GEMMs)", boundTime: t,
+    let name = roofline.productName
+    return Limit(kind: training ? "\(name) (8 GEMMs)" : "\(name) (3 GEMMs)", boundTime: t,
                  details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
 }
 

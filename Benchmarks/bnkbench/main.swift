@@ -46,6 +46,7 @@ func runCases(threads: Int) throws {
     }
     for shape in sizes.groupNorm { try groupNormCases(bench, shape: shape) }
     for (i, o) in sizes.linearShapes { try linearCases(bench, inFeatures: i, outFeatures: o, batch: sizes.linearBatch) }
+    for (i, o) in sizes.linearShapes { try matrixKernelCases(bench, inFeatures: i, outFeatures: o, batch: sizes.linearBatch) }
     for n in sizes.stepBatches { try stepCase(bench, sizes: sizes, batch: n) }
     for n in sizes.inferenceBatches {
         try inferenceCase(bench, sizes: sizes, batch: n)

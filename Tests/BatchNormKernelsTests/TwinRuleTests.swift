@@ -4,11 +4,11 @@ import Testing
 // The rule "one name finds the kernel, its twin, its test and its bench
 // case", checked on the sources: every `public static func NAME` of
 // BatchNormKernel (files BatchNormKernel*.swift) and GroupNormKernel
-// (GroupNormKernel*.swift) must have
-// - a twin `public static func NAME` in BatchNormReference / GroupNormReference,
+// (GroupNormKernel*.swift) and MatrixKernel (MatrixKernel*.swift) must have
+// - a twin `public static func NAME` in BatchNormReference / GroupNormReference / MatrixReference,
 // - a call `BatchNormKernel.NAME(` / `GroupNormKernel.NAME(` in this test target,
-// - a bench case `"kernel.NAME …"` / `"kernel.gn.NAME …"` in Benchmarks/bnkbench.
-// And every twin in BatchNormReference.swift / GroupNormReference.swift must
+// - a bench case `"kernel.NAME …"` / `"kernel.gn.NAME …"` / `"kernel.gemm.NAME …"` in Benchmarks/bnkbench.
+// And every twin in those three reference files must
 // name a kernel (layer-level twins live in BatchNormReference+*.swift).
 
 @Suite("The twin rule: every public kernel has a twin, a test and a bench case")
@@ -32,11 +32,13 @@ struct TwinRuleTests {
     /// Twins' helpers that are not kernels, each with its reason.
     static let helpers: [String: String] = [
         "GroupNormReference.swift statistics": "the oracle of GroupNormKernel.forward's statistics outputs",
+        "MatrixReference.swift absoluteScale": "the scale of MatrixKernel.multiply's rounding error, for its tolerance",
     ]
 
     /// (kernel enum, its twin's file, the bench case prefix)
     static let families = [("BatchNormKernel", "BatchNormReference.swift", "kernel."),
-                           ("GroupNormKernel", "GroupNormReference.swift", "kernel.gn.")]
+                           ("GroupNormKernel", "GroupNormReference.swift", "kernel.gn."),
+                           ("MatrixKernel", "MatrixReference.swift", "kernel.gemm.")]
 
     @Test("every kernel has a twin, a test and a bench case; every twin names a kernel")
     func rule() throws {

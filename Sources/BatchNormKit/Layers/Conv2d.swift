@@ -135,10 +135,10 @@ public final class Conv2d: Layer {
             }
             for group in 0..<groups {
                 // Y_g (C_out/G, L) = W_g (C_out/G, rows) · col_g (rows, L)
-                bnk_sgemm(0, 0, Int32(outPerGroup), Int32(l), Int32(rowsPerGroup),
-                          1, weight.value._pointer + group * outPerGroup * rowsPerGroup, Int32(rowsPerGroup),
-                          colSample + group * rowsPerGroup * l, Int32(l),
-                          bias == nil ? 0 : 1, ySample + group * outPerGroup * l, Int32(l))
+                MatrixMultiplication._multiply(transposeA: false, transposeB: false, m: outPerGroup, n: l, k: rowsPerGroup,
+                                               a: weight.value._pointer + group * outPerGroup * rowsPerGroup, lda: rowsPerGroup,
+                                               b: colSample + group * rowsPerGroup * l, ldb: l,
+                                               accumulate: bias != nil, c: ySample + group * outPerGroup * l, ldc: l)
             }
         }
         input = x
@@ -175,18 +175,19 @@ public final class Conv2d: Layer {
             for group in 0..<groups {
                 // dW_g (C_out/G, rows) += dY_g (C_out/G, L) · col_gᵀ (L, rows); β = 0 for the first write after zeroGrad
                 let first = sample == 0 && !dW.accumulate
-                bnk_sgemm(0, 1, Int32(outPerGroup), Int32(rowsPerGroup), Int32(l),
-                          1, dySample + group * outPerGroup * l, Int32(l),
-                          colSample + group * rowsPerGroup * l, Int32(l),
-                          first ? 0 : 1, dW.buffer._pointer + group * outPerGroup * rowsPerGroup, Int32(rowsPerGroup))
+                MatrixMultiplication._multiply(transposeA: false, transposeB: true, m: outPerGroup, n: rowsPerGroup, k: l,
+                                               a: dySample + group * outPerGroup * l, lda: l,
+                                               b: colSample + group * rowsPerGroup * l, ldb: l,
+                                               accumulate: !first, c: dW.buffer._pointer + group * outPerGroup * rowsPerGroup,
+                                               ldc: rowsPerGroup)
             }
             guard let dx, let dCol else { continue }
             for group in 0..<groups {
                 // dcol_g (rows, L) = W_gᵀ (rows, C_out/G) · dY_g (C_out/G, L)
-                bnk_sgemm(1, 0, Int32(rowsPerGroup), Int32(l), Int32(outPerGroup),
-                          1, weight.value._pointer + group * outPerGroup * rowsPerGroup, Int32(rowsPerGroup),
-                          dySample + group * outPerGroup * l, Int32(l),
-                          0, dCol._pointer + group * rowsPerGroup * l, Int32(l))
+                MatrixMultiplication._multiply(transposeA: true, transposeB: false, m: rowsPerGroup, n: l, k: outPerGroup,
+                                               a: weight.value._pointer + group * outPerGroup * rowsPerGroup, lda: rowsPerGroup,
+                                               b: dySample + group * outPerGroup * l, ldb: l,
+                                               accumulate: false, c: dCol._pointer + group * rowsPerGroup * l, ldc: l)
             }
             _col2im(dCol._pointer, g, into: dx._pointer + sample * inChannels * g.inPlane)
         }

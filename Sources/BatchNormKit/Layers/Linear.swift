@@ -6,7 +6,8 @@ import CBatchNormKitBLAS
 /// - `weight` `(outFeatures, inFeatures)`, `bias` `[outFeatures]`.
 /// - Init as PyTorch: Kaiming-uniform with a = √5, i.e. W, b ~ U(−1/√in, 1/√in).
 ///
-/// Forward and both weight products of backward run on OpenBLAS `sgemm`.
+/// Forward and both products of backward run on `MatrixMultiplication`'s
+/// backend (OpenBLAS `sgemm`, or 16-lane tiles where OpenBLAS uses 8 lanes).
 public final class Linear: Layer {
     /// Features per input row.
     public let inFeatures: Int
@@ -69,9 +70,9 @@ public final class Linear: Layer {
             let b = bias.value._pointer, out = y._pointer
             for row in 0..<n { (out + row * outFeatures).update(from: b, count: outFeatures) }
         }
-        bnk_sgemm(0, 1, Int32(n), Int32(outFeatures), Int32(inFeatures),
-                  1, x._pointer, Int32(inFeatures), weight.value._pointer, Int32(inFeatures),
-                  bias == nil ? 0 : 1, y._pointer, Int32(outFeatures))
+        MatrixMultiplication._multiply(transposeA: false, transposeB: true, m: n, n: outFeatures, k: inFeatures,
+                                       a: x._pointer, lda: inFeatures, b: weight.value._pointer, ldb: inFeatures,
+                                       accumulate: bias != nil, c: y._pointer, ldc: outFeatures)
         return y
     }
 
@@ -85,9 +86,9 @@ public final class Linear: Layer {
         let n = dy.shape[0]
         // dW (out, in) += dYᵀ (out, N) · X (N, in); β = 0 right after zeroGrad
         let dW = weight._gradForUpdate()
-        bnk_sgemm(1, 0, Int32(outFeatures), Int32(inFeatures), Int32(n),
-                  1, dy._pointer, Int32(outFeatures), x._pointer, Int32(inFeatures),
-                  dW.accumulate ? 1 : 0, dW.buffer._pointer, Int32(inFeatures))
+        MatrixMultiplication._multiply(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: n,
+                                       a: dy._pointer, lda: outFeatures, b: x._pointer, ldb: inFeatures,
+                                       accumulate: dW.accumulate, c: dW.buffer._pointer, ldc: inFeatures)
         if let bias {
             let db = bias._gradForUpdate()
             if !db.accumulate { db.buffer.fill(0) }
@@ -96,9 +97,9 @@ public final class Linear: Layer {
         guard needsInputGradient else { return nil }
         // dX (N, in) = dY (N, out) · W (out, in)
         let dx = gradInput._reuse(rows: n, columns: inFeatures)
-        bnk_sgemm(0, 0, Int32(n), Int32(inFeatures), Int32(outFeatures),
-                  1, dy._pointer, Int32(outFeatures), weight.value._pointer, Int32(inFeatures),
-                  0, dx._pointer, Int32(inFeatures))
+        MatrixMultiplication._multiply(transposeA: false, transposeB: false, m: n, n: inFeatures, k: outFeatures,
+                                       a: dy._pointer, lda: outFeatures, b: weight.value._pointer, ldb: inFeatures,
+                                       accumulate: false, c: dx._pointer, ldc: inFeatures)
         return dx
     }
 
