@@ -101,11 +101,11 @@ struct _MatrixJob {
             let nc = min(_columnBlock, columns.upperBound - jc)
             for pc in stride(from: 0, to: k, by: _sumBlock) {
                 let kc = min(_sumBlock, k - pc)
-                _packB(transposeB, b, ldb, rows: pc, kc, columns: jc, nc, into: w.packedB)
+                _packB(transposeB, b, ldb, rows: pc, kc, columns: jc, nc, into: w.packedB, scratch: w.transposeScratch)
                 let adds = accumulate || pc > 0
                 for ic in stride(from: rows.lowerBound, to: rows.upperBound, by: _rowBlock) {
                     let mc = min(_rowBlock, rows.upperBound - ic)
-                    _packA(transposeA, a, lda, rows: ic, mc, columns: pc, kc, into: w.packedA)
+                    _packA(transposeA, a, lda, rows: ic, mc, columns: pc, kc, into: w.packedA, scratch: w.transposeScratch)
                     for jr in stride(from: 0, to: nc, by: _tileColumns) {
                         let panelB = w.packedB + jr * kc
                         let tileColumns = min(_tileColumns, nc - jr)
@@ -131,14 +131,16 @@ struct _MatrixJob {
     }
 }
 
-/// A thread's packing buffers (A block, B block, one scratch tile),
-/// allocated on its first product and freed when the thread ends.
+/// A thread's packing buffers (A block, B block, one scratch tile, 32
+/// vectors for B's transposes), allocated on its first product and freed
+/// when the thread ends.
 struct _MatrixWorkspace {
     var packedA: UnsafeMutablePointer<Float>
     var packedB: UnsafeMutablePointer<Float>
     var tile: UnsafeMutablePointer<Float>
+    var transposeScratch: UnsafeMutablePointer<_Wide>
 
-    static let floats = (_rowBlock * _sumBlock, _sumBlock * _columnBlock, _tileRows * _tileColumns)
+    static let floats = (_rowBlock * _sumBlock, _sumBlock * _columnBlock, _tileRows * _tileColumns + 2 * _wideLanes * _wideLanes)
 
     static var current: _MatrixWorkspace {
         let raw: UnsafeMutableRawPointer
@@ -155,7 +157,10 @@ struct _MatrixWorkspace {
             raw = p
         }
         let base = raw.assumingMemoryBound(to: Float.self)
-        return _MatrixWorkspace(packedA: base, packedB: base + floats.0, tile: base + floats.0 + floats.1)
+        let tile = base + floats.0 + floats.1
+        // the transposes' vectors after the tile, 64-byte aligned (the tile is 256 floats)
+        let vectors = UnsafeMutableRawPointer(tile + _tileRows * _tileColumns).assumingMemoryBound(to: _Wide.self)
+        return _MatrixWorkspace(packedA: base, packedB: base + floats.0, tile: tile, transposeScratch: vectors)
     }
 }
 
