@@ -103,9 +103,26 @@ extension BatchNormKernel {
     }
 }
 
-/// dy·[y > 0], as vectors and scalars (NaN or ≤ 0 in y: 0).
+/// dy·[y > 0], as vectors and scalars (NaN or ≤ 0 in y: 0). The select
+/// form, for the reductions; the dx passes use ``_reluMaskedBits(_:_:)``.
 @inlinable @inline(__always)
 func _reluMasked(_ dy: _Vector, _ y: _Vector) -> _Vector { dy.replacing(with: 0, where: .!(y .> 0)) }
+
+/// ``_reluMasked(_:_:)`` (the same bits) as an AND of dy's bits with a mask
+/// computed in integer lanes from y's bits, for the dx passes. A select of a
+/// loaded dy becomes a zero-masking load, which cannot start before y's load
+/// and compare are done; from memory that chain made the masked dx pass 1.6×
+/// slower on Zen 5, while in the reductions the AND's extra work cost more
+/// than it saved (Benchmarks/README.md, "Measurements behind the kernels").
+/// y > 0 and not NaN ⇔ its bits b, as Int32, satisfy 1 ≤ b ≤ 0x7F80_0000
+/// (+∞): with t = b − 1, t and 0x7F7F_FFFF − t are both ≥ 0 exactly then,
+/// so the sign of their OR, spread over the lane, is the mask's complement.
+@inlinable @inline(__always)
+func _reluMaskedBits(_ dy: _Vector, _ y: _Vector) -> _Vector {
+    let t = unsafeBitCast(y, to: SIMD8<Int32>.self) &- 1
+    let keep = ~((t | (0x7F7F_FFFF &- t)) &>> 31)
+    return unsafeBitCast(unsafeBitCast(dy, to: SIMD8<Int32>.self) & keep, to: _Vector.self)
+}
 
 @inlinable @inline(__always)
 func _reluMasked(_ dy: Float, _ y: Float) -> Float { y > 0 ? dy : 0 }

@@ -71,7 +71,7 @@ extension GroupNormKernel {
     @inlinable static var reads: Int { 2 }
     @inlinable @inline(__always)
     static func vector(_ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, at o: Int) -> _Vector {
-        _reluMasked(_load(dy + o), _load(y + o))
+        _reluMaskedBits(_load(dy + o), _load(y + o))
     }
     @inlinable @inline(__always)
     static func scalar(_ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>, at o: Int) -> Float {

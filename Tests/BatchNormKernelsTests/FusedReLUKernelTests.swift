@@ -140,4 +140,24 @@ struct FusedReLUKernelTests {
                                           gradScale: ones, inputScale: zeros, constant: zeros, gradInput: &dx)
         #expect(dx == [0, 0, 3, 0, 5, 0, 7, 8, 0])
     }
+
+    @Test("the dx pass's integer-lane mask keeps exactly the y > 0 lanes, for every kind of Float")
+    func maskBitPatterns() {
+        // every class of y: ±0, ±subnormal, ±normal, ±∞, NaNs of either sign and payload
+        let patterns: [UInt32] = [0x0000_0000, 0x8000_0000, 0x0000_0001, 0x8000_0001, 0x007F_FFFF, 0x0080_0000,
+                                  0x3F80_0000, 0xBF80_0000, 0x7F7F_FFFF, 0xFF7F_FFFF, 0x7F80_0000, 0xFF80_0000,
+                                  0x7F80_0001, 0x7FC0_0000, 0x7FFF_FFFF, 0xFFC0_0000, 0xFFFF_FFFF, 0x8000_0002]
+        let y = patterns.map { Float(bitPattern: $0) }
+        let n = y.count
+        // dy = ∞ everywhere: a masked lane must give 0, not ∞·0 = NaN
+        let dy = [Float](repeating: .infinity, count: n)
+        let zeros = [Float](repeating: 0, count: n), ones = [Float](repeating: 1, count: n)
+        var dx = [Float](repeating: .nan, count: n)
+        BatchNormKernel.backwardInputReLU(gradOutput: dy, output: y, input: zeros, shape: BatchNormShape(n: 1, c: n),
+                                          shift: zeros, gradScale: ones, inputScale: zeros, constant: zeros, gradInput: &dx)
+        for i in 0..<n {
+            let want: Float = y[i] > 0 ? .infinity : 0
+            #expect(dx[i] == want, "y bits \(String(patterns[i], radix: 16)): dx \(dx[i]), want \(want)")
+        }
+    }
 }
