@@ -36,17 +36,25 @@ struct InputOptions: ParsableArguments {
     }
 }
 
-/// How many threads the matrix products use.
+/// How many threads the matrix products and kernels use, and what runs the products.
 struct ThreadOptions: ParsableArguments {
-    @Option(help: "OpenBLAS threads for the matrix products.")
+    @Option(help: "Threads for the matrix products (OpenBLAS's or MatrixKernel's) and the normalization kernels.")
     var threads: Int = 1
+
+    @Option(help: "openblas or simd16: what runs the matrix products (default: the machine rule — simd16 in an AVX-512 build where OpenBLAS runs an 8-lane kernel, else openblas).")
+    var gemm: MatrixBackend?
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    func apply() throws { try setThreadCount(threads) }
+    func apply() throws {
+        try setThreadCount(threads)
+        if let gemm { MatrixMultiplication.backend = gemm }
+    }
 }
+
+extension MatrixBackend: ExpressibleByArgument {}
 
 /// What every training command shares: epochs, batch size, momentum, seed
 /// (the seed lesson's 10 epochs, batch 128, momentum 0.9, seed 0).
