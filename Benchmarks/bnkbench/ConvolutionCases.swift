@@ -190,7 +190,7 @@ func cnnGemmBound(_ roofline: Roofline, net: CNN, batch n: Int, training: Bool) 
             }
         }
     }
-    return Limit(kind: training ? "sgemm (step)" : "sgemm (forward)", boundTime: t,
+    return Limit(kind: training ? "\(roofline.productName) (step)" : "\(roofline.productName) (forward)", boundTime: t,
                  details: [("gemm_flops", flops), ("sgemm_GFLOPs", flops / t / 1e9)])
 }
 
