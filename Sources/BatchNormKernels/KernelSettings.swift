@@ -32,19 +32,30 @@ package struct _KernelSettings: Sendable {
 extension BatchNormKernel {
     /// Runs `body` with `settings` in force for kernel calls made on this thread.
     package static func _withSettings<R>(_ settings: _KernelSettings, _ body: () throws -> R) rethrows -> R {
-        let previous = pthread_getspecific(_settingsKey)
-        var scoped = settings
-        return try withUnsafeMutablePointer(to: &scoped) { p in
-            pthread_setspecific(_settingsKey, p)
-            defer { pthread_setspecific(_settingsKey, previous) }
-            return try body()
-        }
+        try _withThreadValue(settings, key: _settingsKey, body)
     }
 }
 
 /// The calling thread's scoped settings, or nil (one TLS read per kernel call).
-func _scopedSettings() -> _KernelSettings? {
-    pthread_getspecific(_settingsKey)?.assumingMemoryBound(to: _KernelSettings.self).pointee
+func _scopedSettings() -> _KernelSettings? { _threadValue(_settingsKey) }
+
+/// Runs `body` with `value` readable on this thread through `key`
+/// (``_threadValue(_:)``), the previous value restored after: the package's
+/// one way to scope a setting to a thread (kernel settings here,
+/// BatchNormKit's matrix backend).
+package func _withThreadValue<T, R>(_ value: T, key: pthread_key_t, _ body: () throws -> R) rethrows -> R {
+    let previous = pthread_getspecific(key)
+    var scoped = value
+    return try withUnsafeMutablePointer(to: &scoped) { p in
+        pthread_setspecific(key, p)
+        defer { pthread_setspecific(key, previous) }
+        return try body()
+    }
+}
+
+/// The value ``_withThreadValue(_:key:_:)`` scoped to this thread under `key`, or nil.
+package func _threadValue<T>(_ key: pthread_key_t) -> T? {
+    pthread_getspecific(key)?.assumingMemoryBound(to: T.self).pointee
 }
 
 /// How many parts a call on a batch of `values` values and `n` samples runs

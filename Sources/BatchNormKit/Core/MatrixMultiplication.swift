@@ -51,19 +51,11 @@ public enum MatrixMultiplication {
     /// Runs `body` with `backend` in force for products on this thread only
     /// (the tests compare the backends while other tests run).
     package static func _withBackend<R>(_ backend: MatrixBackend, _ body: () throws -> R) rethrows -> R {
-        let previous = pthread_getspecific(_backendKey)
-        var scoped = backend
-        return try withUnsafeMutablePointer(to: &scoped) { p in
-            pthread_setspecific(_backendKey, p)
-            defer { pthread_setspecific(_backendKey, previous) }
-            return try body()
-        }
+        try _withThreadValue(backend, key: _backendKey, body)
     }
 
     /// The backend for a product on this thread.
-    static var inForce: MatrixBackend {
-        pthread_getspecific(_backendKey)?.assumingMemoryBound(to: MatrixBackend.self).pointee ?? _backend
-    }
+    static var inForce: MatrixBackend { _threadValue(_backendKey) ?? _backend }
 
     /// C `(m, n)` = op(A) `(m, k)` · op(B) `(k, n)` (+ C when `accumulate`),
     /// row-major, on the backend in force (layouts as `MatrixKernel.multiply`).
