@@ -1,10 +1,11 @@
 // MatrixKernel: the matrix product of Linear and Conv2d, for machines where
 // OpenBLAS's kernel leaves half the vector width unused.
 //
-// Debian's OpenBLAS 0.3.21 has no kernel for Zen 5 and runs its Haswell
-// (AVX2, 8-lane) sgemm there, while the core multiplies and adds 16 lanes per
-// instruction at the same rate (`bnkbench`'s FMA peak: 8 and 16 lanes). This
-// is a plain Goto/BLIS-style sgemm on 16-lane vectors: B packed in panels of
+// An OpenBLAS held to its Haswell kernel (AVX2, 8 lanes; `OPENBLAS_CORETYPE`,
+// as on the Zen 5 machines here) leaves half of a Zen 5 core's FMA width
+// idle: the core runs a 16-lane multiply-add as fast as an 8-lane one
+// (`bnkbench`'s FMA peak, measured on both widths). This is a plain
+// Goto/BLIS-style sgemm on 16-lane vectors: B packed in panels of
 // 32 columns that stay in L1 across a block of A, A packed in panels of 8
 // rows, one 8 × 32 register tile (16 accumulators) per panel pair.
 // Whether the library uses it instead of OpenBLAS is the caller's choice

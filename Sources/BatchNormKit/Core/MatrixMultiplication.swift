@@ -32,9 +32,10 @@ public enum MatrixMultiplication {
     /// the build targets AVX-512 (`-D BATCHNORMKIT_AVX512`, the Makefile's
     /// native build on such a CPU) and OpenBLAS runs an 8-lane kernel here
     /// (its core is not one of its AVX-512 ones: SkylakeX, Cooperlake,
-    /// SapphireRapids); ``MatrixBackend/openBLAS`` otherwise. Debian's
-    /// OpenBLAS 0.3.21 runs its Haswell kernel on Zen 5, whose FMA units are
-    /// 16 lanes wide (`bnkbench`'s `kernel.gemm.*` cases measure both).
+    /// SapphireRapids); ``MatrixBackend/openBLAS`` otherwise. The case it is
+    /// for: an OpenBLAS held to its Haswell kernel (`OPENBLAS_CORETYPE`) on a
+    /// Zen 5 core, whose FMA units are 16 lanes wide (`bnkbench`'s
+    /// `kernel.gemm.*` cases measure both).
     public static let machineBackend: MatrixBackend = {
         #if BATCHNORMKIT_AVX512
         return openBLASUsesSixteenLanes ? .openBLAS : .simd16
