@@ -162,13 +162,18 @@ extension BatchNormKernel {
     ///   such lines at once (8 ways, two left for the sums/constants);
     /// - batches streamed from memory with short rows (< 4 KB): one row at a
     ///   time, so the hardware prefetcher sees one sequential stream — several
-    ///   interleaved 1 KB streams halve the bandwidth.
+    ///   interleaved 1 KB streams halve the bandwidth;
+    /// - a pass whose arrays together reach the L3's size comes from memory
+    ///   whatever its rows: one row at a time too (rows of 4 KB: Zen 5's
+    ///   `bn.backward (4096, 1024)` 75–77 % → 83 % of its bound; below the L3,
+    ///   at (1024, 1024), one row was slower: Benchmarks/README.md).
     @inlinable
     static func _rowGroup(c: Int, rows: Int, streams: Int, maximum: Int) -> Int {
         let rowBytes = c * 4
         let batchBytes = rowBytes * rows * streams
         var group = maximum
         if batchBytes > _residentBytes() && rowBytes < 4096 { return 1 }
+        if batchBytes >= _fromMemoryBytes { return 1 }
         if rowBytes % 4096 == 0 {
             while group > 1 && group * streams > 6 { group /= 2 }
         }

@@ -79,6 +79,14 @@ public struct KernelTuning: Sendable, Equatable, CustomStringConvertible {
 /// Backs ``BatchNormKernel/cacheResidentBytes``.
 @usableFromInline nonisolated(unsafe) var _cacheResidentBytes = KernelTuning.machine.cacheResidentBytes
 
+/// Bytes from which a pass's arrays cannot stay in the caches between passes
+/// (the running machine's L3; 4·L2 without one): the row grouping reads such
+/// a pass one row at a time, whatever its row length.
+@usableFromInline let _fromMemoryBytes: Int = {
+    let caches = MachineCaches.current
+    return caches.l3 > 0 ? caches.l3 : 4 * caches.l2
+}()
+
 extension BatchNormKernel {
     /// Bytes a pass may read (all its input arrays together) and still count
     /// as cache-resident for the row grouping of `(N, C)` passes (default
