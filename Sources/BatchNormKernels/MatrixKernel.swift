@@ -13,7 +13,7 @@
 //
 // Loop shapes (the block sizes below), outermost first:
 //   columns of C in blocks of 512   (B block: 256 × 512 floats = 512 KB, in L2)
-//   the sum index in blocks of 256  (packed once per column block)
+//   the sum index in blocks of 256  (B packed once per column and sum block)
 //   rows of C in blocks of 128      (A block: 128 × 256 floats = 128 KB, in L2)
 //   32-column panels of B           (one panel: 32 KB, in L1)
 //   8-row panels of A → one 8 × 32 tile of C
@@ -30,8 +30,8 @@ public enum MatrixKernel {}
 
 /// Rows and columns of the register tile; the sum-index, row and column
 /// blocks that keep the packed panels in L1 and L2.
-@usableFromInline let _tileRows = 8
-@usableFromInline let _tileColumns = 2 * _wideLanes
+let _tileRows = 8
+let _tileColumns = 2 * _wideLanes
 let _sumBlock = 256, _rowBlock = 128, _columnBlock = 512
 
 extension MatrixKernel {
