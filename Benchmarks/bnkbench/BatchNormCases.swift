@@ -58,7 +58,7 @@ func batchNormCases(_ bench: Bench, shape: BatchNormShape) throws {
                   referenceRows: rows,
                   fast: { blackHole(try bn.backward(dyt, needsInputGradient: true)) },
                   limit: { bench.roofline.backwardBound(tensorBytes: tensorBytes) },
-                  pattern: { bench.roofline.patternTime(Roofline.backwardPasses(reads: 2), tensorBytes: tensorBytes) })
+                  pattern: { bench.roofline.patternTime(Roofline.backwardPasses, tensorBytes: tensorBytes) })
 }
 
 /// The first rows of a batch for the naive twin, at most 2¹⁸ values (at

@@ -205,9 +205,9 @@ final class Roofline {
     static let forwardTrainPasses = [(reads: 1, writes: false), (reads: 1, writes: true)]
     /// Eval: normalize only.
     static let forwardEvalPasses = [(reads: 1, writes: true)]
-    /// Backward: the sums (read dy, x), dx (read dy, x, write dx); behind a
-    /// fused ReLU each pass also reads y.
-    static func backwardPasses(reads: Int) -> [(reads: Int, writes: Bool)] { [(reads, false), (reads, true)] }
+    /// Backward: the sums (read dy, x), dx (read dy, x, write dx) — behind
+    /// a fused ReLU too (the mask comes from x).
+    static let backwardPasses = [(reads: 2, writes: false), (reads: 2, writes: true)]
 
     // MARK: Bounds for the BatchNorm cases (S = bytes of one (N, C, L) tensor)
 

@@ -21,7 +21,7 @@ extension BatchNormKernel {
         sumGrad: UnsafeMutablePointer<Double>, sumGradShifted: UnsafeMutablePointer<Double>,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        _reducePairs(_GradTerms.self, _PairArrays(x: input, dy: gradOutput, mask: input, shift: shift, sum1: sumGrad,
+        _reducePairs(_GradTerms.self, _PairArrays(x: input, dy: gradOutput, shift: shift, scale: shift, bias: shift, sum1: sumGrad,
                                                   sum2: sumGradShifted, scratch: scratch), shape: shape)
     }
 
@@ -36,28 +36,26 @@ extension BatchNormKernel {
         inputScale: UnsafePointer<Float>, constant: UnsafePointer<Float>,
         gradInput: UnsafeMutablePointer<Float>
     ) {
-        _elementwise(_GradInputTerms(_Unmasked.self, dy: gradOutput, y: gradOutput, x: input, shift: shift,
-                                     gradScale: gradScale, inputScale: inputScale, constant: constant,
-                                     output: gradInput),
+        _elementwise(_GradInputTerms(dy: gradOutput, x: input, shift: shift, gradScale: gradScale,
+                                     inputScale: inputScale, constant: constant, output: gradInput),
                      shape: shape, parallel: _ElementwisePass.gradInput)
     }
 }
 
-/// dx = gradScale·dyₘ + inputScale·(x − shift) + constant, with dyₘ the
-/// gradient as `Mask` reads it: dy itself, or dy·[y > 0] behind a fused ReLU.
-@usableFromInline struct _GradInputTerms<Mask: _GradientMask>: _ElementwiseTerms {
-    @usableFromInline let dy, y, x, shift, gradScale, inputScale, constant: UnsafePointer<Float>
+/// dx = gradScale·dy + inputScale·(x − shift) + constant.
+@usableFromInline struct _GradInputTerms: _ElementwiseTerms {
+    @usableFromInline let dy, x, shift, gradScale, inputScale, constant: UnsafePointer<Float>
     @usableFromInline let output: UnsafeMutablePointer<Float>
 
-    @inlinable init(_: Mask.Type, dy: UnsafePointer<Float>, y: UnsafePointer<Float>, x: UnsafePointer<Float>,
-                    shift: UnsafePointer<Float>, gradScale: UnsafePointer<Float>, inputScale: UnsafePointer<Float>,
+    @inlinable init(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                    gradScale: UnsafePointer<Float>, inputScale: UnsafePointer<Float>,
                     constant: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        self.dy = dy; self.y = y; self.x = x; self.shift = shift; self.gradScale = gradScale
+        self.dy = dy; self.x = x; self.shift = shift; self.gradScale = gradScale
         self.inputScale = inputScale; self.constant = constant; self.output = output
     }
 
-    /// dy (and y), x, and the output.
-    @inlinable static var streams: Int { Mask.reads + 2 }
+    /// dy, x, and the output.
+    @inlinable static var streams: Int { 3 }
     @inlinable @inline(__always)
     func constants(column j: Int) -> (_Vector, _Vector, _Vector, _Vector) {
         (_load(shift + j), _load(gradScale + j), _load(inputScale + j), _load(constant + j))
@@ -69,10 +67,10 @@ extension BatchNormKernel {
     }
     @inlinable @inline(__always)
     func vector(_ k: (_Vector, _Vector, _Vector, _Vector), at o: Int) -> _Vector {
-        _mulAdd(Mask.vector(dy, y, at: o), k.1, _mulAdd(_load(x + o) - k.0, k.2, k.3))
+        _mulAdd(_load(dy + o), k.1, _mulAdd(_load(x + o) - k.0, k.2, k.3))
     }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        Mask.scalar(dy, y, at: o) * gradScale[f] + ((x[o] - shift[f]) * inputScale[f] + constant[f])
+        dy[o] * gradScale[f] + ((x[o] - shift[f]) * inputScale[f] + constant[f])
     }
 }

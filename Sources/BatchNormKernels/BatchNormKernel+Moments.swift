@@ -24,7 +24,8 @@ extension BatchNormKernel {
                 moments.m2.withUnsafeMutableBufferPointer { sumD2 in
                     moments._scratch.withUnsafeMutableBufferPointer { scratch in
                         _reducePairs(_MomentTerms.self,
-                                     _PairArrays(x: input, dy: input, mask: input, shift: UnsafePointer(shift.baseAddress!),
+                                     _PairArrays(x: input, dy: input, shift: UnsafePointer(shift.baseAddress!),
+                                                 scale: UnsafePointer(shift.baseAddress!), bias: UnsafePointer(shift.baseAddress!),
                                                  sum1: sumD.baseAddress!, sum2: sumD2.baseAddress!,
                                                  scratch: scratch.baseAddress!),
                                      shape: shape)

@@ -44,5 +44,5 @@ extension BatchNormKernel {
     @inlinable @inline(__always)
     func vector(_ k: (_Vector, _Vector, _Vector), at o: Int) -> _Vector { _mulAdd(_load(x + o) - k.0, k.1, k.2) }
     @inlinable @inline(__always)
-    func scalar(feature f: Int, at o: Int) -> Float { (x[o] - shift[f]) * scale[f] + bias[f] }
+    func scalar(feature f: Int, at o: Int) -> Float { _mulAdd(x[o] - shift[f], scale[f], bias[f]) }
 }

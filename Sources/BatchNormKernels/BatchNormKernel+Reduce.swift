@@ -19,33 +19,41 @@
 @usableFromInline protocol _PairTerms {
     /// Arrays the pass reads (for the row grouping).
     static var streams: Int { get }
+    /// The fewest rows the row loop reads per pass (``_rowGroup(c:rows:streams:maximum:)``
+    /// may choose more): 2 for the ReLU terms, whose loads of scale and bias
+    /// and of the block sums per vector then serve two rows (Zen 4, 4 KB rows
+    /// from memory: one row per pass took 1.2× as long; Benchmarks/README.md,
+    /// "Measurements behind the kernels"); 1 for the others.
+    static var leastRowGroup: Int { get }
     /// Which terms these are, for the pool's parts (a C function pointer
     /// cannot be generic; a generic entry called across modules would run
     /// unspecialised).
     static var kind: _PairKind { get }
-    /// Adds one element's two terms to the sums, `d = x − shift`; `mask`
-    /// is the third array's value there (read only by terms that use it:
-    /// the load is dead code for the others).
-    static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector)
+    /// Adds one element's two terms to the sums, `d = x − shift`; `scale`
+    /// and `bias` are the forward's constants at these features (read only
+    /// by the ReLU terms, for the pre-activation d·scale + bias: the loads
+    /// are dead code for the others).
+    static func accumulate(d: _Vector, dy: _Vector, scale: _Vector, bias: _Vector, _ s1: inout _Vector, _ s2: inout _Vector)
     /// The same on 16 lanes (the register strips,
     /// ``BatchNormKernel/_reduceStrip(_:_:rows:c:from:)``): written out per
     /// type, as SIMD code generic over the width runs lane by lane.
-    static func accumulate(d: _Wide, dy: _Wide, mask: _Wide, _ s1: inout _Wide, _ s2: inout _Wide)
-    static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float)
+    static func accumulate(d: _Wide, dy: _Wide, scale: _Wide, bias: _Wide, _ s1: inout _Wide, _ s2: inout _Wide)
+    static func terms(d: Float, dy: Float, scale: Float, bias: Float) -> (Float, Float)
 }
 
-/// The arrays of one reduction: it reads x, dy and mask (`(N, C, L)`; mask
-/// only by terms that use it) and shift (`[C]`), adds into sum1, sum2 (`[C]`,
-/// Double) and keeps its Float32 block sums in scratch (`[2·C]`).
+/// The arrays of one reduction: it reads x and dy (`(N, C, L)`), shift and
+/// — only terms that use them — scale and bias (`[C]`; any `[C]` array for
+/// the others), adds into sum1, sum2 (`[C]`, Double) and keeps its Float32
+/// block sums in scratch (`[2·C]`).
 @usableFromInline struct _PairArrays {
-    @usableFromInline var x, dy, mask, shift: UnsafePointer<Float>
+    @usableFromInline var x, dy, shift, scale, bias: UnsafePointer<Float>
     @usableFromInline var sum1, sum2: UnsafeMutablePointer<Double>
     @usableFromInline var scratch: UnsafeMutablePointer<Float>
 
-    @inlinable init(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>,
-                    shift: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>,
+    @inlinable init(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                    scale: UnsafePointer<Float>, bias: UnsafePointer<Float>, sum1: UnsafeMutablePointer<Double>,
                     sum2: UnsafeMutablePointer<Double>, scratch: UnsafeMutablePointer<Float>) {
-        self.x = x; self.dy = dy; self.mask = mask; self.shift = shift
+        self.x = x; self.dy = dy; self.shift = shift; self.scale = scale; self.bias = bias
         self.sum1 = sum1; self.sum2 = sum2; self.scratch = scratch
     }
 }
@@ -56,33 +64,35 @@
 /// Σd and Σd² (the statistics pass; `dy` is ignored).
 @usableFromInline enum _MomentTerms: _PairTerms {
     @inlinable static var streams: Int { 1 }
+    @inlinable static var leastRowGroup: Int { 1 }
     @inlinable static var kind: _PairKind { .moments }
     @inlinable @inline(__always)
-    static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
+    static func accumulate(d: _Vector, dy: _Vector, scale: _Vector, bias: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         s1 += d; s2 = _mulAdd(d, d, s2)
     }
     @inlinable @inline(__always)
-    static func accumulate(d: _Wide, dy: _Wide, mask: _Wide, _ s1: inout _Wide, _ s2: inout _Wide) {
+    static func accumulate(d: _Wide, dy: _Wide, scale: _Wide, bias: _Wide, _ s1: inout _Wide, _ s2: inout _Wide) {
         s1 += d; s2 = _mulAdd(d, d, s2)
     }
     @inlinable @inline(__always)
-    static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) { (d, d * d) }
+    static func terms(d: Float, dy: Float, scale: Float, bias: Float) -> (Float, Float) { (d, d * d) }
 }
 
 /// Σdy and Σdy·d (the backward pass).
 @usableFromInline enum _GradTerms: _PairTerms {
     @inlinable static var streams: Int { 2 }
+    @inlinable static var leastRowGroup: Int { 1 }
     @inlinable static var kind: _PairKind { .grad }
     @inlinable @inline(__always)
-    static func accumulate(d: _Vector, dy: _Vector, mask: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
+    static func accumulate(d: _Vector, dy: _Vector, scale: _Vector, bias: _Vector, _ s1: inout _Vector, _ s2: inout _Vector) {
         s1 += dy; s2 = _mulAdd(dy, d, s2)
     }
     @inlinable @inline(__always)
-    static func accumulate(d: _Wide, dy: _Wide, mask: _Wide, _ s1: inout _Wide, _ s2: inout _Wide) {
+    static func accumulate(d: _Wide, dy: _Wide, scale: _Wide, bias: _Wide, _ s1: inout _Wide, _ s2: inout _Wide) {
         s1 += dy; s2 = _mulAdd(dy, d, s2)
     }
     @inlinable @inline(__always)
-    static func terms(d: Float, dy: Float, mask: Float) -> (Float, Float) { (dy, dy * d) }
+    static func terms(d: Float, dy: Float, scale: Float, bias: Float) -> (Float, Float) { (dy, dy * d) }
 }
 
 extension BatchNormKernel {
@@ -117,10 +127,10 @@ extension BatchNormKernel {
     /// batch, of which `rows` may be one thread's share) sets the row grouping.
     @inlinable
     static func _reduceRows<T: _PairTerms>(_: T.Type, _ a: _PairArrays, rows: Range<Int>, batchRows: Int, c: Int) {
-        let x = a.x, dy = a.dy, mask = a.mask, shift = a.shift, sum1 = a.sum1, sum2 = a.sum2
+        let x = a.x, dy = a.dy, shift = a.shift, scale = a.scale, bias = a.bias, sum1 = a.sum1, sum2 = a.sum2
         let s1 = a.scratch, s2 = a.scratch + c
         let strips = _takesStrips(c: c)
-        let group = strips ? 1 : _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 8)
+        let group = strips ? 1 : max(T.leastRowGroup, _rowGroup(c: c, rows: batchRows, streams: T.streams, maximum: 8))
         // blocks from the last to the first (see the top of this file)
         var blockEnd = rows.upperBound
         while blockEnd > rows.lowerBound {
@@ -133,15 +143,15 @@ extension BatchNormKernel {
                 var row = blockStart
                 switch group {
                 case 8:
-                    while row + 8 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, width: c, rows: 8, shift: shift, s1: s1, s2: s2); row += 8 }
+                    while row + 8 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, width: c, rows: 8, shift: shift, scale: scale, bias: bias, s1: s1, s2: s2); row += 8 }
                 case 4:
-                    while row + 4 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, width: c, rows: 4, shift: shift, s1: s1, s2: s2); row += 4 }
+                    while row + 4 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, width: c, rows: 4, shift: shift, scale: scale, bias: bias, s1: s1, s2: s2); row += 4 }
                 case 2:
-                    while row + 2 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, width: c, rows: 2, shift: shift, s1: s1, s2: s2); row += 2 }
+                    while row + 2 <= blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, width: c, rows: 2, shift: shift, scale: scale, bias: bias, s1: s1, s2: s2); row += 2 }
                 default:
                     break
                 }
-                while row < blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, mask: mask + row * c, c: c, width: c, rows: 1, shift: shift, s1: s1, s2: s2); row += 1 }
+                while row < blockEnd { _reduceGroup(T.self, x: x + row * c, dy: dy + row * c, c: c, width: c, rows: 1, shift: shift, scale: scale, bias: bias, s1: s1, s2: s2); row += 1 }
             }
             // fold the Float32 block into the Double totals
             for j in 0..<c {
@@ -186,25 +196,26 @@ extension BatchNormKernel {
     /// odd rows) for the adders' latency.
     @inlinable @inline(__always)
     static func _reduceGroup<T: _PairTerms>(
-        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, c: Int, width: Int,
-        rows: Int, shift: UnsafePointer<Float>, s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
+        _: T.Type, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, c: Int, width: Int, rows: Int,
+        shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        s1: UnsafeMutablePointer<Float>, s2: UnsafeMutablePointer<Float>
     ) {
         let vectorEnd = width - width % _lanes
         var j = 0
         while j < vectorEnd {
-            let k = _load(shift + j)
-            let p = x + j, q = dy + j, w = mask + j
+            let k = _load(shift + j), ka = _load(scale + j), kb = _load(bias + j)
+            let p = x + j, q = dy + j
             var e1 = _load(s1 + j), e2 = _load(s2 + j)
             var o1 = _Vector(), o2 = _Vector()
             // wrapping offsets (inside the batch): no overflow branch per vector
             var r = 0
             while r + 2 <= rows {
                 let o = r &* c, n = o &+ c
-                T.accumulate(d: _load(p + o) - k, dy: _load(q + o), mask: _load(w + o), &e1, &e2)
-                T.accumulate(d: _load(p + n) - k, dy: _load(q + n), mask: _load(w + n), &o1, &o2)
+                T.accumulate(d: _load(p + o) - k, dy: _load(q + o), scale: ka, bias: kb, &e1, &e2)
+                T.accumulate(d: _load(p + n) - k, dy: _load(q + n), scale: ka, bias: kb, &o1, &o2)
                 r += 2
             }
-            if r < rows { let o = r &* c; T.accumulate(d: _load(p + o) - k, dy: _load(q + o), mask: _load(w + o), &e1, &e2) }
+            if r < rows { let o = r &* c; T.accumulate(d: _load(p + o) - k, dy: _load(q + o), scale: ka, bias: kb, &e1, &e2) }
             if rows == 1 {
                 _store(e1, s1 + j); _store(e2, s2 + j)
             } else {
@@ -217,7 +228,7 @@ extension BatchNormKernel {
             var a1 = s1[f], a2 = s2[f]
             for r in 0..<rows {
                 let o = r &* c &+ f
-                let (t1, t2) = T.terms(d: x[o] - shift[f], dy: dy[o], mask: mask[o])
+                let (t1, t2) = T.terms(d: x[o] - shift[f], dy: dy[o], scale: scale[f], bias: bias[f])
                 a1 += t1; a2 += t2
             }
             s1[f] = a1; s2[f] = a2
@@ -239,7 +250,7 @@ extension BatchNormKernel {
     /// ``_stripWidth`` features summed in registers, then the features left
     /// over (C not a multiple of the strip) one row at a time. Each
     /// feature's sum takes the same additions in the same order as
-    /// ``_reduceGroup(_:x:dy:mask:c:width:rows:shift:s1:s2:)`` with `rows` 1
+    /// ``_reduceGroup(_:x:dy:c:width:rows:shift:scale:bias:s1:s2:)`` with `rows` 1
     /// (the loop for batches from memory), so the results are bit-identical
     /// to that loop's; a cache-resident batch, which the row loop reads
     /// several rows at a time in two chains, gets sums a few ulps apart.
@@ -250,8 +261,8 @@ extension BatchNormKernel {
         guard j < c else { return }
         for r in rows {
             let o = r * c + j
-            _reduceGroup(T.self, x: a.x + o, dy: a.dy + o, mask: a.mask + o, c: c, width: c - j, rows: 1,
-                         shift: a.shift + j, s1: a.scratch + j, s2: a.scratch + c + j)
+            _reduceGroup(T.self, x: a.x + o, dy: a.dy + o, c: c, width: c - j, rows: 1, shift: a.shift + j,
+                         scale: a.scale + j, bias: a.bias + j, s1: a.scratch + j, s2: a.scratch + c + j)
         }
     }
 
@@ -263,7 +274,7 @@ extension BatchNormKernel {
     /// "Measurements behind the kernels").
     @inlinable @inline(__always)
     static func _reduceStrip<T: _PairTerms>(_: T.Type, _ a: _PairArrays, rows: Range<Int>, c: Int, from j0: Int) {
-        let x = a.x + j0, dy = a.dy + j0, mask = a.mask + j0, shift = a.shift + j0
+        let x = a.x + j0, dy = a.dy + j0, shift = a.shift + j0, scale = a.scale + j0, bias = a.bias + j0
         let z = _Wide()
         // named accumulators (a tuple's elements passed inout): an indexed
         // array of them stays in memory and is read-modified-written per row
@@ -271,9 +282,9 @@ extension BatchNormKernel {
         for r in rows {
             let o = r &* c
             @inline(__always) func add(_ v: Int, _ s: inout _Wide, _ q: inout _Wide) {
-                let i = o &+ v &* _wideLanes
-                T.accumulate(d: _loadWide(x + i) - _loadWide(shift + v &* _wideLanes), dy: _loadWide(dy + i),
-                             mask: _loadWide(mask + i), &s, &q)
+                let i = o &+ v &* _wideLanes, f = v &* _wideLanes
+                T.accumulate(d: _loadWide(x + i) - _loadWide(shift + f), dy: _loadWide(dy + i),
+                             scale: _loadWide(scale + f), bias: _loadWide(bias + f), &s, &q)
             }
             add(0, &s.0, &q.0); add(1, &s.1, &q.1); add(2, &s.2, &q.2); add(3, &s.3, &q.3)
             add(4, &s.4, &q.4); add(5, &s.5, &q.5); add(6, &s.6, &q.6); add(7, &s.7, &q.7)
@@ -295,13 +306,15 @@ extension BatchNormKernel {
     /// into Double per run block. Adds the sums of `samples` into sum1, sum2.
     @inlinable
     static func _reduceRuns<T: _PairTerms>(_: T.Type, _ a: _PairArrays, samples: Range<Int>, c: Int, l: Int) {
-        let x = a.x, dy = a.dy, mask = a.mask, shift = a.shift, sum1 = a.sum1, sum2 = a.sum2
+        let x = a.x, dy = a.dy, shift = a.shift, sum1 = a.sum1, sum2 = a.sum2
         let blockLength = _rowsPerBlock * _lanes
         for sample in samples.reversed() {
             for feature in 0..<c {
                 let run = (sample * c + feature) * l
-                let xr = x + run, dr = dy + run, mr = mask + run
+                let xr = x + run, dr = dy + run
                 let k = _Vector(repeating: shift[feature])
+                let fa = a.scale[feature], fb = a.bias[feature]
+                let ka = _Vector(repeating: fa), kb = _Vector(repeating: fb)
                 var start = 0
                 while start < l {
                     let end = min(l, start + blockLength)
@@ -309,19 +322,19 @@ extension BatchNormKernel {
                     var c1 = _Vector(), c2 = _Vector(), d1 = _Vector(), d2 = _Vector()
                     var i = start
                     while i + 4 * _lanes <= end {
-                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), mask: _load(mr + i), &a1, &a2)
-                        T.accumulate(d: _load(xr + i + 8) - k, dy: _load(dr + i + 8), mask: _load(mr + i + 8), &b1, &b2)
-                        T.accumulate(d: _load(xr + i + 16) - k, dy: _load(dr + i + 16), mask: _load(mr + i + 16), &c1, &c2)
-                        T.accumulate(d: _load(xr + i + 24) - k, dy: _load(dr + i + 24), mask: _load(mr + i + 24), &d1, &d2)
+                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), scale: ka, bias: kb, &a1, &a2)
+                        T.accumulate(d: _load(xr + i + 8) - k, dy: _load(dr + i + 8), scale: ka, bias: kb, &b1, &b2)
+                        T.accumulate(d: _load(xr + i + 16) - k, dy: _load(dr + i + 16), scale: ka, bias: kb, &c1, &c2)
+                        T.accumulate(d: _load(xr + i + 24) - k, dy: _load(dr + i + 24), scale: ka, bias: kb, &d1, &d2)
                         i += 4 * _lanes
                     }
                     while i + _lanes <= end {
-                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), mask: _load(mr + i), &a1, &a2)
+                        T.accumulate(d: _load(xr + i) - k, dy: _load(dr + i), scale: ka, bias: kb, &a1, &a2)
                         i += _lanes
                     }
                     var r1 = _sumLanes((a1 + b1) + (c1 + d1)), r2 = _sumLanes((a2 + b2) + (c2 + d2))
                     while i < end {
-                        let (t1, t2) = T.terms(d: xr[i] - shift[feature], dy: dr[i], mask: mr[i])
+                        let (t1, t2) = T.terms(d: xr[i] - shift[feature], dy: dr[i], scale: fa, bias: fb)
                         r1 += Double(t1); r2 += Double(t2)
                         i += 1
                     }

@@ -155,8 +155,8 @@ extension BatchNormKernel {
 @usableFromInline enum _ElementwisePass {
     case normalize(_NormalizeTerms)
     case normalizeReLU(_ReLUClampedTerms<_NormalizeTerms>)
-    case gradInput(_GradInputTerms<_Unmasked>)
-    case gradInputReLU(_GradInputTerms<_ReLUMasked>)
+    case gradInput(_GradInputTerms)
+    case gradInputReLU(_GradInputReLUTerms)
 }
 
 /// An elementwise pass's share of a split batch, on the caller's stack.

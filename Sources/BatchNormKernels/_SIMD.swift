@@ -40,6 +40,19 @@ func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
     #endif
 }
 
+/// The same on one Float, for the scalar heads and tails of the vector
+/// loops: an element gives the same bits whichever path computes it (the
+/// fused ReLU backward recomputes the forward's pre-activation and relies
+/// on it).
+@inlinable @inline(__always)
+func _mulAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
+    #if BATCHNORMKIT_FMA
+    return c.addingProduct(a, b)
+    #else
+    return a * b + c
+    #endif
+}
+
 /// 16 lanes (one AVX-512 register): the reductions' register strips.
 @usableFromInline typealias _Wide = SIMD16<Float>
 @usableFromInline let _wideLanes = 16

@@ -167,25 +167,31 @@ extension BatchNormReference {
         return dx
     }
 
-    /// `backwardReduce` of the ReLU-masked gradient dy·[y > 0] (y: the fused
-    /// forward's output; 0 where y ≤ 0 or NaN). All `(N, C, L)` but shift `[C]`.
+    /// `backwardReduce` of the ReLU-masked gradient dy·[p > 0], p = (x −
+    /// shift)·scale + bias the fused forward's pre-activation (the ReLU's
+    /// output y = max(0, p) is positive exactly there; 0 where p ≤ 0 or NaN),
+    /// p in Double. All `(N, C, L)` but shift, scale, bias `[C]`.
     public static func backwardReduceReLU<T: BinaryFloatingPoint>(
-        gradOutput: [T], output: [T], input: [T], n: Int, c: Int, l: Int = 1, shift: [Double]
+        gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1,
+        shift: [Double], scale: [Double], bias: [Double]
     ) -> (sumGrad: [Double], sumGradShifted: [Double]) {
-        backwardReduce(gradOutput: reluMasked(gradOutput, output), input: input, n: n, c: c, l: l, shift: shift)
+        let masked = reluMasked(gradOutput, normalizeAffine(input, n: n, c: c, l: l, shift: shift, scale: scale, bias: bias))
+        return backwardReduce(gradOutput: masked, input: input, n: n, c: c, l: l, shift: shift)
     }
 
-    /// `backwardInput` of the ReLU-masked gradient dy·[y > 0].
+    /// `backwardInput` of the ReLU-masked gradient dy·[p > 0], p as in
+    /// `backwardReduceReLU`.
     public static func backwardInputReLU<T: BinaryFloatingPoint>(
-        gradOutput: [T], output: [T], input: [T], n: Int, c: Int, l: Int = 1,
-        shift: [Double], gradScale: [Double], inputScale: [Double], constant: [Double]
+        gradOutput: [T], input: [T], n: Int, c: Int, l: Int = 1, shift: [Double], scale: [Double], bias: [Double],
+        gradScale: [Double], inputScale: [Double], constant: [Double]
     ) -> [Double] {
-        backwardInput(gradOutput: reluMasked(gradOutput, output), input: input, n: n, c: c, l: l,
-                      shift: shift, gradScale: gradScale, inputScale: inputScale, constant: constant)
+        let masked = reluMasked(gradOutput, normalizeAffine(input, n: n, c: c, l: l, shift: shift, scale: scale, bias: bias))
+        return backwardInput(gradOutput: masked, input: input, n: n, c: c, l: l,
+                             shift: shift, gradScale: gradScale, inputScale: inputScale, constant: constant)
     }
 
     /// dy·[y > 0], elementwise (ReLU's backward, PyTorch's threshold_backward).
-    static func reluMasked<T: BinaryFloatingPoint>(_ dy: [T], _ y: [T]) -> [T] {
+    static func reluMasked<T: BinaryFloatingPoint>(_ dy: [T], _ y: [Double]) -> [T] {
         zip(dy, y).map { $1 > 0 ? $0 : 0 }
     }
 

@@ -7,7 +7,10 @@ import BatchNormReference
 // registers instead of one row at a time through the L1 block sums. Every
 // feature gets the same Float32 additions in the same order either way, so
 // the sums must agree bit for bit — on one thread and split in two — and
-// with the Double reference to BatchNormKernelTests' tolerances.
+// with the Double reference to BatchNormKernelTests' tolerances. The ReLU
+// reduction's row loop reads at least two rows per pass (two chains:
+// `_PairTerms.leastRowGroup`), so its sums are checked against the
+// reference only, from both loops.
 //
 // `cacheResidentBytes: 0` makes every batch count as read from memory, so
 // the row loop reads these small shapes one row at a time, the order the
@@ -25,12 +28,15 @@ struct ReductionRun {
     var mean, m2, sumGrad, sumGradShifted, sumGradReLU, sumGradShiftedReLU: [Double]
 
     /// The first output and feature where `self` and `other` differ in any
-    /// bit, or nil.
-    func firstDifference(from other: ReductionRun) -> String? {
-        let fields: [(String, [Double], [Double])] = [
+    /// bit, or nil; the ReLU sums only if `relu`.
+    func firstDifference(from other: ReductionRun, relu: Bool = true) -> String? {
+        var fields: [(String, [Double], [Double])] = [
             ("mean", mean, other.mean), ("m2", m2, other.m2), ("sumGrad", sumGrad, other.sumGrad),
-            ("sumGradShifted", sumGradShifted, other.sumGradShifted), ("sumGradReLU", sumGradReLU, other.sumGradReLU),
-            ("sumGradShiftedReLU", sumGradShiftedReLU, other.sumGradShiftedReLU)]
+            ("sumGradShifted", sumGradShifted, other.sumGradShifted)]
+        if relu {
+            fields += [("sumGradReLU", sumGradReLU, other.sumGradReLU),
+                       ("sumGradShiftedReLU", sumGradShiftedReLU, other.sumGradShiftedReLU)]
+        }
         for (name, a, b) in fields {
             guard a.count == b.count else { return "\(name): \(a.count) against \(b.count) values" }
             if let j = a.indices.first(where: { a[$0].bitPattern != b[$0].bitPattern }) {
@@ -41,7 +47,7 @@ struct ReductionRun {
     }
 }
 
-func reductionRun(_ shape: BatchNormShape, x: [Float], dy: [Float], y: [Float], shift: [Float],
+func reductionRun(_ shape: BatchNormShape, x: [Float], dy: [Float], shift: [Float], scale: [Float], bias: [Float],
                   threads: Int, strips: Bool, residentBytes: Int? = 0) -> ReductionRun {
     let c = shape.c
     let settings = _KernelSettings(threadCount: threads, parallelThreshold: 1, streamingThreshold: .max / 4,
@@ -55,7 +61,7 @@ func reductionRun(_ shape: BatchNormShape, x: [Float], dy: [Float], y: [Float], 
         x.withUnsafeBufferPointer { BatchNormKernel.moments($0.baseAddress!, shape: shape, into: &moments) }
         BatchNormKernel.backwardReduce(gradOutput: dy, input: x, shape: shape, shift: shift,
                                        sumGrad: &r.sumGrad, sumGradShifted: &r.sumGradShifted, scratch: &scratch)
-        BatchNormKernel.backwardReduceReLU(gradOutput: dy, output: y, input: x, shape: shape, shift: shift,
+        BatchNormKernel.backwardReduceReLU(gradOutput: dy, input: x, shape: shape, shift: shift, scale: scale, bias: bias,
                                            sumGrad: &r.sumGradReLU, sumGradShifted: &r.sumGradShiftedReLU, scratch: &scratch)
     }
     (r.mean, r.m2) = (moments.mean, moments.m2)
@@ -68,23 +74,26 @@ struct ReductionStripTests {
     func stripsMatchRows(shape: BatchNormShape) {
         var rng = TestRandom(83 + UInt64(shape.elementCount))
         let x = rng.batch(n: shape.n, c: shape.c), dy = rng.normals(shape.elementCount)
-        let y = rng.normals(shape.elementCount)   // the ReLU's output: about half ≤ 0
         let shift = (0..<shape.c).map { _ in Float(rng.normal()) }
+        // the ReLU's pre-activation (x − shift)·scale + bias: about half ≤ 0
+        let scale = (0..<shape.c).map { _ in Float(0.5 + rng.unit()) }, bias = (0..<shape.c).map { _ in Float(rng.normal()) }
         for threads in [1, 2] {
-            let rows = reductionRun(shape, x: x, dy: dy, y: y, shift: shift, threads: threads, strips: false)
-            let strips = reductionRun(shape, x: x, dy: dy, y: y, shift: shift, threads: threads, strips: true)
-            let difference = strips.firstDifference(from: rows)
+            let rows = reductionRun(shape, x: x, dy: dy, shift: shift, scale: scale, bias: bias, threads: threads, strips: false)
+            let strips = reductionRun(shape, x: x, dy: dy, shift: shift, scale: scale, bias: bias, threads: threads, strips: true)
+            let difference = strips.firstDifference(from: rows, relu: false)
             #expect(difference == nil, "\(threads) thread(s), strips against rows: \(difference ?? "")")
+            expectReference(rows, shape: shape, x: x, dy: dy, shift: shift, scale: scale, bias: bias)
         }
         for residentBytes in [0, nil] as [Int?] {
-            let got = reductionRun(shape, x: x, dy: dy, y: y, shift: shift, threads: 1, strips: true,
+            let got = reductionRun(shape, x: x, dy: dy, shift: shift, scale: scale, bias: bias, threads: 1, strips: true,
                                    residentBytes: residentBytes)
-            expectReference(got, shape: shape, x: x, dy: dy, y: y, shift: shift)
+            expectReference(got, shape: shape, x: x, dy: dy, shift: shift, scale: scale, bias: bias)
         }
     }
 
     /// `got` against the Double twins, to BatchNormKernelTests' tolerances.
-    func expectReference(_ got: ReductionRun, shape: BatchNormShape, x: [Float], dy: [Float], y: [Float], shift: [Float]) {
+    func expectReference(_ got: ReductionRun, shape: BatchNormShape, x: [Float], dy: [Float], shift: [Float],
+                         scale: [Float], bias: [Float]) {
         let ref = BatchNormReference.moments(x, n: shape.n, c: shape.c, l: 1)
         let mean = closeEnough(got.mean, ref.mean, rtol: 1e-5, atol: 1e-6)
         #expect(mean.ok, "mean \(mean.worst)")
@@ -94,8 +103,8 @@ struct ReductionStripTests {
         let sums = BatchNormReference.backwardReduce(gradOutput: dy, input: x, n: shape.n, c: shape.c, l: 1, shift: d)
         #expect(closeEnough(got.sumGrad, sums.sumGrad, rtol: 1e-5, atol: atol).ok)
         #expect(closeEnough(got.sumGradShifted, sums.sumGradShifted, rtol: 1e-5, atol: atol).ok)
-        let masked = zip(dy, y).map { $1 > 0 ? $0 : 0 }
-        let relu = BatchNormReference.backwardReduce(gradOutput: masked, input: x, n: shape.n, c: shape.c, l: 1, shift: d)
+        let relu = BatchNormReference.backwardReduceReLU(gradOutput: dy, input: x, n: shape.n, c: shape.c, l: 1, shift: d,
+                                                         scale: scale.map(Double.init), bias: bias.map(Double.init))
         #expect(closeEnough(got.sumGradReLU, relu.sumGrad, rtol: 1e-5, atol: atol).ok)
         #expect(closeEnough(got.sumGradShiftedReLU, relu.sumGradShifted, rtol: 1e-5, atol: atol).ok)
     }

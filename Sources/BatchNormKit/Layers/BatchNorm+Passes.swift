@@ -15,7 +15,9 @@ extension _BatchNorm {
 
     /// Back-propagates ∂loss/∂(max(0, y)) `(N, C, *)` through the ReLU and
     /// this layer after ``forwardReLU(_:)``: the gradient is masked by
-    /// y > 0 where the kernels read it (no masked copy is written).
+    /// y > 0 where the kernels read it (no masked copy is written), the
+    /// sign of y recomputed from x and the forward's constants (the same
+    /// bits: y itself is not read).
     public func backwardReLU(_ dy: Tensor, needsInputGradient: Bool) throws -> Tensor? {
         try _backward(dy, needsInputGradient: needsInputGradient, relu: true)
     }
@@ -79,17 +81,18 @@ extension _BatchNorm {
 
     /// `relu`: dy is the gradient at the ReLU's output, masked by y > 0
     /// (y, this layer's output, is the ReLU's output after ``forwardReLU(_:)``
-    /// and has the same sign pattern after ``forward(_:)``).
+    /// and has the same sign pattern after ``forward(_:)``); the kernels
+    /// recompute y's pre-activation from x and the constants in `work`.
     func _backward(_ dy: Tensor, needsInputGradient: Bool, relu: Bool) throws -> Tensor? {
-        let y = try _checkGradient(dy, like: output, context: relu ? "\(context) → ReLU" : context)
+        _ = try _checkGradient(dy, like: output, context: relu ? "\(context) → ReLU" : context)
         guard let x = input else { return nil }
         let shape = lastShape, c = numFeatures
         let gamma = weight?.value._pointer
-        // one pass over dy and x (and y): Σdy and Σdy·(x − shift)
+        // one pass over dy and x: Σdy and Σdy·(x − shift)
         if relu {
-            BatchNormKernel.backwardReduceReLU(gradOutput: dy._pointer, output: y._pointer, input: x._pointer, shape: shape,
-                                               shift: work.shift, sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted,
-                                               scratch: work.reduceScratch)
+            BatchNormKernel.backwardReduceReLU(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
+                                               scale: work.scale, bias: work.shiftedBias, sumGrad: work.sumGrad,
+                                               sumGradShifted: work.sumGradShifted, scratch: work.reduceScratch)
         } else {
             BatchNormKernel.backwardReduce(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
                                            sumGrad: work.sumGrad, sumGradShifted: work.sumGradShifted, scratch: work.reduceScratch)
@@ -114,9 +117,10 @@ extension _BatchNorm {
         guard needsInputGradient else { return nil }
         let dx = gradInput._reuse(sameShapeAs: x)
         if relu {
-            BatchNormKernel.backwardInputReLU(gradOutput: dy._pointer, output: y._pointer, input: x._pointer, shape: shape,
-                                              shift: work.shift, gradScale: work.gradScale, inputScale: work.inputScale,
-                                              constant: work.gradConstant, gradInput: dx._pointer)
+            BatchNormKernel.backwardInputReLU(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
+                                              scale: work.scale, bias: work.shiftedBias, gradScale: work.gradScale,
+                                              inputScale: work.inputScale, constant: work.gradConstant,
+                                              gradInput: dx._pointer)
         } else {
             BatchNormKernel.backwardInput(gradOutput: dy._pointer, input: x._pointer, shape: shape, shift: work.shift,
                                           gradScale: work.gradScale, inputScale: work.inputScale, constant: work.gradConstant,
