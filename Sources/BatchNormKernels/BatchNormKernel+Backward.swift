@@ -71,6 +71,6 @@ extension BatchNormKernel {
     }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        dy[o] * gradScale[f] + ((x[o] - shift[f]) * inputScale[f] + constant[f])
+        _mulAdd(dy[o], gradScale[f], _mulAdd(x[o] - shift[f], inputScale[f], constant[f]))
     }
 }

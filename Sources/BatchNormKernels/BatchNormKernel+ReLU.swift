@@ -197,6 +197,6 @@ func _reluMasked(_ dy: _Wide, _ y: _Wide) -> _Wide { dy.replacing(with: 0, where
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
         let d = x[o] - shift[f]
-        return _reluMasked(dy[o], _mulAdd(d, scale[f], bias[f])) * gradScale[f] + (d * inputScale[f] + constant[f])
+        return _mulAdd(_reluMasked(dy[o], _mulAdd(d, scale[f], bias[f])), gradScale[f], _mulAdd(d, inputScale[f], constant[f]))
     }
 }

@@ -268,7 +268,7 @@ extension GroupNormKernel {
     }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        invStd * (gamma?[f] ?? 1) * Mask.scalar(dy, y, at: o) + ((x[o] - shift) * inputScale + constant)
+        _mulAdd(invStd * (gamma?[f] ?? 1), Mask.scalar(dy, y, at: o), _mulAdd(x[o] - shift, inputScale, constant))
     }
 }
 

@@ -36,8 +36,7 @@ import CBatchNormKitIntrinsics
     }
     @inlinable @inline(__always)
     func scalar(feature f: Int, at o: Int) -> Float {
-        let t = (x[o] - shift) * invStd + offsetTerm
-        return t * affine.gamma(feature: f) + affine.beta(feature: f)
+        _mulAdd(_mulAdd(x[o] - shift, invStd, offsetTerm), affine.gamma(feature: f), affine.beta(feature: f))
     }
 }
 

@@ -41,9 +41,10 @@ func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
 }
 
 /// The same on one Float, for the scalar heads and tails of the vector
-/// loops: an element gives the same bits whichever path computes it (the
-/// fused ReLU backward recomputes the forward's pre-activation and relies
-/// on it).
+/// loops: an element gives the same bits whichever path computes it — a
+/// streaming pass's head depends on the output's alignment, a split on the
+/// thread count — and the fused ReLU backward, which recomputes the
+/// forward's pre-activation, gets the forward's bits.
 @inlinable @inline(__always)
 func _mulAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
     #if BATCHNORMKIT_FMA
