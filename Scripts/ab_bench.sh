@@ -13,6 +13,8 @@ BASE=${2:-$(git merge-base HEAD main)}
 THREADS=${AB_THREADS:-1,2}
 FILTERS=${AB_FILTERS:---filter bn. --filter gn. --filter step --filter epoch}
 NATIVE="-c release -Xswiftc -target-cpu -Xswiftc native -Xswiftc -DBATCHNORMKIT_FMA"
+# the Makefile's native build adds AVX-512 where the CPU has it: both sides here too
+if grep -m1 -qw avx512f /proc/cpuinfo 2>/dev/null; then NATIVE="$NATIVE -Xswiftc -DBATCHNORMKIT_AVX512"; fi
 OLD=.build-ab-old
 mkdir -p $OLD/src bench-results/ab
 if [ "$(cat $OLD/commit 2>/dev/null)" != "$BASE" ]; then
