@@ -41,12 +41,14 @@ let package = Package(
 
         // MARK: - Numerics
         .target(name: "BatchNormKernels", dependencies: ["CBatchNormKitIntrinsics"], exclude: ["README.md"]),
+        // The 16-lane sgemm (`MatrixKernel`) on the kernels' SIMD helpers and worker pool.
+        .target(name: "MatrixKernels", dependencies: ["BatchNormKernels"], exclude: ["README.md"]),
         .target(name: "BatchNormReference"),
 
         // MARK: - Library
         .target(
             name: "BatchNormKit",
-            dependencies: ["BatchNormKernels", "CBatchNormKitBLAS", "CBatchNormKitZlib"]
+            dependencies: ["BatchNormKernels", "MatrixKernels", "CBatchNormKitBLAS", "CBatchNormKitZlib"]
         ),
 
         .target(name: "BatchNormKitMPI", dependencies: ["BatchNormKit", "CBatchNormKitMPI"]),
@@ -62,7 +64,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "bnkbench",
-            dependencies: ["BatchNormKit", "BatchNormKernels", "BatchNormReference", "BatchNormTestSupport", "CBatchNormKitBLAS",
+            dependencies: ["BatchNormKit", "BatchNormKernels", "MatrixKernels", "BatchNormReference", "BatchNormTestSupport",
+                           "CBatchNormKitBLAS",
                            "CBatchNormKitIntrinsics", "CBatchNormKitMallocCounter",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/bnkbench"
@@ -90,7 +93,7 @@ let package = Package(
         .target(name: "BatchNormTestSupport", path: "Tests/BatchNormTestSupport"),
         .testTarget(
             name: "BatchNormKernelsTests",
-            dependencies: ["BatchNormKernels", "BatchNormReference", "BatchNormTestSupport"]
+            dependencies: ["BatchNormKernels", "MatrixKernels", "BatchNormReference", "BatchNormTestSupport"]
         ),
         .testTarget(
             name: "BatchNormKitTests",

@@ -6,6 +6,7 @@
 // figures decide.
 
 import BatchNormKernels
+import MatrixKernels
 import BatchNormReference
 import BatchNormTestSupport
 

@@ -124,7 +124,7 @@ extension BatchNormKernel {
 
 /// One part of a parallel call: (job, part index). A C function pointer, so
 /// handing it to a worker retains and allocates nothing.
-typealias _KernelTask = @convention(c) (UnsafeMutableRawPointer, Int) -> Void
+package typealias _KernelTask = @convention(c) (UnsafeMutableRawPointer, Int) -> Void
 
 /// The arguments of a parallel reduction, on the caller's stack.
 struct _ReduceJob {
@@ -160,8 +160,8 @@ struct _ReduceJob {
 /// (falling back to one part when the pool was busy made dγ, dβ and the
 /// moments depend on timing in their last bits).
 @usableFromInline
-final class _KernelThreading: @unchecked Sendable {
-    @usableFromInline var threads = 1
+package final class _KernelThreading: @unchecked Sendable {
+    @usableFromInline package var threads = 1
     @usableFromInline var threshold = KernelTuning.machine.parallelThreshold
 
     private let busy = _Monitor(conditions: 0)      // held for a whole parallel call
@@ -187,7 +187,7 @@ final class _KernelThreading: @unchecked Sendable {
     /// call holds it) and returns a workspace of at least `bytes`. Allocates
     /// only to grow. Part functions never call back into the pool, so the
     /// wait cannot deadlock.
-    func acquire(bytes: Int) -> UnsafeMutableRawPointer {
+    package func acquire(bytes: Int) -> UnsafeMutableRawPointer {
         busy.lock()
         if capacity < max(bytes, 64) {
             workspace?.deallocate()
@@ -197,10 +197,10 @@ final class _KernelThreading: @unchecked Sendable {
         return workspace!
     }
 
-    func release() { busy.unlock() }
+    package func release() { busy.unlock() }
 
     /// ``run(parts:task:context:)`` with `job`, on the caller's stack, as the context.
-    func run<Job>(_ job: inout Job, parts: Int, task: _KernelTask) {
+    package func run<Job>(_ job: inout Job, parts: Int, task: _KernelTask) {
         withUnsafeMutablePointer(to: &job) { run(parts: parts, task: task, context: UnsafeMutableRawPointer($0)) }
     }
 
@@ -291,4 +291,4 @@ private func _spin(microseconds: Int, _ done: () -> Bool) {
     }
 }
 
-@usableFromInline let _threading = _KernelThreading()
+@usableFromInline package let _threading = _KernelThreading()

@@ -37,7 +37,7 @@ extension BatchNormKernel {
 }
 
 /// The calling thread's scoped settings, or nil (one TLS read per kernel call).
-func _scopedSettings() -> _KernelSettings? { _threadValue(_settingsKey) }
+package func _scopedSettings() -> _KernelSettings? { _threadValue(_settingsKey) }
 
 /// Runs `body` with `value` readable on this thread through `key`
 /// (``_threadValue(_:)``), the previous value restored after: the package's

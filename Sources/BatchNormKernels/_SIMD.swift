@@ -10,7 +10,7 @@ import CBatchNormKitIntrinsics
 @usableFromInline package typealias _Vector = SIMD8<Float>
 
 /// Lanes per vector.
-@usableFromInline let _lanes = 8
+@usableFromInline package let _lanes = 8
 
 /// Rows per Float32 accumulation block before partial sums are folded into
 /// Double. 64 terms keep the Float32 rounding error of a block sum below
@@ -18,12 +18,12 @@ import CBatchNormKitIntrinsics
 @usableFromInline let _rowsPerBlock = 64
 
 @inlinable @inline(__always)
-func _load(_ p: UnsafePointer<Float>) -> _Vector {
+package func _load(_ p: UnsafePointer<Float>) -> _Vector {
     UnsafeRawPointer(p).loadUnaligned(as: _Vector.self)
 }
 
 @inlinable @inline(__always)
-func _store(_ v: _Vector, _ p: UnsafeMutablePointer<Float>) {
+package func _store(_ v: _Vector, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: _Vector.self)
 }
 
@@ -32,7 +32,7 @@ func _store(_ v: _Vector, _ p: UnsafeMutablePointer<Float>) {
 /// libm `fmaf` call per lane, far slower than a multiply and an add
 /// (figures: Benchmarks/README.md, "Measurements behind the kernels").
 @inlinable @inline(__always)
-func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
+package func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
     #if BATCHNORMKIT_FMA
     return c.addingProduct(a, b)
     #else
@@ -46,7 +46,7 @@ func _mulAdd(_ a: _Vector, _ b: _Vector, _ c: _Vector) -> _Vector {
 /// thread count — and the fused ReLU backward, which recomputes the
 /// forward's pre-activation, gets the forward's bits.
 @inlinable @inline(__always)
-func _mulAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
+package func _mulAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
     #if BATCHNORMKIT_FMA
     return c.addingProduct(a, b)
     #else
@@ -55,8 +55,8 @@ func _mulAdd(_ a: Float, _ b: Float, _ c: Float) -> Float {
 }
 
 /// 16 lanes (one AVX-512 register): the reductions' register strips.
-@usableFromInline typealias _Wide = SIMD16<Float>
-@usableFromInline let _wideLanes = 16
+@usableFromInline package typealias _Wide = SIMD16<Float>
+@usableFromInline package let _wideLanes = 16
 
 /// Features per register strip of a reduction: 16 `_Wide` per sum.
 @usableFromInline let _stripWidth = 16 * _wideLanes
@@ -87,13 +87,13 @@ extension BatchNormKernel {
 }
 
 @inlinable @inline(__always)
-func _loadWide(_ p: UnsafePointer<Float>) -> _Wide { UnsafeRawPointer(p).loadUnaligned(as: _Wide.self) }
+package func _loadWide(_ p: UnsafePointer<Float>) -> _Wide { UnsafeRawPointer(p).loadUnaligned(as: _Wide.self) }
 
 @inlinable @inline(__always)
-func _storeWide(_ v: _Wide, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: _Wide.self) }
+package func _storeWide(_ v: _Wide, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: _Wide.self) }
 
 @inlinable @inline(__always)
-func _mulAdd(_ a: _Wide, _ b: _Wide, _ c: _Wide) -> _Wide {
+package func _mulAdd(_ a: _Wide, _ b: _Wide, _ c: _Wide) -> _Wide {
     #if BATCHNORMKIT_FMA
     return c.addingProduct(a, b)
     #else

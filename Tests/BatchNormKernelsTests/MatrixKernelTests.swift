@@ -1,5 +1,6 @@
 import Testing
 import BatchNormKernels
+import MatrixKernels
 import BatchNormReference
 
 // MatrixKernel.multiply against its Double twin on every transpose pair,

@@ -3,8 +3,9 @@ import Testing
 
 // The rule "one name finds the kernel, its twin, its test and its bench
 // case", checked on the sources: every `public static func NAME` of
-// BatchNormKernel (files BatchNormKernel*.swift) and GroupNormKernel
-// (GroupNormKernel*.swift) and MatrixKernel (MatrixKernel*.swift) must have
+// BatchNormKernel (files Sources/BatchNormKernels/BatchNormKernel*.swift),
+// GroupNormKernel (GroupNormKernel*.swift there) and MatrixKernel
+// (Sources/MatrixKernels/MatrixKernel*.swift) must have
 // - a twin `public static func NAME` in BatchNormReference / GroupNormReference / MatrixReference,
 // - a call `BatchNormKernel.NAME(` / `GroupNormKernel.NAME(` in this test target,
 // - a bench case `"kernel.NAME …"` / `"kernel.gn.NAME …"` / `"kernel.gemm.NAME …"` in Benchmarks/bnkbench.
@@ -35,10 +36,10 @@ struct TwinRuleTests {
         "MatrixReference.swift absoluteScale": "the scale of MatrixKernel.multiply's rounding error, for its tolerance",
     ]
 
-    /// (kernel enum, its twin's file, the bench case prefix)
-    static let families = [("BatchNormKernel", "BatchNormReference.swift", "kernel."),
-                           ("GroupNormKernel", "GroupNormReference.swift", "kernel.gn."),
-                           ("MatrixKernel", "MatrixReference.swift", "kernel.gemm.")]
+    /// (kernel enum, its module's directory, its twin's file, the bench case prefix)
+    static let families = [("BatchNormKernel", "Sources/BatchNormKernels", "BatchNormReference.swift", "kernel."),
+                           ("GroupNormKernel", "Sources/BatchNormKernels", "GroupNormReference.swift", "kernel.gn."),
+                           ("MatrixKernel", "Sources/MatrixKernels", "MatrixReference.swift", "kernel.gemm.")]
 
     @Test("every kernel has a twin, a test and a bench case; every twin names a kernel")
     func rule() throws {
@@ -46,8 +47,8 @@ struct TwinRuleTests {
         let bench = try Self.sources("Benchmarks/bnkbench").map(\.text).joined()
         let references = try Self.sources("Sources/BatchNormReference")
         var kernelCount = 0
-        for (kernel, twinFile, benchPrefix) in Self.families {
-            let kernels = try Self.sources("Sources/BatchNormKernels", prefix: kernel)
+        for (kernel, directory, twinFile, benchPrefix) in Self.families {
+            let kernels = try Self.sources(directory, prefix: kernel)
                 .reduce(into: Set<String>()) { $0.formUnion(Self.publicStaticFunctions($1.text)) }
             let twins = Self.publicStaticFunctions(try #require(references.first { $0.name == twinFile }).text)
             kernelCount += kernels.count
@@ -59,8 +60,9 @@ struct TwinRuleTests {
             for name in twins.subtracting(kernels).sorted() where Self.helpers["\(twinFile) \(name)"] == nil {
                 Issue.record("\(twinFile) has \(name), which names no \(kernel) kernel (layer twins: BatchNormReference+*.swift)")
             }
+            // the scan itself must see each family (a moved directory must not pass silently)
+            #expect(!kernels.isEmpty, "no public \(kernel) kernels in \(directory)")
         }
-        // the scan itself must see the kernels (a moved directory must not pass silently)
         #expect(kernelCount >= 10, "found only \(kernelCount) public kernels")
     }
 }

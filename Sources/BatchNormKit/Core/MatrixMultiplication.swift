@@ -1,4 +1,5 @@
 import BatchNormKernels
+import MatrixKernels
 import CBatchNormKitBLAS
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +13,7 @@ public enum MatrixBackend: String, Sendable, CaseIterable {
     /// OpenBLAS's `cblas_sgemm`, with the kernel OpenBLAS chose for this CPU
     /// at load time (its "core", `OPENBLAS_CORETYPE`).
     case openBLAS = "openblas"
-    /// BatchNormKernels' `MatrixKernel`: 16-lane register tiles, for a CPU
+    /// MatrixKernels' `MatrixKernel`: 16-lane register tiles, for a CPU
     /// whose 16-lane multiply-adds OpenBLAS's chosen kernel does not use.
     case simd16 = "simd16"
 }

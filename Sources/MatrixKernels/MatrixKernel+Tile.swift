@@ -2,6 +2,8 @@
 // 8 × 32 register tile (16 accumulators of 16 lanes, 2 loads of B and 8
 // broadcasts of A per 16 multiply-adds).
 
+import BatchNormKernels
+
 /// Packs op(A)[rows..<rows+mc, columns..<columns+kc] into panels of
 /// `_tileRows` rows: panel r at `dst + r·_tileRows·kc`, holding for each p the
 /// panel's 8 values of column p (rows past mc are 0). `scratch`: 32 vectors

@@ -23,6 +23,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import BatchNormKernels
 
 /// The row-major single-precision matrix product `C = op(A)·op(B) (+ C)`,
 /// with its Double twin `MatrixReference.multiply` in BatchNormReference.
