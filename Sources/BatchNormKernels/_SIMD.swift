@@ -92,6 +92,8 @@ package func _loadWide(_ p: UnsafePointer<Float>) -> _Wide { UnsafeRawPointer(p)
 @inlinable @inline(__always)
 package func _storeWide(_ v: _Wide, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: _Wide.self) }
 
+/// The same on 16 lanes. One overload per type, not one generic over SIMD:
+/// SIMD code generic over the width runs lane by lane unless specialised.
 @inlinable @inline(__always)
 package func _mulAdd(_ a: _Wide, _ b: _Wide, _ c: _Wide) -> _Wide {
     #if BATCHNORMKIT_FMA
