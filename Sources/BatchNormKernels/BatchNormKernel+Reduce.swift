@@ -23,7 +23,9 @@
     /// may choose more): 2 for the ReLU terms, whose loads of scale and bias
     /// and of the block sums per vector then serve two rows (Zen 4, 4 KB rows
     /// from memory: one row per pass took 1.2× as long; Benchmarks/README.md,
-    /// "Measurements behind the kernels"); 1 for the others.
+    /// "Measurements behind the kernels"); 1 for the others. Where the plain
+    /// reduction reads one row (batches from memory), the ReLU sums then add
+    /// the same terms in another order: a rounding apart from the unfused pair.
     static var leastRowGroup: Int { get }
     /// Which terms these are, for the pool's parts (a C function pointer
     /// cannot be generic; a generic entry called across modules would run

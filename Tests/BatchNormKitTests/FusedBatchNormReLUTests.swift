@@ -5,8 +5,10 @@ import BatchNormTestSupport
 // Sequential runs BatchNorm → ReLU as one fused pass (forwardReLU /
 // backwardReLU). The fused kernels compute the same Float32 expressions as the
 // unfused pair (the clamp is applied to the value normalizeAffine would
-// store; the masked gradient enters the same sums in the same order), so every
-// comparison here is *bit-identical*: ==, no tolerance. The kernels' own
+// store; the masked gradient enters the same sums in the same order on these
+// cache-resident batches — from memory the fused reduction reads two rows per
+// pass, `_PairTerms.leastRowGroup`), so every comparison here is
+// *bit-identical*: ==, no tolerance. The kernels' own
 // tests (FusedReLUKernelTests) check the fused kernels against their Double
 // twins.
 
