@@ -9,7 +9,9 @@ extension _BatchNorm {
     /// max(0, y) from x, the same shape: this layer followed by ``ReLU`` in
     /// one pass over memory (the clamp rides on the normalize pass). Output,
     /// running statistics and, through ``backwardReLU(_:needsInputGradient:)``,
-    /// gradients are those of the pair. ``Sequential`` calls it for every
+    /// gradients are those of the pair (the gradients to the bit on
+    /// cache-resident batches, to Float32 rounding on batches read from
+    /// memory, where the fused reduction sums rows in pairs). ``Sequential`` calls it for every
     /// BatchNorm directly followed by a ReLU.
     public func forwardReLU(_ x: Tensor) throws -> Tensor { try _forward(x, relu: true) }
 
