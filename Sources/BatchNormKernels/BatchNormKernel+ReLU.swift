@@ -123,8 +123,8 @@ func _reluMasked(_ dy: _Vector, _ y: _Vector) -> _Vector { dy.replacing(with: 0,
 /// computed in integer lanes from y's bits, for GroupNorm's dx pass, which
 /// loads y. A select of a loaded dy becomes a zero-masking load, which
 /// cannot start before the mask is known; with the mask from a load of y
-/// that chain made the masked dx pass 1.6× slower on Zen 5, while in the
-/// reductions the AND's extra work cost more than it saved. BatchNorm's
+/// that chain slowed the masked dx pass, while in the reductions the AND's
+/// extra work cost more than it saved. BatchNorm's
 /// fused backward computes its mask from x and keeps the select: on a
 /// computed pre-activation LLVM split this integer form into scalar lanes
 /// (Benchmarks/README.md, "Measurements behind the kernels").

@@ -21,8 +21,8 @@
     static var streams: Int { get }
     /// The fewest rows the row loop reads per pass (``_rowGroup(c:rows:streams:maximum:)``
     /// may choose more): 2 for the ReLU terms, whose loads of scale and bias
-    /// and of the block sums per vector then serve two rows (Zen 4, 4 KB rows
-    /// from memory: one row per pass took 1.2× as long; Benchmarks/README.md,
+    /// and of the block sums per vector then serve two rows (one row per
+    /// pass was slower for 4 KB rows from memory: Benchmarks/README.md,
     /// "Measurements behind the kernels"); 1 for the others. Where the plain
     /// reduction reads one row (batches from memory), the ReLU sums then add
     /// the same terms in another order: a rounding apart from the unfused pair.
@@ -176,9 +176,9 @@ extension BatchNormKernel {
     ///   time, so the hardware prefetcher sees one sequential stream — several
     ///   interleaved 1 KB streams halve the bandwidth;
     /// - a pass whose arrays together reach the L3's size comes from memory
-    ///   whatever its rows: one row at a time too (rows of 4 KB: Zen 5's
-    ///   `bn.backward (4096, 1024)` 75–77 % → 83 % of its bound; below the L3,
-    ///   at (1024, 1024), one row was slower: Benchmarks/README.md).
+    ///   whatever its rows: one row at a time too, also for 4 KB rows (below
+    ///   the L3's size one row was slower; Benchmarks/README.md, "Rows of 4 KB
+    ///   from memory").
     @inlinable
     static func _rowGroup(c: Int, rows: Int, streams: Int, maximum: Int) -> Int {
         let rowBytes = c * 4

@@ -66,7 +66,7 @@ extension BatchNormKernel {
         if streaming && c >= 64 {
             // one row at a time: each row aligns its streaming stores on its own
             // (written out: a helper taking closures that captured the terms
-            // ran the GroupNorm and dx passes up to 2× slower)
+            // ran the GroupNorm and dx passes slower; Benchmarks/README.md)
             for row in rows {
                 let first = row * c, out = terms.output + first
                 let head = _streamHead(out)

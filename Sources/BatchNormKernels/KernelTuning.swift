@@ -9,8 +9,7 @@
 // - streaming stores (``BatchNormKernel/streamingThreshold``): from a pass's
 //   working set (inputs and output) of L3/4 + 16·L2 the output would evict
 //   the inputs it is made from, so sparing the read-for-ownership pays. The
-//   rule puts both crossovers measured inside: Zen 3 (512 KB L2, 32 MB L3)
-//   between 8 and 16 MB of working set, Zen 4 (1 MB L2) between 16 and 24 MB
+//   rule falls inside the crossovers measured on Zen 3 and Zen 4
 //   (Benchmarks/README.md, "Measurements behind the kernels");
 // - the thread split (``BatchNormKernel/parallelThreshold``): a batch that
 //   fits one core's L2 four times over (input and output, twice) is faster on

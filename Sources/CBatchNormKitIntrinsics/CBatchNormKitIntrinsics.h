@@ -9,10 +9,8 @@
 // SIMD) lowers to libm sqrt, which may set errno, so every element is a scalar
 // vsqrtsd plus a negative-input branch to the libm call and the loop never
 // vectorises. __builtin_elementwise_sqrt is LLVM's sqrt intrinsic (no errno):
-// the loop becomes sqrtpd (portable) or vsqrtpd on 4 lanes (AVX). Measured
-// here (2026-11-27, AMD EPYC Zen 3) on 4096 values: 11.3 µs scalar, 5.7 µs
-// portable, 2.9 µs with -target-cpu native. Negative inputs give NaN, as
-// squareRoot() does.
+// the loop becomes sqrtpd (portable) or vsqrtpd on 4 lanes (AVX): figures in
+// Benchmarks/README.md. Negative inputs give NaN, as squareRoot() does.
 static inline void bnk_square_roots(double *v, long count) {
     for (long i = 0; i < count; i++) v[i] = __builtin_elementwise_sqrt(v[i]);
 }
@@ -23,10 +21,9 @@ typedef float bnk_float8 __attribute__((ext_vector_type(8)));
 // *p = v without reading p's cache line first. A normal store of an output
 // that is not in cache pays a read-for-ownership: 3 transfers per output
 // byte-pair instead of 2. Swift has no non-temporal store (no intrinsic, no
-// !nontemporal metadata). p must be 32-byte aligned. Measured here
-// (2026-11-27) for y = a·x + b: 16 MB in + out 900 → 439 µs, 32 MB 2.61 →
-// 1.94 ms; at 8 MB and below, where the data stays in L3, normal stores win
-// (171 vs 197 µs) — the kernels stream only large outputs.
+// !nontemporal metadata). p must be 32-byte aligned. Streaming pays only for
+// outputs too large to stay in L3 (below, normal stores win), so the kernels
+// stream only large outputs (figures: Benchmarks/README.md).
 static inline void bnk_stream_store8(float *p, bnk_float8 v) {
     __builtin_nontemporal_store(v, (bnk_float8 *)p);
 }

@@ -49,7 +49,8 @@ public final class Tensor {
     /// Storage on a 64-byte (cache-line) boundary: rows and runs whose length
     /// is a multiple of 16 then start on whole lines, so the kernels' streaming
     /// stores never share a line with a normal store (mixing the two on one
-    /// line made a GroupNorm forward 4× slower), and vector loads never split
+    /// line slowed a GroupNorm forward several-fold: Benchmarks/README.md),
+    /// and vector loads never split
     /// a line at a row start.
     static func _allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
         UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)

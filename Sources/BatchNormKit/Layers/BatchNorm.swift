@@ -236,8 +236,8 @@ struct _BatchNormWorkspace: ~Copyable {
     /// Arrays start 64 bytes further apart than their length rounded to 64
     /// bytes. Back to back, with C a multiple of 1024, all of them sit at one
     /// offset within a 4 KB page, and the passes that load three of them per
-    /// vector while storing 4 KB rows of y then ran up to 1.2× slower in some
-    /// heap layouts and not in others (4K aliasing; Benchmarks/README.md).
+    /// vector while storing 4 KB rows of y then ran slower in some heap
+    /// layouts and not in others (4K aliasing; figures in Benchmarks/README.md).
     init(featureCount c: Int) {
         let fs = (c + 15) / 16 * 16 + 16, ds = (c + 7) / 8 * 8 + 8   // strides: Float, Double
         floats = .allocate(capacity: 8 * fs); floats.initialize(repeating: 0, count: 8 * fs)
