@@ -4,11 +4,10 @@
 // --probe-threads`; Benchmarks/README.md), and BatchNorm on large batches is bandwidth-bound. So a
 // kernel call on a batch of at least ``BatchNormKernel/parallelThreshold``
 // values splits its rows (samples for `(N, C, L)`) into ``BatchNormKernel/threadCount``
-// contiguous parts: the calling thread runs part 0, persistent worker
-// threads (created on first use) the others. Smaller batches never leave the
-// calling thread: waking a worker costs microseconds, more than a whole
-// (256, 256) pass. (`DispatchQueue.concurrentPerform` would do the same, but
-// allocates a few blocks per call; this pool allocates nothing after start.)
+// contiguous parts: the calling thread runs part 0, the package's worker
+// pool (KernelSupport's `_threading`) the others. Smaller batches never
+// leave the calling thread: waking a worker costs microseconds, more than a
+// whole (256, 256) pass.
 //
 // The reductions give each part its own Float32 block sums and Double
 // partial sums, in one workspace allocated once and grown only for a wider

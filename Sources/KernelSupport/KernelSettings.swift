@@ -9,6 +9,7 @@ import Darwin
 /// streaming paths on tiny batches while other tests, on other threads, keep
 /// the process-wide `BatchNormKernel.threadCount`, `.parallelThreshold` and
 /// `.streamingThreshold`.
+@usableFromInline
 package struct _KernelSettings: Sendable {
     package var threadCount: Int
     package var parallelThreshold: Int
@@ -35,7 +36,10 @@ package func _withKernelSettings<R>(_ settings: _KernelSettings, _ body: () thro
     try _withThreadValue(settings, key: _settingsKey, body)
 }
 
-/// The calling thread's scoped settings, or nil (one TLS read per kernel call).
+/// The calling thread's scoped settings, or nil (one TLS read per kernel
+/// call). Inlinable, as it was inside the kernels' module: a call here in a
+/// kernel's prologue changed the register allocation of its loops.
+@inlinable
 package func _scopedSettings() -> _KernelSettings? { _threadValue(_settingsKey) }
 
 /// Runs `body` with `value` readable on this thread through `key`
@@ -53,11 +57,12 @@ package func _withThreadValue<T, R>(_ value: T, key: pthread_key_t, _ body: () t
 }
 
 /// The value ``_withThreadValue(_:key:_:)`` scoped to this thread under `key`, or nil.
+@inlinable
 package func _threadValue<T>(_ key: pthread_key_t) -> T? {
     pthread_getspecific(key)?.assumingMemoryBound(to: T.self).pointee
 }
 
-private let _settingsKey: pthread_key_t = {
+@usableFromInline let _settingsKey: pthread_key_t = {
     var key = pthread_key_t()
     precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
     return key

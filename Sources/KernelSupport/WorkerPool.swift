@@ -4,7 +4,9 @@
 // calling thread runs part 0, persistent worker threads (created on first
 // use) the others. One pool for every kernel module (BatchNormKernels,
 // MatrixKernels) and one partition, so a product and a normalization never
-// run on two pools fighting for the same cores.
+// run on two pools fighting for the same cores. (`DispatchQueue
+// .concurrentPerform` would split the same way, but allocates a few blocks
+// per call; this pool allocates nothing after its workers start.)
 
 import CBatchNormKitIntrinsics
 #if canImport(Glibc)
