@@ -40,15 +40,17 @@ let package = Package(
         .systemLibrary(name: "CBatchNormKitIntrinsics"),
 
         // MARK: - Numerics
-        .target(name: "BatchNormKernels", dependencies: ["CBatchNormKitIntrinsics"], exclude: ["README.md"]),
-        // The 16-lane sgemm (`MatrixKernel`) on the kernels' SIMD helpers and worker pool.
-        .target(name: "MatrixKernels", dependencies: ["BatchNormKernels"], exclude: ["README.md"]),
+        // What the kernel modules share: vectors, the worker pool, per-thread settings.
+        .target(name: "KernelSupport", dependencies: ["CBatchNormKitIntrinsics"], exclude: ["README.md"]),
+        .target(name: "BatchNormKernels", dependencies: ["KernelSupport", "CBatchNormKitIntrinsics"], exclude: ["README.md"]),
+        // The 16-lane sgemm (`MatrixKernel`).
+        .target(name: "MatrixKernels", dependencies: ["KernelSupport"], exclude: ["README.md"]),
         .target(name: "BatchNormReference"),
 
         // MARK: - Library
         .target(
             name: "BatchNormKit",
-            dependencies: ["BatchNormKernels", "MatrixKernels", "CBatchNormKitBLAS", "CBatchNormKitZlib"]
+            dependencies: ["KernelSupport", "BatchNormKernels", "MatrixKernels", "CBatchNormKitBLAS", "CBatchNormKitZlib"]
         ),
 
         .target(name: "BatchNormKitMPI", dependencies: ["BatchNormKit", "CBatchNormKitMPI"]),
@@ -64,7 +66,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "bnkbench",
-            dependencies: ["BatchNormKit", "BatchNormKernels", "MatrixKernels", "BatchNormReference", "BatchNormTestSupport",
+            dependencies: ["BatchNormKit", "KernelSupport", "BatchNormKernels", "MatrixKernels", "BatchNormReference", "BatchNormTestSupport",
                            "CBatchNormKitBLAS",
                            "CBatchNormKitIntrinsics", "CBatchNormKitMallocCounter",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -93,11 +95,11 @@ let package = Package(
         .target(name: "BatchNormTestSupport", path: "Tests/BatchNormTestSupport"),
         .testTarget(
             name: "BatchNormKernelsTests",
-            dependencies: ["BatchNormKernels", "MatrixKernels", "BatchNormReference", "BatchNormTestSupport"]
+            dependencies: ["KernelSupport", "BatchNormKernels", "MatrixKernels", "BatchNormReference", "BatchNormTestSupport"]
         ),
         .testTarget(
             name: "BatchNormKitTests",
-            dependencies: ["BatchNormKit", "BatchNormReference", "BatchNormTestSupport"],
+            dependencies: ["BatchNormKit", "KernelSupport", "BatchNormReference", "BatchNormTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         // Launch mpirun on the built bnkit and bnkmpi (no MPI import: the ranks are processes).

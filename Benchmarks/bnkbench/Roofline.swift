@@ -9,6 +9,7 @@ import Glibc
 import Darwin
 #endif
 import BatchNormKernels
+import KernelSupport
 import BatchNormKit
 import CBatchNormKitBLAS
 import CBatchNormKitIntrinsics
@@ -132,7 +133,7 @@ final class Roofline {
     /// Part `part`'s share of `n` floats split `parts` ways, in whole
     /// 32-float (128-byte) blocks; the last part takes the tail.
     static func share(_ n: Int, _ part: Int, of parts: Int) -> Range<Int> {
-        let blocks = BatchNormKernel._partRange(part, of: parts, n / 32)
+        let blocks = _partRange(part, of: parts, n / 32)
         return (blocks.lowerBound * 32)..<(part == parts - 1 ? n : blocks.upperBound * 32)
     }
 

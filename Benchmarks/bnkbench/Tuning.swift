@@ -22,6 +22,7 @@ import Glibc
 import Darwin
 #endif
 import BatchNormKernels
+import KernelSupport
 
 /// One size of a crossover sweep: the two variants' best medians.
 private struct SweepPoint {

@@ -1,4 +1,5 @@
 import CBatchNormKitIntrinsics
+import KernelSupport
 
 // MARK: - Per-feature constants (the layer's O(C) bookkeeping, vectorisable)
 //

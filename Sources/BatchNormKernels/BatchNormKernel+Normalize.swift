@@ -1,4 +1,5 @@
 import CBatchNormKitIntrinsics
+import KernelSupport
 
 // MARK: - Normalize + affine (training-mode pass 2, and the whole eval forward)
 

@@ -1,4 +1,5 @@
 import CBatchNormKitIntrinsics
+import KernelSupport
 
 // MARK: - Fused normalize + affine + ReLU (BatchNorm → ReLU forward)
 //

@@ -1,3 +1,5 @@
+import KernelSupport
+
 // MARK: - Shared one-pass column reduction
 //
 // Both the statistics pass and the backward pass need two per-feature sums

@@ -1,4 +1,5 @@
 import CBatchNormKitIntrinsics
+import KernelSupport
 
 // MARK: - The elementwise pass driver
 //
@@ -167,7 +168,7 @@ struct _ElementwiseJob {
     var parts: Int
 
     func run(part: Int) {
-        let samples = BatchNormKernel._partRange(part, of: parts, shape.n)
+        let samples = _partRange(part, of: parts, shape.n)
         switch pass {
         case .normalize(let terms):
             BatchNormKernel._elementwiseSamples(terms, shape: shape, samples: samples, streaming: streaming)

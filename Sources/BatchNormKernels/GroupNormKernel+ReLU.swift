@@ -1,4 +1,5 @@
 import CBatchNormKitIntrinsics
+import KernelSupport
 
 // MARK: - Fused GroupNorm / LayerNorm → ReLU
 //

@@ -1,4 +1,5 @@
 import CBatchNormKitIntrinsics
+import KernelSupport
 
 // MARK: - GroupNorm's pass 2 terms and how it reads γ, β
 //

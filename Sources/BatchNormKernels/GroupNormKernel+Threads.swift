@@ -1,3 +1,5 @@
+import KernelSupport
+
 // MARK: - GroupNorm passes on the kernels' pool
 //
 // GroupNorm's rows are independent, so a pass splits the batch's samples into
@@ -76,7 +78,7 @@ struct _GroupNormJob {
 
     /// Part `part` of `parts`: its samples, and (backward) its own sums.
     func run(part: Int) {
-        let samples = BatchNormKernel._partRange(part, of: parts, shape.n)
+        let samples = _partRange(part, of: parts, shape.n)
         switch pass {
         case .forward, .forwardReLU:
             GroupNormKernel._forwardSamples(input, shape: shape, samples: samples, gamma: gamma, beta: beta, eps: eps,

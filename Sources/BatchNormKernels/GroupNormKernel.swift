@@ -1,4 +1,5 @@
 import CBatchNormKitIntrinsics
+import KernelSupport
 
 /// The fast per-sample normalization kernels behind LayerNorm and GroupNorm
 /// (Ba et al., 2016, arXiv:1607.06450; Wu & He, 2018, arXiv:1803.08494):

@@ -2,7 +2,7 @@
 // 8 × 32 register tile (16 accumulators of 16 lanes, 2 loads of B and 8
 // broadcasts of A per 16 multiply-adds).
 
-import BatchNormKernels
+import KernelSupport
 
 /// Packs op(A)[rows..<rows+mc, columns..<columns+kc] into panels of
 /// `_tileRows` rows: panel r at `dst + r·_tileRows·kc`, holding for each p the

@@ -23,7 +23,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import BatchNormKernels
+import KernelSupport
 
 /// The row-major single-precision matrix product `C = op(A)·op(B) (+ C)`,
 /// with its Double twin `MatrixReference.multiply` in BatchNormReference.
@@ -88,7 +88,7 @@ struct _MatrixJob {
 
     func run(part: Int) {
         let units = splitsColumns ? (n + _tileColumns - 1) / _tileColumns : (m + _tileRows - 1) / _tileRows
-        let share = BatchNormKernel._partRange(part, of: parts, units)
+        let share = _partRange(part, of: parts, units)
         let unit = splitsColumns ? _tileColumns : _tileRows
         let lower = share.lowerBound * unit, upper = min(share.upperBound * unit, splitsColumns ? n : m)
         guard lower < upper else { return }

@@ -1,5 +1,6 @@
 import Testing
 import BatchNormKernels
+import KernelSupport
 import BatchNormReference
 
 // The fused GroupNorm / LayerNorm → ReLU kernels against their Double twins

@@ -1,5 +1,6 @@
 import Testing
 import BatchNormKernels
+import KernelSupport
 import BatchNormReference
 
 // Same tolerances as the BatchNorm kernel tests, for the same reasons: Float32

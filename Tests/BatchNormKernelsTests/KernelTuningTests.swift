@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KernelSupport
 @testable import BatchNormKernels
 
 // The caches are read from sysfs and the thresholds derived from them; a fake

@@ -1,5 +1,6 @@
 import Testing
 import BatchNormKernels
+import KernelSupport
 import MatrixKernels
 import BatchNormReference
 

@@ -1,5 +1,6 @@
 import Testing
 import BatchNormKernels
+import KernelSupport
 import BatchNormReference
 
 // The reductions' register strips (`BatchNormKernel.reductionStrips`): on a

@@ -1,5 +1,6 @@
 import Testing
 import BatchNormKernels
+import KernelSupport
 import BatchNormReference
 
 // The kernels' threaded and streaming paths on tiny batches: two threads,

@@ -1,5 +1,6 @@
 import Testing
 import BatchNormKernels
+import KernelSupport
 import BatchNormReference
 @testable import BatchNormKit
 

@@ -1,4 +1,5 @@
 import BatchNormKernels
+import KernelSupport
 import MatrixKernels
 import CBatchNormKitBLAS
 #if canImport(Glibc)

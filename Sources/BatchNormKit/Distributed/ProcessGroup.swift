@@ -1,4 +1,5 @@
 import BatchNormKernels
+import KernelSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

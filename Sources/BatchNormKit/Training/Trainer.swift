@@ -1,4 +1,5 @@
 import BatchNormKernels
+import KernelSupport
 
 // The training loop of a PyTorch script, as a reusable object:
 //
@@ -253,7 +254,7 @@ public final class Trainer {
         // Drop a final batch of one (two per rank when data-parallel; see the type's documentation).
         let (used, batchCount) = epochShape(sampleCount: data.count)
         // this rank's rows of a batch of n: the kernels' one partition
-        @inline(__always) func share(_ n: Int) -> Range<Int> { BatchNormKernel._partRange(rank, of: ranks, n) }
+        @inline(__always) func share(_ n: Int) -> Range<Int> { _partRange(rank, of: ranks, n) }
         prepareBuffers(sampleCount: data.count, features: features, rows: share(size).count, tailRows: share(used % size).count)
         shuffleOrder()
         model.train()
