@@ -5,10 +5,10 @@ import Darwin
 #endif
 
 /// Thread and streaming settings for the calling thread only, inside
-/// ``_withKernelSettings(_:_:)`` (BatchNormKernels' `BatchNormKernel._withSettings`): how the tests run the threaded and
-/// streaming paths on tiny batches while other tests, on other threads, keep
-/// the process-wide `BatchNormKernel.threadCount`, `.parallelThreshold` and
-/// `.streamingThreshold`.
+/// ``_withKernelSettings(_:_:)`` (BatchNormKernels' `BatchNormKernel._withSettings`):
+/// how the tests run the threaded and streaming paths on tiny batches while
+/// other tests, on other threads, keep the process-wide
+/// `BatchNormKernel.threadCount`, `.parallelThreshold` and `.streamingThreshold`.
 @usableFromInline
 package struct _KernelSettings: Sendable {
     package var threadCount: Int
