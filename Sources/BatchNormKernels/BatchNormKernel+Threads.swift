@@ -17,13 +17,7 @@
 // deterministic for a given thread count and can differ from the
 // single-thread ones in the last bits.
 
-import CBatchNormKitIntrinsics
 import KernelSupport
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 extension BatchNormKernel {
     /// Threads a kernel call may use on a large batch (default 1: the

@@ -3,7 +3,7 @@ import KernelSupport
 // MARK: - GroupNorm passes on the kernels' pool
 //
 // GroupNorm's rows are independent, so a pass splits the batch's samples into
-// contiguous parts (BatchNormKernel._partRange). The pass's arguments travel
+// contiguous parts (`_partRange`). The pass's arguments travel
 // as one value on the caller's stack and a part runs through a C function
 // pointer, as BatchNorm's jobs do: a closure handed to the workers would have
 // its context allocated on every call (`bnkbench`'s allocation report counted
